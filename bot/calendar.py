@@ -1,0 +1,68 @@
+"""Meeting links, .ics files and Google Calendar "add event" links for a scheduled session."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from icalendar import Calendar, Event
+
+from bot.domain import RequestView, SessionView
+
+PRODID = "-//Mini Mentorship//mini-mentorship//EN"
+
+
+def generate_meeting_link(template: str) -> str:
+    # Unguessable room names: anyone with the link can join a Jitsi room.
+    return template.replace("{token}", secrets.token_urlsafe(12).replace("_", "").replace("-", ""))
+
+
+def event_title(request: RequestView) -> str:
+    return f"Mentorship: {request.title}"
+
+
+def event_details(request: RequestView, session: SessionView) -> str:
+    lines = [
+        f"{request.session_type.label} with {session.mentor.display_name} "
+        f"and {request.student.display_name}.",
+        f"Join: {session.meeting_url}",
+    ]
+    if session.note:
+        lines.append(f"Note: {session.note}")
+    return "\n".join(lines)
+
+
+def ics_file(request: RequestView, session: SessionView, now: datetime) -> bytes:
+    """An .ics with a stable UID and a SEQUENCE, so a reschedule updates the same event."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"session-{session.id}-request-{request.id}@mini-mentorship")
+    event.add("sequence", session.schedule_version)
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", session.starts_at.astimezone(UTC))
+    event.add("dtend", session.ends_at.astimezone(UTC))
+    event.add("summary", event_title(request))
+    event.add("description", event_details(request, session))
+    event.add("location", session.meeting_url)
+    event.add("url", session.meeting_url)
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())
+
+
+def google_calendar_url(request: RequestView, session: SessionView) -> str:
+    stamp = "%Y%m%dT%H%M%SZ"
+    query = urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": event_title(request),
+            "dates": f"{session.starts_at.astimezone(UTC).strftime(stamp)}/"
+            f"{session.ends_at.astimezone(UTC).strftime(stamp)}",
+            "details": event_details(request, session),
+            "location": session.meeting_url,
+        }
+    )
+    return f"https://calendar.google.com/calendar/render?{query}"

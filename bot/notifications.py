@@ -1,0 +1,340 @@
+"""What we tell whom. Each outbox row has a kind; `compose` turns it, with the request's current
+state, into a neutral Message for one reader. Feed cards always show the current state, so a
+late or retried card update can never show something stale.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.calendar import google_calendar_url, ics_file
+from bot.domain import MemberRef, RequestView, Status
+from bot.messages import Action, Attachment, Button, Line, Link, Message, Person, Text, When, t
+
+CARD_DESCRIPTION_LIMIT = 600
+
+
+class Kind(enum.StrEnum):
+    CARD = "card"
+    NUDGE = "nudge"
+    REQUEST_POSTED = "request_posted"
+    REQUEST_CLAIMED = "request_claimed"
+    CLAIM_RELEASED = "claim_released"
+    SESSION_SCHEDULED = "session_scheduled"
+    SESSION_RESCHEDULED = "session_rescheduled"
+    SESSION_CANCELLED = "session_cancelled"
+    REQUEST_CANCELLED = "request_cancelled"
+    REQUEST_EXPIRED = "request_expired"
+    REMINDER = "reminder"
+    RATING_PROMPT = "rating_prompt"
+    NO_SHOW = "no_show_reported"
+    RATED = "rated"
+
+
+FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
+# Reminders go stale when a session moves or ends; these kinds are retired with it.
+SESSION_BOUND = frozenset({Kind.REMINDER})
+
+
+def person(member: MemberRef) -> Person:
+    return Person(member.external_id, member.display_name)
+
+
+def _dates(request: RequestView) -> Line:
+    start, end = request.available_from, request.available_until
+    text = (
+        start.strftime("%a %d %b")
+        if start == end
+        else (f"{start.strftime('%a %d %b')} – {end.strftime('%a %d %b %Y')}")
+    )
+    return (t(text),)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[tuple[str, Line], ...]:
+    fields: list[tuple[str, Line]] = [
+        ("Type", (t(request.session_type.label),)),
+        ("Duration", (t(f"{request.duration_minutes} min"),)),
+        ("Available", _dates(request)),
+        ("Urgency", (t(request.urgency.label),)),
+    ]
+    if request.tags:
+        fields.append(("Tags", (t(", ".join(request.tags)),)))
+    if with_student:
+        fields.append(("Student", (person(request.student),)))
+    fields.append(("Status", (t(request.status.badge),)))
+    if request.claimed_by is not None and request.status in (Status.CLAIMED, Status.SCHEDULED):
+        fields.append(("Mentor", (person(request.claimed_by),)))
+    if request.session is not None and request.status is Status.SCHEDULED:
+        fields.append(("When", (When(request.session.starts_at),)))
+    return tuple(fields)
+
+
+def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
+    rid = str(request.id)
+    if request.status is Status.OPEN:
+        return (Button("Claim", Action.CLAIM, rid, "primary"),)
+    if request.status is Status.CLAIMED:
+        return (
+            Button("Schedule", Action.SCHEDULE, rid, "primary"),
+            Button("Release", Action.RELEASE, rid),
+        )
+    if request.status is Status.SCHEDULED:
+        return (
+            Button("Reschedule", Action.RESCHEDULE, rid),
+            Button("Mark done", Action.COMPLETE, rid, "primary"),
+            Button("No-show", Action.NO_SHOW, rid),
+            Button("Release", Action.RELEASE, rid, "danger"),
+        )
+    return ()
+
+
+def student_buttons(request: RequestView) -> tuple[Button, ...]:
+    if request.status.is_final:
+        if request.status is Status.EXPIRED:
+            return (Button("Post again", Action.REPOST, str(request.id), "primary"),)
+        return ()
+    return (Button("Cancel request", Action.CANCEL, str(request.id), "danger"),)
+
+
+def card(request: RequestView) -> Message:
+    """The request's card in the mentors' feed, for its current status."""
+    headline = {
+        Status.OPEN: "New mentorship request",
+        Status.CLAIMED: "Claimed",
+        Status.SCHEDULED: "Scheduled",
+        Status.COMPLETED: "Completed",
+        Status.CANCELLED: "Cancelled by the student",
+        Status.EXPIRED: "Expired: nobody claimed it in time",
+    }[request.status]
+    accent = "high" if request.urgency.value == "high" and request.status is Status.OPEN else None
+    if request.status.is_final:
+        accent = "muted"
+    return Message(
+        headline=f"{request.status.badge} · {headline}",
+        lines=(
+            (t(request.title, bold=True),),
+            (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
+        ),
+        fields=request_fields(request),
+        buttons=mentor_buttons(request),
+        footer=(t(f"Request #{request.id} · posted "), When(request.created_at, "relative")),
+        accent=accent,
+    )
+
+
+def dashboard_item(request: RequestView, *, viewer_id: str) -> Message:
+    """One row of a dashboard; buttons only for what this viewer may do."""
+    if request.student.external_id == viewer_id:
+        buttons = student_buttons(request)
+        if request.session and request.status is Status.COMPLETED and request.session.rating is None:
+            buttons = tuple(_rating_buttons(request))[:5]
+    elif request.claimed_by is not None and request.claimed_by.external_id == viewer_id:
+        buttons = mentor_buttons(request)
+    else:
+        buttons = mentor_buttons(request) if request.status is Status.OPEN else ()
+    fields = request_fields(request, with_student=request.student.external_id != viewer_id)
+    return Message(
+        headline=f"{request.status.badge} · #{request.id}",
+        lines=((t(request.title, bold=True),),),
+        fields=fields,
+        buttons=buttons,
+    )
+
+
+def _rating_buttons(request: RequestView) -> list[Button]:
+    return [
+        Button("★" * n, Action.RATE, f"{request.id}:{n}", "primary" if n == 5 else None) for n in range(1, 6)
+    ]
+
+
+def _session_lines(request: RequestView, late: bool = False) -> list[Line]:
+    assert request.session is not None
+    session = request.session
+    lines: list[Line] = [
+        (
+            t("When: ", bold=True),
+            When(session.starts_at),
+            t(" ("),
+            When(session.starts_at, "relative"),
+            t(f", {request.duration_minutes} min)"),
+        ),
+        (t("Join: ", bold=True), Link(session.meeting_url, session.meeting_url)),
+        (Link(google_calendar_url(request, session), "Add to Google Calendar"),),
+    ]
+    if session.note:
+        lines.append((t("Note from your mentor: ", bold=True), t(session.note)))
+    return lines
+
+
+def compose(
+    kind: Kind, payload: dict[str, Any], request: RequestView, reader: MemberRef | None, now: datetime
+) -> Message:
+    """The message of one outbox row, for `reader` (None for the feed)."""
+    rid = str(request.id)
+    title = (t(request.title, bold=True),)
+    is_student = reader is not None and reader.id == request.student.id
+    mentor = request.claimed_by or (request.session.mentor if request.session else None)
+
+    if kind is Kind.CARD:
+        return card(request)
+    if kind is Kind.NUDGE:
+        hours = int((now - request.created_at).total_seconds() // 3600)
+        return Message(
+            headline=f"⏳ Still looking for a mentor (open {hours} h)",
+            lines=(
+                title,
+                (
+                    t(f"{request.session_type.label} · {request.duration_minutes} min · "),
+                    t(request.urgency.label),
+                ),
+            ),
+            buttons=mentor_buttons(request),
+            accent="high" if request.urgency.value == "high" else None,
+        )
+    if kind is Kind.REQUEST_POSTED:
+        return Message(
+            headline="Your request is posted",
+            lines=(title, (t("Mentors have been told. You'll get a message here when one claims it."),)),
+            fields=request_fields(request, with_student=False),
+            buttons=student_buttons(request),
+        )
+    if kind is Kind.REQUEST_CLAIMED:
+        assert mentor is not None
+        return Message(
+            headline="A mentor claimed your request",
+            lines=(
+                (person(mentor), t(" will mentor you on ")) + title,
+                (t("They'll pick a time inside your dates; you'll get the invite here."),),
+            ),
+            buttons=student_buttons(request),
+        )
+    if kind is Kind.CLAIM_RELEASED:
+        return Message(
+            headline="Your request is open again",
+            lines=(
+                (t(str(payload.get("mentor_name", "Your mentor"))), t(" can't take "))
+                + title
+                + (t(" after all."),),
+                (t("It's back in the mentors' feed for someone else to claim."),),
+            ),
+            buttons=student_buttons(request),
+        )
+    if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
+        assert request.session is not None
+        other = request.session.mentor if is_student else request.student
+        verb = "is scheduled" if kind is Kind.SESSION_SCHEDULED else "has a new time"
+        buttons = (
+            student_buttons(request)
+            if is_student
+            else (
+                Button("Reschedule", Action.RESCHEDULE, rid),
+                Button("Cancel session", Action.CANCEL_SESSION, rid, "danger"),
+            )
+        )
+        return Message(
+            headline=f"Your mentorship session {verb}",
+            lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
+            buttons=buttons,
+            attachment=Attachment(
+                filename=f"mentorship-{request.id}.ics",
+                content=ics_file(request, request.session, now),
+                mime="text/calendar",
+                title="Calendar invite",
+            ),
+        )
+    if kind is Kind.SESSION_CANCELLED:
+        by_mentor = payload.get("by") == "mentor"
+        lines: list[Line] = [
+            (t(str(payload.get("by_name", "")) or "They"), t(" cancelled the session for ")) + title
+        ]
+        lines.append((t("They'll pick a new time soon."),) if by_mentor else (t("Nothing more to do."),))
+        return Message(
+            headline="Session cancelled",
+            lines=tuple(lines),
+            buttons=student_buttons(request) if is_student else (),
+        )
+    if kind is Kind.REQUEST_CANCELLED:
+        return Message(
+            headline="Request cancelled",
+            lines=(
+                (person(request.student), t(" cancelled ")) + title,
+                (t("You don't need to do anything; any calendar slot is free again."),),
+            ),
+            accent="muted",
+        )
+    if kind is Kind.REQUEST_EXPIRED:
+        return Message(
+            headline="Your request expired",
+            lines=(
+                title,
+                (
+                    t(
+                        "No mentor could take it this time. Post it again with one click, "
+                        "maybe with wider dates."
+                    ),
+                ),
+            ),
+            buttons=student_buttons(request),
+            accent="muted",
+        )
+    if kind is Kind.REMINDER:
+        assert request.session is not None
+        other = request.session.mentor if is_student else request.student
+        late = bool(payload.get("late"))
+        headline = (
+            "⏰ Your session starts soon"
+            if not late
+            else ("⏰ Your session starts soon (sorry, this reminder is late)")
+        )
+        return Message(
+            headline=headline,
+            lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
+        )
+    if kind is Kind.RATING_PROMPT:
+        assert request.session is not None
+        return Message(
+            headline="How was your session?",
+            lines=(
+                (t("Rate your session with "), person(request.session.mentor), t(": ")) + title,
+                (t("Your rating helps mentors and organisers. You can add a short review next."),),
+            ),
+            buttons=(*_rating_buttons(request), Button("Write a review", Action.REVIEW, rid)),
+        )
+    if kind is Kind.NO_SHOW:
+        return Message(
+            headline="Session marked as a no-show",
+            lines=(
+                (t("Your mentor reported that the session for "),)
+                + title
+                + (t(" didn't happen because nobody joined."),),
+                (t("If that's wrong, reply to your organisers. You can post a new request anytime."),),
+            ),
+            accent="muted",
+        )
+    if kind is Kind.RATED:
+        stars = int(payload.get("rating", 0))
+        lines = [
+            (person(request.student), t(f" rated your session {'★' * stars}{'☆' * (5 - stars)} for ")) + title
+        ]
+        if payload.get("review"):
+            lines.append((t("“"), t(str(payload["review"])), t("”")))
+        return Message(headline="You got a rating", lines=tuple(lines))
+    raise AssertionError(f"no composer for {kind}")
+
+
+def reminder_label(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    if minutes >= 60 * 24 and minutes % (60 * 24) == 0:
+        return f"{minutes // (60 * 24)}d"
+    if minutes >= 60 and minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+__all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose"]

@@ -1,0 +1,159 @@
+"""The outbox contract: how use cases owe messages, and how platforms deliver them.
+
+Use cases call `owe_dm` / `owe_card` inside their own transaction, so a message is owed if and
+only if the state change happened. jobs/delivery.py later leases due rows and hands each one,
+composed, to the `Sender` of its platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import MemberRef, RequestView
+from bot.messages import Message
+from bot.notifications import FEED_KINDS, Kind
+from storage import repository as repo
+
+
+async def owe_dm(
+    session: AsyncSession,
+    *,
+    request: RequestView,
+    to: MemberRef,
+    kind: Kind,
+    now: datetime,
+    key: str,
+    payload: dict[str, Any] | None = None,
+    due_at: datetime | None = None,
+    session_id: int | None = None,
+) -> bool:
+    return await repo.add_notification(
+        session,
+        platform=request.platform,
+        workspace=request.workspace,
+        audience="dm",
+        member_id=to.id,
+        request_id=request.id,
+        session_id=session_id,
+        kind=kind.value,
+        payload=payload or {},
+        dedupe_key=f"{kind.value}:{key}:to:{to.id}",
+        status="pending",
+        due_at=due_at or now,
+        next_attempt_at=due_at or now,
+        attempts=0,
+        created_at=now,
+    )
+
+
+async def owe_card(session: AsyncSession, *, request: RequestView, now: datetime) -> None:
+    """Owe an update of the request's feed card. Older pending updates are superseded: the card
+    is drawn from the current state at delivery, so only the newest matters."""
+    await repo.retire_pending(session, status="superseded", request_id=request.id, kinds=["card"])
+    await repo.add_notification(
+        session,
+        platform=request.platform,
+        workspace=request.workspace,
+        audience="feed",
+        member_id=None,
+        request_id=request.id,
+        session_id=None,
+        kind=Kind.CARD.value,
+        payload={},
+        dedupe_key=f"card:{request.id}:v{request.version}",
+        status="pending",
+        due_at=now,
+        next_attempt_at=now,
+        attempts=0,
+        created_at=now,
+    )
+
+
+async def owe_feed(
+    session: AsyncSession, *, request: RequestView, kind: Kind, key: str, now: datetime
+) -> bool:
+    assert kind in FEED_KINDS
+    return await repo.add_notification(
+        session,
+        platform=request.platform,
+        workspace=request.workspace,
+        audience="feed",
+        member_id=None,
+        request_id=request.id,
+        session_id=None,
+        kind=kind.value,
+        payload={},
+        dedupe_key=f"{kind.value}:{key}",
+        status="pending",
+        due_at=now,
+        next_attempt_at=now,
+        attempts=0,
+        created_at=now,
+    )
+
+
+# Delivery contract -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    """Where a request's card already is (channel id + message ts / message id)."""
+
+    channel: str
+    message_ref: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One owed message, composed and ready for a platform."""
+
+    id: int
+    kind: Kind
+    audience: str  # "dm" | "feed"
+    workspace: str
+    recipient: MemberRef | None  # None for the feed
+    request: RequestView
+    message: Message
+    feed_ref: FeedRef | None  # for card updates: the card to edit, if posted already
+
+
+@dataclass(frozen=True)
+class Delivered:
+    feed_ref: FeedRef | None = None  # a newly posted card, to remember
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    reason: str
+    after_seconds: float | None = None  # from Retry-After, when the platform said
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    """Will never work (DMs closed, user gone): recorded as failed with the reason."""
+
+    reason: str
+
+
+DeliveryResult = Delivered | RetryLater | Undeliverable
+
+
+class Sender(Protocol):
+    """Implemented by each platform adapter (handlers/slack.py, handlers/discord.py)."""
+
+    platform: str
+
+    def channel_key(self, outgoing: Outgoing) -> str:
+        """Messages with the same key are paced together (one channel / one DM)."""
+        ...
+
+    @property
+    def min_interval(self) -> float:
+        """Seconds between two messages to one channel (the platform's rate limit)."""
+        ...
+
+    async def deliver(self, outgoing: Outgoing) -> DeliveryResult: ...

@@ -1,0 +1,780 @@
+"""The use cases of a mentorship request, from posting to rating. No platform in sight.
+
+Each method is one transaction: check who may act (bot/authz.py), make the guarded state change
+(storage/repository.py), owe the messages it implies (bot/outbox.py), commit, then wake the
+outbox so delivery starts at once. A caller that loses a race gets a `Refused` saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.authz import NOT_FOUND, Act, authorize
+from bot.calendar import generate_meeting_link
+from bot.clock import Clock
+from bot.config import Settings, format_offset
+from bot.domain import (
+    ACTIVE_STATUSES,
+    Actor,
+    Availability,
+    Invalid,
+    MemberRef,
+    Ok,
+    Refused,
+    RequestView,
+    Result,
+    SessionStatus,
+    Slot,
+    Status,
+    Urgency,
+)
+from bot.notifications import Kind
+from bot.outbox import owe_card, owe_dm, owe_feed
+from modals import forms
+from storage import repository as repo
+from storage.db import Database
+from storage.models import Member, Request
+
+log = logging.getLogger(__name__)
+
+LATE_REMINDER_GRACE = timedelta(minutes=2)
+COMPLETE_AFTER_END = timedelta(minutes=10)
+SLOT_STEP = timedelta(minutes=30)
+SLOT_LEAD = timedelta(hours=1)  # don't suggest a slot starting sooner than this
+MAX_SLOTS = 25
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    mine: list[RequestView]
+    claimed: list[RequestView]
+    open: list[RequestView]
+    availability: list[Availability]
+    timezone: str
+    is_mentor: bool
+
+
+class Mentorship:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self._wake = wake
+
+    def on_owed(self, wake: Callable[[], None]) -> None:
+        """Called after every commit that owes messages (the delivery worker listens)."""
+        self._wake = wake
+
+    def _owed(self) -> None:
+        if self._wake is not None:
+            self._wake()
+
+    # Helpers -------------------------------------------------------------------------------
+
+    async def _me(self, session: AsyncSession, actor: Actor) -> Member:
+        return await repo.upsert_member(
+            session,
+            platform=actor.platform,
+            workspace=actor.workspace,
+            external_id=actor.user_id,
+            display_name=actor.display_name,
+            timezone=actor.timezone,
+            now=self.clock.now(),
+        )
+
+    def tz_of(self, member: MemberRef | Member | None, actor: Actor | None = None) -> str:
+        name = (actor.timezone if actor else None) or (member.timezone if member else None)
+        return name if name and forms.is_timezone(name) else self.settings.default_timezone
+
+    def today_for(self, tz_name: str) -> date:
+        return self.clock.now().astimezone(forms.zone(tz_name)).date()
+
+    async def _load(
+        self, session: AsyncSession, actor: Actor, request_id: int, act: Act
+    ) -> RequestView | Refused:
+        view = await repo.request_view(session, request_id)
+        if view is None:
+            return NOT_FOUND
+        return authorize(act, actor, view) or view
+
+    def _refuse_state(self, view: RequestView, wanted: str) -> Refused:
+        if view.status in (Status.CLAIMED, Status.SCHEDULED) and view.claimed_by is not None:
+            return Refused("already_claimed", f"Already claimed by {view.claimed_by.display_name}.", view)
+        return Refused("wrong_state", f"This request is {view.status.value}, so it can't be {wanted}.", view)
+
+    @staticmethod
+    def _window(view: RequestView, tz_name: str) -> tuple[datetime, datetime]:
+        """The student's dates as instants, in the student's zone."""
+        zone = forms.zone(tz_name)
+        start = datetime.combine(view.available_from, time(0), zone)
+        end = datetime.combine(view.available_until + timedelta(days=1), time(0), zone)
+        return start, end
+
+    # Requests ------------------------------------------------------------------------------
+
+    async def create_request(self, actor: Actor, values: forms.Values) -> Result[RequestView]:
+        now = self.clock.now()
+        tz_name = self.tz_of(None, actor)
+        parsed = forms.parse_request(values, today=self.today_for(tz_name))
+        if isinstance(parsed, dict):
+            return Invalid(parsed)
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            result = await self._insert_request(session, me, actor, parsed, now)
+        if isinstance(result, Ok):
+            self._owed()
+        return result
+
+    async def _insert_request(
+        self, session: AsyncSession, me: Member, actor: Actor, data: forms.RequestInput, now: datetime
+    ) -> Result[RequestView]:
+        cap = self.settings.max_open_requests_per_student
+        if await repo.count_active_for_student(session, me.id, ACTIVE_STATUSES) >= cap:
+            return Refused(
+                "too_many_open",
+                f"You already have {cap} active request{'s' if cap != 1 else ''}. Cancel one or "
+                "wait until it's done before posting another.",
+            )
+        nudge_after = self.settings.nudge_after
+        if data.urgency is Urgency.HIGH:
+            nudge_after = nudge_after / 4  # high urgency is nudged sooner
+        request = await repo.add_request(
+            session,
+            platform=actor.platform,
+            workspace=actor.workspace,
+            student_id=me.id,
+            title=data.title,
+            session_type=data.session_type.value,
+            description=data.description,
+            duration_minutes=data.duration_minutes,
+            available_from=data.available_from,
+            available_until=data.available_until,
+            urgency=data.urgency.value,
+            tags=list(data.tags),
+            status=Status.OPEN.value,
+            version=1,
+            created_at=now,
+            expires_at=now + self.settings.expiry,
+            nudge_due_at=now + nudge_after,
+        )
+        view = await repo.request_view(session, request.id)
+        assert view is not None
+        await owe_card(session, request=view, now=now)
+        await owe_dm(
+            session,
+            request=view,
+            to=view.student,
+            kind=Kind.REQUEST_POSTED,
+            now=now,
+            key=f"request:{view.id}",
+        )
+        return Ok(view)
+
+    async def repost(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        """Post an expired or cancelled request again, with its dates moved to the future."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            old = await self._load(session, actor, request_id, Act.CANCEL)
+            if isinstance(old, Refused):
+                return old
+            if old.status not in (Status.EXPIRED, Status.CANCELLED):
+                return Refused("wrong_state", "Only expired or cancelled requests can be posted again.", old)
+            today = self.today_for(self.tz_of(me, actor))
+            start = max(old.available_from, today)
+            span = (old.available_until - old.available_from).days
+            end = max(old.available_until, start + timedelta(days=max(span, 7)))
+            data = forms.RequestInput(
+                title=old.title,
+                session_type=old.session_type,
+                description=old.description,
+                duration_minutes=old.duration_minutes,
+                available_from=start,
+                available_until=min(end, start + timedelta(days=forms.MAX_RANGE_DAYS)),
+                urgency=old.urgency,
+                tags=old.tags,
+            )
+            result = await self._insert_request(session, me, actor, data, now)
+        if isinstance(result, Ok):
+            self._owed()
+        return result
+
+    async def get_request(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.VIEW)
+        return view if isinstance(view, Refused) else Ok(view)
+
+    async def dashboard(self, actor: Actor) -> Dashboard:
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            mine = await repo.request_views(session, Request.student_id == me.id, limit=10)
+            claimed: list[RequestView] = []
+            open_: list[RequestView] = []
+            windows: list[Availability] = []
+            if actor.is_mentor:
+                claimed = await repo.request_views(
+                    session,
+                    Request.claimed_by_id == me.id,
+                    Request.status.in_([Status.CLAIMED.value, Status.SCHEDULED.value]),
+                    newest_first=False,
+                    limit=10,
+                )
+                open_ = await repo.request_views(
+                    session,
+                    Request.platform == actor.platform,
+                    Request.workspace == actor.workspace,
+                    Request.status == Status.OPEN.value,
+                    Request.student_id != me.id,
+                    newest_first=False,
+                    limit=10,
+                )
+                windows = await repo.availability(session, me.id)
+        return Dashboard(mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor)
+
+    # Claiming ------------------------------------------------------------------------------
+
+    async def claim(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.CLAIM)
+            if isinstance(view, Refused):
+                return view
+            me = await self._me(session, actor)
+            if view.student.id == me.id:
+                return Refused("own_request", "You can't claim your own request.", view)
+            won = await repo.transition(
+                session,
+                request_id,
+                [Status.OPEN],
+                status=Status.CLAIMED.value,
+                claimed_by_id=me.id,
+                claimed_at=now,
+                nudge_due_at=None,
+            )
+            if not won:
+                current = await repo.request_view(session, request_id)
+                assert current is not None
+                if current.claimed_by is not None and current.claimed_by.id == me.id:
+                    return Refused("already_yours", "You've already claimed this request.", current)
+                return self._refuse_state(current, "claimed")
+            after = await repo.request_view(session, request_id)
+            assert after is not None
+            await owe_card(session, request=after, now=now)
+            await owe_dm(
+                session,
+                request=after,
+                to=after.student,
+                kind=Kind.REQUEST_CLAIMED,
+                now=now,
+                key=f"request:{after.id}:v{after.version}",
+            )
+        self._owed()
+        return Ok(after)
+
+    async def release(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        """The claiming mentor hands the request back to the feed (from claimed or scheduled)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.RELEASE)
+            if isinstance(view, Refused):
+                return view
+            won = await repo.transition(
+                session,
+                request_id,
+                [Status.CLAIMED, Status.SCHEDULED],
+                status=Status.OPEN.value,
+                claimed_by_id=None,
+                claimed_at=None,
+                # Back in the feed: keep it open at least a day, and nudge again later.
+                expires_at=max(view.expires_at, now + timedelta(days=1)),
+                nudge_due_at=now + self.settings.nudge_after,
+            )
+            if not won:
+                return self._refuse_state(view, "released")
+            await self._close_session(session, view, SessionStatus.CANCELLED, now)
+            after = await repo.request_view(session, request_id)
+            assert after is not None
+            await owe_card(session, request=after, now=now)
+            await owe_dm(
+                session,
+                request=after,
+                to=after.student,
+                kind=Kind.CLAIM_RELEASED,
+                now=now,
+                key=f"request:{after.id}:v{after.version}",
+                payload={"mentor_name": view.claimed_by.display_name if view.claimed_by else ""},
+            )
+        self._owed()
+        return Ok(after)
+
+    async def _close_session(
+        self, session: AsyncSession, view: RequestView, status: SessionStatus, now: datetime
+    ) -> bool:
+        """End the request's live session (if any) and retire its pending reminders."""
+        if view.session is None or view.session.status is not SessionStatus.SCHEDULED:
+            return False
+        closed = await repo.update_session(
+            session,
+            view.session.id,
+            [SessionStatus.SCHEDULED],
+            status=status.value,
+            updated_at=now,
+            completed_at=now if status is SessionStatus.COMPLETED else None,
+        )
+        await repo.retire_pending(
+            session, status="superseded", session_id=view.session.id, kinds=[Kind.REMINDER.value]
+        )
+        return closed
+
+    # Scheduling ----------------------------------------------------------------------------
+
+    async def schedule(self, actor: Actor, request_id: int, values: forms.Values) -> Result[RequestView]:
+        """Schedule a claimed request, or move a scheduled one (a reschedule)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.SCHEDULE)
+            if isinstance(view, Refused):
+                return view
+            if view.status not in (Status.CLAIMED, Status.SCHEDULED):
+                return self._refuse_state(view, "scheduled")
+            me = await self._me(session, actor)
+            parsed = forms.parse_schedule(values, tz=forms.zone(self.tz_of(me, actor)), now=now)
+            if isinstance(parsed, dict):
+                return Invalid(parsed)
+            field = "starts_at" if (values.get("starts_at") or "").strip() else "slot"
+            starts_at = parsed.starts_at
+            ends_at = starts_at + timedelta(minutes=view.duration_minutes)
+            window_start, window_end = self._window(view, self.tz_of(view.student))
+            if starts_at < window_start or ends_at > window_end:
+                return Invalid(
+                    {
+                        field: "Please pick a time inside the student's dates "
+                        f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
+                    }
+                )
+            live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
+            clashes = await repo.mentor_sessions_between(
+                session, me.id, starts_at, ends_at, exclude_session_id=live.id if live else None
+            )
+            if clashes:
+                return Invalid({field: "That overlaps another session of yours; please pick another time."})
+            url = (
+                parsed.meeting_url
+                or (live.meeting_url if live else None)
+                or generate_meeting_link(self.settings.meeting_link_template)
+            )
+            rescheduling = live is not None
+            if rescheduling:
+                assert live is not None
+                moved = await repo.update_session(
+                    session,
+                    live.id,
+                    [SessionStatus.SCHEDULED],
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    meeting_url=url,
+                    note=parsed.note or live.note,
+                    schedule_version=live.schedule_version + 1,
+                    updated_at=now,
+                )
+                won = moved and await repo.transition(session, request_id, [Status.SCHEDULED])
+                await repo.retire_pending(
+                    session, status="superseded", session_id=live.id, kinds=[Kind.REMINDER.value]
+                )
+                session_id = live.id
+            else:
+                won = await repo.transition(
+                    session, request_id, [Status.CLAIMED], status=Status.SCHEDULED.value
+                )
+                new = (
+                    await repo.add_session(
+                        session,
+                        request_id=request_id,
+                        mentor_id=me.id,
+                        student_id=view.student.id,
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                        meeting_url=url,
+                        note=parsed.note,
+                        status=SessionStatus.SCHEDULED.value,
+                        schedule_version=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    if won
+                    else None
+                )
+                session_id = new.id if new else 0
+            if not won:
+                current = await repo.request_view(session, request_id)
+                assert current is not None
+                return self._refuse_state(current, "scheduled")
+            after = await repo.request_view(session, request_id)
+            assert after is not None and after.session is not None
+            await self._owe_schedule_messages(session, after, session_id, rescheduling, now)
+        self._owed()
+        return Ok(after)
+
+    async def _owe_schedule_messages(
+        self, session: AsyncSession, view: RequestView, session_id: int, rescheduled: bool, now: datetime
+    ) -> None:
+        assert view.session is not None
+        version = view.session.schedule_version
+        kind = Kind.SESSION_RESCHEDULED if rescheduled else Kind.SESSION_SCHEDULED
+        await owe_card(session, request=view, now=now)
+        for member in (view.student, view.session.mentor):
+            await owe_dm(
+                session,
+                request=view,
+                to=member,
+                kind=kind,
+                now=now,
+                session_id=session_id,
+                key=f"session:{session_id}:v{version}",
+            )
+            # Reminders are outbox rows due in the future; the delivery sweep sends them when due.
+            for offset in self.settings.reminder_offset_list:
+                due = view.session.starts_at - offset
+                if due <= now:
+                    continue  # that moment is already past at scheduling time
+                await owe_dm(
+                    session,
+                    request=view,
+                    to=member,
+                    kind=Kind.REMINDER,
+                    now=now,
+                    due_at=due,
+                    session_id=session_id,
+                    key=f"{format_offset(offset)}:session:{session_id}:v{version}",
+                    payload={"offset": format_offset(offset), "schedule_version": version},
+                )
+
+    async def cancel_session(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        """The mentor cancels the agreed time but keeps the request (scheduled -> claimed)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.CANCEL_SESSION)
+            if isinstance(view, Refused):
+                return view
+            if not await repo.transition(
+                session, request_id, [Status.SCHEDULED], status=Status.CLAIMED.value
+            ):
+                return self._refuse_state(view, "unscheduled")
+            await self._close_session(session, view, SessionStatus.CANCELLED, now)
+            after = await repo.request_view(session, request_id)
+            assert after is not None
+            await owe_card(session, request=after, now=now)
+            await owe_dm(
+                session,
+                request=after,
+                to=after.student,
+                kind=Kind.SESSION_CANCELLED,
+                now=now,
+                key=f"request:{after.id}:v{after.version}",
+                payload={"by": "mentor", "by_name": view.claimed_by.display_name if view.claimed_by else ""},
+            )
+        self._owed()
+        return Ok(after)
+
+    async def suggest_slots(self, actor: Actor, request_id: int) -> Result[list[Slot]]:
+        """Mentor availability ∩ the student's dates, minus the mentor's other sessions."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.SCHEDULE)
+            if isinstance(view, Refused):
+                return view
+            me = await self._me(session, actor)
+            windows = await repo.availability(session, me.id)
+            start, end = self._window(view, self.tz_of(view.student))
+            busy = await repo.mentor_sessions_between(session, me.id, start, end)
+        live_id = view.session.id if view.session else None
+        busy_spans = [(s.starts_at, s.ends_at) for s in busy if s.id != live_id]
+        return Ok(
+            compute_slots(
+                windows,
+                start,
+                end,
+                timedelta(minutes=view.duration_minutes),
+                busy_spans,
+                earliest=now + SLOT_LEAD,
+            )
+        )
+
+    # Cancel, complete, no-show, rate -----------------------------------------------------
+
+    async def cancel(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        """The student withdraws the request, from any non-final status."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.CANCEL)
+            if isinstance(view, Refused):
+                return view
+            if not await repo.transition(
+                session,
+                request_id,
+                [Status.OPEN, Status.CLAIMED, Status.SCHEDULED],
+                status=Status.CANCELLED.value,
+                cancelled_at=now,
+                nudge_due_at=None,
+            ):
+                return Refused("wrong_state", f"This request is already {view.status.value}.", view)
+            await self._close_session(session, view, SessionStatus.CANCELLED, now)
+            after = await repo.request_view(session, request_id)
+            assert after is not None
+            await owe_card(session, request=after, now=now)
+            if view.claimed_by is not None:
+                await owe_dm(
+                    session,
+                    request=after,
+                    to=view.claimed_by,
+                    kind=Kind.REQUEST_CANCELLED,
+                    now=now,
+                    key=f"request:{after.id}",
+                )
+        self._owed()
+        return Ok(after)
+
+    async def complete(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        """The mentor marks the session done (once it has started)."""
+        return await self._finish(actor, request_id, Act.COMPLETE, SessionStatus.COMPLETED)
+
+    async def no_show(self, actor: Actor, request_id: int) -> Result[RequestView]:
+        return await self._finish(actor, request_id, Act.NO_SHOW, SessionStatus.NO_SHOW)
+
+    async def _finish(
+        self, actor: Actor, request_id: int, act: Act, outcome: SessionStatus
+    ) -> Result[RequestView]:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, act)
+            if isinstance(view, Refused):
+                return view
+            if view.status is not Status.SCHEDULED or view.session is None:
+                return self._refuse_state(view, "marked done")
+            if now < view.session.starts_at:
+                return Refused(
+                    "too_early", "The session hasn't started yet; you can mark it after it starts.", view
+                )
+            after = await self._complete_session(session, view, outcome, now)
+            if after is None:
+                current = await repo.request_view(session, request_id)
+                assert current is not None
+                return self._refuse_state(current, "marked done")
+        self._owed()
+        return Ok(after)
+
+    async def _complete_session(
+        self, session: AsyncSession, view: RequestView, outcome: SessionStatus, now: datetime
+    ) -> RequestView | None:
+        if not await repo.transition(
+            session, view.id, [Status.SCHEDULED], status=Status.COMPLETED.value, completed_at=now
+        ):
+            return None
+        await self._close_session(session, view, outcome, now)
+        after = await repo.request_view(session, view.id)
+        assert after is not None and after.session is not None
+        await owe_card(session, request=after, now=now)
+        if outcome is SessionStatus.COMPLETED:
+            await owe_dm(
+                session,
+                request=after,
+                to=after.student,
+                kind=Kind.RATING_PROMPT,
+                now=now,
+                key=f"session:{after.session.id}",
+                session_id=after.session.id,
+            )
+        else:
+            await owe_dm(
+                session,
+                request=after,
+                to=after.student,
+                kind=Kind.NO_SHOW,
+                now=now,
+                key=f"session:{after.session.id}",
+                session_id=after.session.id,
+            )
+        return after
+
+    async def rate(
+        self, actor: Actor, request_id: int, rating: int, review: str | None = None
+    ) -> Result[RequestView]:
+        now = self.clock.now()
+        if not 1 <= rating <= 5:
+            return Invalid({"rating": "Please choose 1 to 5 stars."})
+        if review is not None and len(review.strip()) > forms.REVIEW_LENGTH:
+            return Invalid({"review": f"Please keep it to {forms.REVIEW_LENGTH} characters."})
+        review = (review or "").strip() or None
+        async with self.db.transaction() as session:
+            view = await self._load(session, actor, request_id, Act.RATE)
+            if isinstance(view, Refused):
+                return view
+            s = view.session
+            if view.status is not Status.COMPLETED or s is None or s.status is not SessionStatus.COMPLETED:
+                return Refused("not_rateable", "You can rate a session once it has taken place.", view)
+            if not await repo.rate_session(session, s.id, rating, review, now):
+                if review and await repo.add_review(session, s.id, review, now):
+                    pass  # rated earlier from the buttons; this adds the review
+                else:
+                    return Refused("already_rated", "You've already rated this session. Thank you!", view)
+            after = await repo.request_view(session, request_id)
+            assert after is not None and after.session is not None
+            await owe_dm(
+                session,
+                request=after,
+                to=s.mentor,
+                kind=Kind.RATED,
+                now=now,
+                key=f"session:{s.id}:{'review' if after.session.review else 'stars'}",
+                payload={"rating": after.session.rating, "review": after.session.review},
+            )
+        self._owed()
+        return Ok(after)
+
+    # Availability ------------------------------------------------------------------------
+
+    async def set_availability(self, actor: Actor, values: forms.Values) -> Result[list[Availability]]:
+        parsed = forms.parse_availability(values)
+        if isinstance(parsed, dict):
+            return Invalid(parsed)
+        async with self.db.transaction() as session:
+            if refused := authorize(Act.AVAILABILITY, actor):
+                return refused
+            me = await self._me(session, actor)
+            await repo.replace_availability(session, me.id, parsed)
+            await repo.set_member_timezone(session, me.id, str(values.get("timezone")).strip())
+        return Ok(parsed)
+
+    async def get_availability(self, actor: Actor) -> tuple[list[Availability], str]:
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            return await repo.availability(session, me.id), self.tz_of(me, actor)
+
+    async def set_timezone(self, actor: Actor, timezone: str) -> Result[str]:
+        if not forms.is_timezone(timezone):
+            return Invalid({"timezone": "Please give an IANA zone such as Europe/Berlin."})
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            await repo.set_member_timezone(session, me.id, timezone)
+        return Ok(timezone)
+
+    # Sweeps (called by jobs/) ------------------------------------------------------------
+
+    async def expire_due(self, limit: int = 200) -> int:
+        """Open requests past expires_at become expired; the student is told."""
+        now = self.clock.now()
+        count = 0
+        async with self.db.transaction() as session:
+            for request_id in await repo.due_request_ids(session, Request.expires_at, now, limit):
+                if not await repo.transition(
+                    session,
+                    request_id,
+                    [Status.OPEN],
+                    status=Status.EXPIRED.value,
+                    expired_at=now,
+                    nudge_due_at=None,
+                ):
+                    continue
+                view = await repo.request_view(session, request_id)
+                assert view is not None
+                await owe_card(session, request=view, now=now)
+                await owe_dm(
+                    session,
+                    request=view,
+                    to=view.student,
+                    kind=Kind.REQUEST_EXPIRED,
+                    now=now,
+                    key=f"request:{view.id}",
+                )
+                count += 1
+        if count:
+            self._owed()
+        return count
+
+    async def nudge_due(self, limit: int = 200) -> int:
+        """One nudge in the feed for each request still open after NUDGE_AFTER_HOURS."""
+        now = self.clock.now()
+        count = 0
+        async with self.db.transaction() as session:
+            for request_id in await repo.due_request_ids(session, Request.nudge_due_at, now, limit):
+                # Clearing nudge_due_at is the guard: only one sweep can win it.
+                if not await repo.transition(session, request_id, [Status.OPEN], nudge_due_at=None):
+                    continue
+                view = await repo.request_view(session, request_id)
+                assert view is not None
+                await owe_feed(session, request=view, kind=Kind.NUDGE, key=f"request:{view.id}", now=now)
+                count += 1
+        if count:
+            self._owed()
+        return count
+
+    async def complete_due(self, limit: int = 200) -> int:
+        """Sessions that ended (+10 min) are completed; the student is asked for a rating."""
+        now = self.clock.now()
+        count = 0
+        async with self.db.transaction() as session:
+            for session_id in await repo.due_session_ids(session, now - COMPLETE_AFTER_END, limit):
+                request_id = await repo.session_request_id(session, session_id)
+                view = await repo.request_view(session, request_id) if request_id else None
+                if view is None or view.session is None or view.session.id != session_id:
+                    continue
+                if await self._complete_session(session, view, SessionStatus.COMPLETED, now):
+                    count += 1
+        if count:
+            self._owed()
+        return count
+
+    # Stats -------------------------------------------------------------------------------
+
+    async def stats_allowed(self, actor: Actor) -> Refused | None:
+        return authorize(Act.STATS, actor)
+
+
+def compute_slots(
+    windows: list[Availability],
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    busy: list[tuple[datetime, datetime]],
+    *,
+    earliest: datetime,
+) -> list[Slot]:
+    """Every SLOT_STEP-aligned slot of `duration` inside a weekly window (in the window's own
+    zone, so daylight-saving changes keep 18:00 at 18:00), inside [start, end), after `earliest`,
+    overlapping no busy span."""
+    slots: list[Slot] = []
+    if not windows:
+        return slots
+    day = (start - timedelta(days=1)).date()
+    while day <= end.date() and len(slots) < MAX_SLOTS:
+        for window in windows:
+            if window.weekday != day.weekday():
+                continue
+            zone = forms.zone(window.timezone)
+            w_start = datetime.combine(day, time.fromisoformat(window.start), zone)
+            w_end = datetime.combine(day, time.fromisoformat(window.end), zone)
+            cursor = w_start
+            while cursor + duration <= w_end:
+                slot_end = cursor + duration
+                if (
+                    cursor >= start
+                    and slot_end <= end
+                    and cursor >= earliest
+                    and not any(b_start < slot_end and b_end > cursor for b_start, b_end in busy)
+                ):
+                    slots.append(Slot(cursor, slot_end))
+                cursor += SLOT_STEP
+        day += timedelta(days=1)
+    slots.sort(key=lambda s: s.starts_at)
+    return slots[:MAX_SLOTS]

@@ -1,0 +1,279 @@
+"""The outbox worker: leases due notifications, composes them, hands them to each platform's
+Sender, and records the outcome.
+
+- Due means `next_attempt_at <= now` (reminders are simply rows due in the future), or a lease
+  that ran out because a worker died between claiming and recording.
+- Failures are retried with exponential backoff and jitter, never sooner than Retry-After,
+  and given up after MAX_ATTEMPTS with the reason recorded.
+- Messages to one channel go one after another, `sender.min_interval` apart; a 429 pauses the
+  rest of that channel's batch instead of hammering the limit. Different channels run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.clock import Clock
+from bot.domain import SessionStatus, Status
+from bot.notifications import Kind, compose
+from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable
+from storage import repository as repo
+from storage.db import Database
+from storage.models import Member, Notification
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BASE_BACKOFF = 2.0  # seconds; doubles per attempt
+MAX_BACKOFF = 15 * 60.0
+LEASE = timedelta(minutes=2)
+LATE_AFTER = timedelta(minutes=2)  # a reminder this much past its moment says it is late
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed + self.skipped
+
+
+class Delivery:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        senders: dict[str, Sender] | None = None,
+        *,
+        batch_size: int = 100,
+        max_attempts: int = MAX_ATTEMPTS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.senders: dict[str, Sender] = dict(senders or {})
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self._rng = rng or random.Random()
+        self._wakeup = asyncio.Event()
+        self._last_send: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def add_sender(self, sender: Sender) -> None:
+        self.senders[sender.platform] = sender
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next tick (called after a use case commits)."""
+        self._wakeup.set()
+
+    # One pass ------------------------------------------------------------------------------
+
+    async def run_once(self) -> DeliveryStats:
+        """Deliver everything due now, batch after batch, then return."""
+        stats = DeliveryStats()
+        while True:
+            before = stats.handled
+            await self._run_batch(stats)
+            if stats.handled == before or stats.handled - before < self.batch_size:
+                return stats
+
+    async def _run_batch(self, stats: DeliveryStats) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            rows = await repo.claim_due_notifications(
+                session, now, now + LEASE, self.batch_size, platforms=list(self.senders)
+            )
+        if not rows:
+            return
+        groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
+        for row in rows:
+            outgoing, skip_reason = await self._prepare(row, now)
+            if outgoing is None:
+                await self._finish(row, stats, status="skipped", reason=skip_reason)
+                continue
+            sender = self.senders[row.platform]
+            groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
+        await asyncio.gather(*(self._deliver_group(key, items, stats) for key, items in groups.items()))
+
+    async def _prepare(self, row: Notification, now: datetime) -> tuple[Outgoing | None, str]:
+        """Compose the row against the current state, or say why it is no longer owed."""
+        kind = Kind(row.kind)
+        async with self.db.transaction() as session:
+            request = await repo.request_view(session, row.request_id) if row.request_id else None
+            recipient = await session.get(Member, row.member_id) if row.member_id else None
+            post = await repo.feed_post(session, row.request_id) if row.request_id else None
+        if request is None:
+            return None, "request is gone"
+        payload = dict(row.payload or {})
+        if kind is Kind.REMINDER:
+            live = request.session
+            if (
+                request.status is not Status.SCHEDULED
+                or live is None
+                or live.status is not SessionStatus.SCHEDULED
+                or live.id != row.session_id
+                or live.schedule_version != payload.get("schedule_version")
+            ):
+                return None, "session moved or ended"
+            if live.starts_at <= now:
+                return None, "session already started"
+            payload["late"] = now - row.due_at > LATE_AFTER
+        if kind is Kind.NUDGE and request.status is not Status.OPEN:
+            return None, "request no longer open"
+        reader = repo.member_ref(recipient) if recipient is not None else None
+        message = compose(kind, payload, request, reader, now)
+        feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else None
+        return (
+            Outgoing(
+                id=row.id,
+                kind=kind,
+                audience=row.audience,
+                workspace=row.workspace,
+                recipient=reader,
+                request=request,
+                message=message,
+                feed_ref=feed_ref,
+            ),
+            "",
+        )
+
+    async def _deliver_group(
+        self, key: str, items: list[tuple[Notification, Outgoing | None]], stats: DeliveryStats
+    ) -> None:
+        for index, (row, outgoing) in enumerate(items):
+            assert outgoing is not None
+            sender = self.senders[row.platform]
+            paused = self._paused_until.get(key, 0.0) - time.monotonic()
+            if paused > 0:
+                # The channel is rate limited: put the rest back, due when the limit lifts.
+                for rest, _ in items[index:]:
+                    await self._postpone(rest, paused)
+                    stats.retried += 1
+                return
+            wait = self._last_send.get(key, 0.0) + sender.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                result = await sender.deliver(outgoing)
+            except Exception as exc:  # a sender bug must not stop the worker or lose the row
+                log.exception("sender %s crashed on notification %s", row.platform, row.id)
+                result = RetryLater(f"{type(exc).__name__}: {exc}"[:300])
+            self._last_send[key] = time.monotonic()
+            await self._record(row, outgoing, result, stats, key)
+
+    async def _record(
+        self,
+        row: Notification,
+        outgoing: Outgoing,
+        result: Delivered | RetryLater | Undeliverable,
+        stats: DeliveryStats,
+        key: str,
+    ) -> None:
+        now = self.clock.now()
+        if isinstance(result, Delivered):
+            async with self.db.transaction() as session:
+                if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
+                    await repo.record_feed_post(
+                        session,
+                        row.request_id,
+                        row.platform,
+                        result.feed_ref.channel,
+                        result.feed_ref.message_ref,
+                        now,
+                    )
+                await repo.finish_notification(
+                    session,
+                    row.id,
+                    row.claim_token,
+                    status="sent",
+                    sent_at=now,
+                    attempts=row.attempts + 1,
+                    lease_until=None,
+                )
+            stats.sent += 1
+            return
+        attempts = row.attempts + 1
+        if isinstance(result, Undeliverable) or attempts >= self.max_attempts:
+            reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
+            await self._finish(row, stats, status="failed", reason=reason, attempts=attempts)
+            log.warning("notification %s (%s) failed: %s", row.id, row.kind, reason)
+            return
+        backoff = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempts - 1))
+        delay = backoff * (0.5 + self._rng.random())  # jitter spreads retries of a burst
+        if result.after_seconds is not None:
+            delay = max(delay, result.after_seconds)
+            self._paused_until[key] = time.monotonic() + result.after_seconds
+        async with self.db.transaction() as session:
+            await repo.finish_notification(
+                session,
+                row.id,
+                row.claim_token,
+                status="pending",
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=delay),
+                last_error=result.reason[:500],
+                lease_until=None,
+            )
+        stats.retried += 1
+
+    async def _postpone(self, row: Notification, seconds: float) -> None:
+        async with self.db.transaction() as session:
+            await repo.finish_notification(
+                session,
+                row.id,
+                row.claim_token,
+                status="pending",
+                next_attempt_at=self.clock.now() + timedelta(seconds=seconds),
+                lease_until=None,
+            )
+
+    async def _finish(
+        self,
+        row: Notification,
+        stats: DeliveryStats,
+        *,
+        status: str,
+        reason: str,
+        attempts: int | None = None,
+    ) -> None:
+        async with self.db.transaction() as session:
+            await repo.finish_notification(
+                session,
+                row.id,
+                row.claim_token,
+                status=status,
+                failed_reason=reason[:500],
+                attempts=attempts if attempts is not None else row.attempts,
+                lease_until=None,
+            )
+        if status == "failed":
+            stats.failed += 1
+            stats.reasons.append(reason)
+        else:
+            stats.skipped += 1
+
+    # Forever -------------------------------------------------------------------------------
+
+    async def run_forever(self, poll_seconds: float = 2.0) -> None:
+        """Deliver on every wake-up, and at least every `poll_seconds` (retries, reminders)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=poll_seconds)
+            self._wakeup.clear()
+            try:
+                await self.run_once()
+            except Exception:
+                # The database may be away for a moment; the next tick tries again.
+                log.exception("outbox delivery pass failed; retrying on the next tick")

@@ -1,0 +1,439 @@
+"""One platform-neutral spec per form: fields, choices, limits, parsing and field-level errors.
+
+Slack's Block Kit modal and Discord's ui.Modal are both drawn from these specs, and both hand
+back a plain `{field_id: text}` mapping, so the rules live here once. Errors are keyed by field
+id, phrased for the person filling the form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from bot.domain import DURATIONS, Availability, SessionType, Urgency
+
+Values = Mapping[str, str | None]
+Errors = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Field:
+    id: str
+    label: str
+    kind: str  # text | multiline | select | date | datetime | url
+    required: bool = True
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[Choice, ...] = ()
+    placeholder: str = ""
+    hint: str = ""
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    id: str
+    title: str
+    submit: str
+    fields: tuple[Field, ...]
+
+    def field(self, field_id: str) -> Field:
+        return next(f for f in self.fields if f.id == field_id)
+
+
+TITLE = (5, 100)
+DESCRIPTION = (20, 2000)
+MAX_TAGS, TAG_LENGTH = 5, 30
+MAX_RANGE_DAYS = 30
+NOTE_LENGTH = 500
+REVIEW_LENGTH = 1000
+URL_LENGTH = 500
+
+REQUEST_FORM = FormSpec(
+    id="request",
+    title="Request a mini session",
+    submit="Post request",
+    fields=(
+        Field(
+            "title",
+            "What do you need help with?",
+            "text",
+            min_length=TITLE[0],
+            max_length=TITLE[1],
+            placeholder="e.g. Mock interview for a junior backend role",
+        ),
+        Field(
+            "session_type",
+            "Session type",
+            "select",
+            choices=tuple(Choice(t.value, t.label) for t in SessionType),
+        ),
+        Field(
+            "description",
+            "Description",
+            "multiline",
+            min_length=DESCRIPTION[0],
+            max_length=DESCRIPTION[1],
+            placeholder="Context, what you've tried, what a good session looks like",
+        ),
+        Field(
+            "duration",
+            "Duration",
+            "select",
+            default="30",
+            choices=tuple(Choice(str(d), f"{d} minutes") for d in DURATIONS),
+        ),
+        Field("available_from", "Available from", "date", hint="YYYY-MM-DD"),
+        Field("available_until", "Available until", "date", hint="YYYY-MM-DD"),
+        Field(
+            "urgency",
+            "Urgency",
+            "select",
+            default=Urgency.NORMAL.value,
+            choices=tuple(Choice(u.value, u.value.capitalize()) for u in Urgency),
+        ),
+        Field(
+            "tags",
+            "Tags",
+            "text",
+            required=False,
+            max_length=MAX_TAGS * (TAG_LENGTH + 2),
+            placeholder="python, interviews",
+            hint=f"Up to {MAX_TAGS}, comma-separated",
+        ),
+    ),
+)
+
+SCHEDULE_FORM = FormSpec(
+    id="schedule",
+    title="Schedule session",
+    submit="Schedule",
+    fields=(
+        Field(
+            "slot",
+            "Suggested time",
+            "select",
+            required=False,
+            hint="From your weekly availability, inside the student's dates",
+        ),
+        Field(
+            "starts_at",
+            "Or pick a time",
+            "datetime",
+            required=False,
+            hint="YYYY-MM-DD HH:MM in your time zone",
+        ),
+        Field(
+            "meeting_url",
+            "Meeting link",
+            "url",
+            required=False,
+            max_length=URL_LENGTH,
+            hint="Leave empty to get a generated video-call room",
+        ),
+        Field("note", "Note for the student", "multiline", required=False, max_length=NOTE_LENGTH),
+    ),
+)
+
+AVAILABILITY_FORM = FormSpec(
+    id="availability",
+    title="Weekly availability",
+    submit="Save",
+    fields=(
+        Field(
+            "windows",
+            "When can you mentor each week?",
+            "multiline",
+            required=False,
+            max_length=1000,
+            placeholder="Mon 18:00-20:00, Wed 12:00-13:30",
+            hint="Day HH:MM-HH:MM, separated by commas or new lines; empty clears it",
+        ),
+        Field(
+            "timezone",
+            "Your time zone",
+            "text",
+            max_length=64,
+            placeholder="Europe/Berlin",
+            hint="An IANA zone name",
+        ),
+    ),
+)
+
+REVIEW_FORM = FormSpec(
+    id="review",
+    title="Rate your session",
+    submit="Send",
+    fields=(
+        Field("rating", "Rating", "select", choices=tuple(Choice(str(n), "★" * n) for n in range(1, 6))),
+        Field("review", "Review (optional)", "multiline", required=False, max_length=REVIEW_LENGTH),
+    ),
+)
+
+
+# Parsed results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    title: str
+    session_type: SessionType
+    description: str
+    duration_minutes: int
+    available_from: date
+    available_until: date
+    urgency: Urgency
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleInput:
+    starts_at: datetime
+    meeting_url: str | None
+    note: str
+
+
+# Helpers ----------------------------------------------------------------------------------
+
+
+def _text(values: Values, field_id: str) -> str:
+    return (values.get(field_id) or "").strip()
+
+
+def _check_length(spec: Field, text: str, errors: Errors) -> None:
+    if not text:
+        if spec.required:
+            errors[spec.id] = "Please fill this in."
+        return
+    if spec.min_length is not None and len(text) < spec.min_length:
+        errors[spec.id] = f"Please write at least {spec.min_length} characters (you wrote {len(text)})."
+    elif spec.max_length is not None and len(text) > spec.max_length:
+        errors[spec.id] = f"Please keep it to {spec.max_length} characters (you wrote {len(text)})."
+
+
+def _choice(spec: Field, values: Values, errors: Errors) -> str | None:
+    raw = _text(values, spec.id) or (spec.default or "")
+    if not raw:
+        errors[spec.id] = "Please choose one."
+        return None
+    if raw not in {c.value for c in spec.choices}:
+        errors[spec.id] = "Please choose one of: " + ", ".join(c.label for c in spec.choices) + "."
+        return None
+    return raw
+
+
+def parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def parse_tags(text: str) -> tuple[list[str], str | None]:
+    tags: list[str] = []
+    for part in re.split(r"[,\n]", text):
+        tag = part.strip().lstrip("#").strip().lower()
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        return tags, f"Please use at most {MAX_TAGS} tags (you gave {len(tags)})."
+    long = [t for t in tags if len(t) > TAG_LENGTH]
+    if long:
+        return tags, f"Each tag can be at most {TAG_LENGTH} characters ({long[0][:40]!r} is longer)."
+    return tags, None
+
+
+def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
+    try:
+        return ZoneInfo(name or default)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(default)
+
+
+def is_timezone(name: str) -> bool:
+    if not name or name != name.strip():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def timezone_names() -> list[str]:
+    return sorted(available_timezones())
+
+
+# The forms --------------------------------------------------------------------------------
+
+
+def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
+    """`today` is the date in the student's own zone."""
+    errors: Errors = {}
+    spec = REQUEST_FORM
+    title, description = _text(values, "title"), _text(values, "description")
+    _check_length(spec.field("title"), title, errors)
+    _check_length(spec.field("description"), description, errors)
+    session_type = _choice(spec.field("session_type"), values, errors)
+    duration = _choice(spec.field("duration"), values, errors)
+    urgency = _choice(spec.field("urgency"), values, errors)
+
+    start = parse_date(_text(values, "available_from"))
+    end = parse_date(_text(values, "available_until"))
+    if start is None:
+        errors["available_from"] = "Please give a date like 2030-01-31."
+    elif start < today:
+        errors["available_from"] = f"Please pick today ({today.isoformat()}) or a later date."
+    if end is None:
+        errors["available_until"] = "Please give a date like 2030-01-31."
+    elif start is not None and end < start:
+        errors["available_until"] = "This must be on or after the 'from' date."
+    elif start is not None and (end - start).days > MAX_RANGE_DAYS:
+        errors["available_until"] = f"Please keep the range within {MAX_RANGE_DAYS} days."
+
+    tags, tag_error = parse_tags(_text(values, "tags"))
+    if tag_error:
+        errors["tags"] = tag_error
+
+    if errors:
+        return errors
+    assert session_type and duration and urgency and start and end
+    return RequestInput(
+        title=title,
+        session_type=SessionType(session_type),
+        description=description,
+        duration_minutes=int(duration),
+        available_from=start,
+        available_until=end,
+        urgency=Urgency(urgency),
+        tags=tuple(tags),
+    )
+
+
+def parse_local_datetime(text: str, tz: ZoneInfo) -> datetime | None:
+    """`2030-01-31 18:30` (or with a T) in `tz`; an epoch-seconds number (Slack's picker); or an
+    ISO instant with an offset (our slot values)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{9,11}", text):
+        return datetime.fromtimestamp(int(text), UTC)
+    try:
+        parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleInput | Errors:
+    """Shape only; the request's dates and the mentor's calendar are checked by the use case."""
+    errors: Errors = {}
+    slot, typed = _text(values, "slot"), _text(values, "starts_at")
+    starts_at: datetime | None = None
+    if typed:
+        starts_at = parse_local_datetime(typed, tz)
+        if starts_at is None:
+            errors["starts_at"] = "Please give a time like 2030-01-31 18:30."
+    elif slot:
+        starts_at = parse_local_datetime(slot, tz)
+        if starts_at is None:
+            errors["slot"] = "That suggestion is no longer valid; please pick another."
+    else:
+        errors["starts_at"] = "Please pick a suggested time or enter one."
+    if starts_at is not None and starts_at <= now:
+        errors["starts_at" if typed else "slot"] = "That time has passed; please pick a future time."
+
+    url = _text(values, "meeting_url")
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or " " in url:
+            errors["meeting_url"] = "Please give a full http:// or https:// link, or leave it empty."
+        elif len(url) > URL_LENGTH:
+            errors["meeting_url"] = f"Please keep the link to {URL_LENGTH} characters."
+    note = _text(values, "note")
+    _check_length(SCHEDULE_FORM.field("note"), note, errors)
+    if errors:
+        return errors
+    assert starts_at is not None
+    return ScheduleInput(starts_at=starts_at, meeting_url=url or None, note=note)
+
+
+_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_WINDOW = re.compile(
+    r"^(?P<day>[a-z]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$", re.IGNORECASE
+)
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _clock_time(text: str) -> str | None:
+    hours, minutes = (int(p) for p in text.split(":"))
+    if hours == 24 and minutes == 0:
+        return "23:59"
+    if not (0 <= hours < 24 and 0 <= minutes < 60):
+        return None
+    return f"{hours:02d}:{minutes:02d}"
+
+
+def parse_availability(values: Values) -> list[Availability] | Errors:
+    errors: Errors = {}
+    tz = _text(values, "timezone")
+    if not is_timezone(tz):
+        errors["timezone"] = "Please give an IANA zone such as Europe/Berlin or America/New_York."
+    windows: list[Availability] = []
+    for part in re.split(r"[,\n;]", _text(values, "windows")):
+        part = part.strip()
+        if not part:
+            continue
+        match = _WINDOW.match(part)
+        day = _DAYS.get(match.group("day")[:3].lower()) if match else None
+        start = _clock_time(match.group("start")) if match else None
+        end = _clock_time(match.group("end")) if match else None
+        if match is None or day is None or start is None or end is None:
+            errors["windows"] = f"I couldn't read {part[:40]!r}; write it like 'Mon 18:00-20:00'."
+            break
+        if end <= start:
+            errors["windows"] = f"In {part[:40]!r} the end must be after the start."
+            break
+        windows.append(Availability(weekday=day, start=start, end=end, timezone=tz))
+    if len(windows) > 28:
+        errors["windows"] = "Please give at most 28 weekly windows."
+    return errors or sorted(set(windows), key=lambda w: (w.weekday, w.start))
+
+
+def format_availability(windows: list[Availability]) -> str:
+    return ", ".join(f"{WEEKDAY_NAMES[w.weekday]} {w.start}-{w.end}" for w in windows)
+
+
+def parse_rating(text: str | None) -> int | None:
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return None
+    return value if 1 <= value <= 5 else None
+
+
+def parse_review(values: Values) -> tuple[int, str | None] | Errors:
+    errors: Errors = {}
+    rating = parse_rating(values.get("rating"))
+    if rating is None:
+        errors["rating"] = "Please choose 1 to 5 stars."
+    review = _text(values, "review")
+    _check_length(REVIEW_FORM.field("review"), review, errors)
+    if errors:
+        return errors
+    assert rating is not None
+    return rating, review or None
+
+
+def default_dates(today: date) -> tuple[date, date]:
+    return today, today + timedelta(days=7)

@@ -1,0 +1,212 @@
+"""SQLAlchemy 2 typed models. Every column a sweep filters on is indexed (see `Index` rows).
+
+Changing a model means adding an Alembic migration in storage/migrations/versions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out on every engine (SQLite drops the zone; PostgreSQL keeps it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Member(Base):
+    """A platform identity: (platform, workspace, external user id)."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_status_expires_at", "status", "expires_at"),
+        Index("ix_requests_status_nudge_due_at", "status", "nudge_due_at"),
+        Index("ix_requests_student_status", "student_id", "status"),
+        Index("ix_requests_claimed_by_status", "claimed_by_id", "status"),
+        Index("ix_requests_workspace_status_created", "platform", "workspace", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    student_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    session_type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    available_from: Mapped[date] = mapped_column(Date)
+    available_until: Mapped[date] = mapped_column(Date)
+    urgency: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    # Bumped by every transition; feed-card notifications carry it so updates coalesce.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # Set while a nudge is owed; cleared once sent, so the index holds only due work.
+    nudge_due_at: Mapped[datetime | None]
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    claimed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class MentorSession(Base):
+    """A scheduled meeting for a request. A release or cancel closes it; a new one may follow."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_status_ends_at", "status", "ends_at"),
+        Index("ix_sessions_mentor_status_starts", "mentor_id", "status", "starts_at"),
+        Index("ix_sessions_request_id", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    meeting_url: Mapped[str] = mapped_column(String(500))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    # Bumped by each reschedule; reminders carry it so stale ones are never sent.
+    schedule_version: Mapped[int] = mapped_column(Integer, default=1)
+    rating: Mapped[int | None]
+    review: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class AvailabilityWindow(Base):
+    """A mentor's weekly window, in the mentor's own zone (wall-clock times)."""
+
+    __tablename__ = "availability"
+    __table_args__ = (Index("ix_availability_mentor_id", "mentor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    weekday: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(String(64))
+
+
+class FeedPost(Base):
+    """Where a request's card lives on its platform, so later changes update it in place."""
+
+    __tablename__ = "feed_posts"
+    __table_args__ = (UniqueConstraint("request_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64))
+    message_ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """The outbox: every message owed to a user, written with the state change that owes it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_notifications_request_kind", "request_id", "kind"),
+        Index("ix_notifications_session_kind", "session_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(String(8))  # "dm" or "feed"
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # pending -> sending -> sent | failed; superseded/skipped when no longer owed.
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    sent_at: Mapped[datetime | None]
+    failed_reason: Mapped[str | None] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
+class JobRun(Base):
+    """Last successful run of each sweep, for /healthz and operators."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_success_at: Mapped[datetime]
+    last_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_duration_ms: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,495 @@
+"""The queries. Every state change is one guarded UPDATE (`WHERE status IN expected`), and every
+due-work claim is an UPDATE over a `FOR UPDATE SKIP LOCKED` subquery on PostgreSQL (a guarded
+update on SQLite), so concurrent clicks, sweeps and replicas can never both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.domain import (
+    Availability,
+    MemberRef,
+    RequestView,
+    SessionStatus,
+    SessionType,
+    SessionView,
+    Status,
+    Urgency,
+)
+from storage.models import (
+    AvailabilityWindow,
+    FeedPost,
+    JobRun,
+    Member,
+    MentorSession,
+    Notification,
+    Request,
+)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """A dialect-specific INSERT, for ON CONFLICT clauses (both dialects spell them alike)."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return bool(session.bind and session.bind.dialect.name == "postgresql")
+
+
+# Members ------------------------------------------------------------------------------------
+
+
+async def upsert_member(
+    session: AsyncSession,
+    *,
+    platform: str,
+    workspace: str,
+    external_id: str,
+    display_name: str,
+    timezone: str | None,
+    now: datetime,
+) -> Member:
+    """Create or refresh a member in one statement (safe under concurrent first clicks)."""
+    stmt = _insert(session, Member).values(
+        platform=platform,
+        workspace=workspace,
+        external_id=external_id,
+        display_name=display_name or external_id,
+        timezone=timezone,
+        created_at=now,
+    )
+    refresh: dict[str, Any] = {}
+    if display_name:
+        refresh["display_name"] = stmt.excluded.display_name
+    if timezone:
+        refresh["timezone"] = stmt.excluded.timezone
+    if refresh:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["platform", "workspace", "external_id"], set_=refresh
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "workspace", "external_id"])
+    await session.execute(stmt)
+    member = await session.scalar(
+        select(Member).where(
+            Member.platform == platform,
+            Member.workspace == workspace,
+            Member.external_id == external_id,
+        )
+    )
+    assert member is not None
+    return member
+
+
+async def find_member(
+    session: AsyncSession, platform: str, workspace: str, external_id: str
+) -> Member | None:
+    return await session.scalar(
+        select(Member).where(
+            Member.platform == platform,
+            Member.workspace == workspace,
+            Member.external_id == external_id,
+        )
+    )
+
+
+async def set_member_timezone(session: AsyncSession, member_id: int, timezone: str) -> None:
+    await session.execute(update(Member).where(Member.id == member_id).values(timezone=timezone))
+
+
+def member_ref(member: Member) -> MemberRef:
+    return MemberRef(
+        id=member.id,
+        platform=member.platform,
+        workspace=member.workspace,
+        external_id=member.external_id,
+        display_name=member.display_name,
+        timezone=member.timezone,
+    )
+
+
+# Requests -----------------------------------------------------------------------------------
+
+
+async def add_request(session: AsyncSession, **values: Any) -> Request:
+    request = Request(**values)
+    session.add(request)
+    await session.flush()
+    return request
+
+
+async def transition(
+    session: AsyncSession,
+    request_id: int,
+    expected: Iterable[Status],
+    **values: Any,
+) -> bool:
+    """The guarded, atomic state change: true only for the one caller that won."""
+    result = await session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.status.in_([s.value for s in expected]))
+        .values(version=Request.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def count_active_for_student(session: AsyncSession, student_id: int, statuses: Iterable[Status]) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Request)
+            .where(Request.student_id == student_id, Request.status.in_([s.value for s in statuses]))
+        )
+        or 0
+    )
+
+
+def _request_views_query() -> Select[Request, Member, Member, MentorSession, Member]:
+    student = aliased(Member)
+    claimer = aliased(Member)
+    mentor = aliased(Member)
+    # The latest session of each request (a release or cancel may have closed earlier ones).
+    latest = (
+        select(func.max(MentorSession.id))
+        .where(MentorSession.request_id == Request.id)
+        .correlate(Request)
+        .scalar_subquery()
+    )
+    return (
+        select(Request, student, claimer, MentorSession, mentor)
+        .join(student, student.id == Request.student_id)
+        .outerjoin(claimer, claimer.id == Request.claimed_by_id)
+        .outerjoin(MentorSession, MentorSession.id == latest)
+        .outerjoin(mentor, mentor.id == MentorSession.mentor_id)
+    )
+
+
+def _to_view(row: Any) -> RequestView:
+    request, student, claimer, mentor_session, mentor = row
+    session_view = None
+    if mentor_session is not None:
+        session_view = SessionView(
+            id=mentor_session.id,
+            mentor=member_ref(mentor),
+            starts_at=mentor_session.starts_at,
+            ends_at=mentor_session.ends_at,
+            meeting_url=mentor_session.meeting_url,
+            note=mentor_session.note,
+            status=SessionStatus(mentor_session.status),
+            schedule_version=mentor_session.schedule_version,
+            rating=mentor_session.rating,
+            review=mentor_session.review,
+        )
+    return RequestView(
+        id=request.id,
+        platform=request.platform,
+        workspace=request.workspace,
+        student=member_ref(student),
+        title=request.title,
+        session_type=SessionType(request.session_type),
+        description=request.description,
+        duration_minutes=request.duration_minutes,
+        available_from=request.available_from,
+        available_until=request.available_until,
+        urgency=Urgency(request.urgency),
+        tags=tuple(request.tags or ()),
+        status=Status(request.status),
+        version=request.version,
+        created_at=request.created_at,
+        expires_at=request.expires_at,
+        claimed_by=member_ref(claimer) if claimer is not None else None,
+        claimed_at=request.claimed_at,
+        closed_at=request.cancelled_at or request.expired_at or request.completed_at,
+        session=session_view,
+    )
+
+
+async def request_view(session: AsyncSession, request_id: int) -> RequestView | None:
+    row = (await session.execute(_request_views_query().where(Request.id == request_id))).first()
+    return _to_view(row) if row else None
+
+
+async def request_views(
+    session: AsyncSession, *conditions: ColumnElement[bool], newest_first: bool = True, limit: int = 25
+) -> list[RequestView]:
+    order = Request.created_at.desc() if newest_first else Request.created_at.asc()
+    query = _request_views_query().where(*conditions).order_by(order, Request.id.desc()).limit(limit)
+    return [_to_view(row) for row in (await session.execute(query)).all()]
+
+
+# Sessions -----------------------------------------------------------------------------------
+
+
+async def add_session(session: AsyncSession, **values: Any) -> MentorSession:
+    mentor_session = MentorSession(**values)
+    session.add(mentor_session)
+    await session.flush()
+    return mentor_session
+
+
+async def update_session(
+    session: AsyncSession, session_id: int, expected: Iterable[SessionStatus], **values: Any
+) -> bool:
+    result = await session.execute(
+        update(MentorSession)
+        .where(
+            MentorSession.id == session_id,
+            MentorSession.status.in_([s.value for s in expected]),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def rate_session(
+    session: AsyncSession, session_id: int, rating: int, review: str | None, now: datetime
+) -> bool:
+    """Once only: the guard is `rating IS NULL`."""
+    result = await session.execute(
+        update(MentorSession)
+        .where(MentorSession.id == session_id, MentorSession.rating.is_(None))
+        .values(rating=rating, review=review, rated_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def add_review(session: AsyncSession, session_id: int, review: str, now: datetime) -> bool:
+    result = await session.execute(
+        update(MentorSession)
+        .where(
+            MentorSession.id == session_id,
+            MentorSession.rating.is_not(None),
+            MentorSession.review.is_(None),
+        )
+        .values(review=review, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def mentor_sessions_between(
+    session: AsyncSession,
+    mentor_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_session_id: int | None = None,
+) -> list[MentorSession]:
+    """The mentor's scheduled sessions overlapping [start, end)."""
+    query = select(MentorSession).where(
+        MentorSession.mentor_id == mentor_id,
+        MentorSession.status == SessionStatus.SCHEDULED.value,
+        MentorSession.starts_at < end,
+        MentorSession.ends_at > start,
+    )
+    if exclude_session_id is not None:
+        query = query.where(MentorSession.id != exclude_session_id)
+    return list((await session.scalars(query.order_by(MentorSession.starts_at))).all())
+
+
+# Availability -------------------------------------------------------------------------------
+
+
+async def replace_availability(
+    session: AsyncSession, mentor_id: int, windows: Sequence[Availability]
+) -> None:
+    existing = await session.scalars(
+        select(AvailabilityWindow).where(AvailabilityWindow.mentor_id == mentor_id)
+    )
+    for row in existing:
+        await session.delete(row)
+    for window in windows:
+        session.add(
+            AvailabilityWindow(
+                mentor_id=mentor_id,
+                weekday=window.weekday,
+                start_time=datetime.strptime(window.start, "%H:%M").time(),
+                end_time=datetime.strptime(window.end, "%H:%M").time(),
+                timezone=window.timezone,
+            )
+        )
+    await session.flush()
+
+
+async def availability(session: AsyncSession, mentor_id: int) -> list[Availability]:
+    rows = await session.scalars(
+        select(AvailabilityWindow)
+        .where(AvailabilityWindow.mentor_id == mentor_id)
+        .order_by(AvailabilityWindow.weekday, AvailabilityWindow.start_time)
+    )
+    return [
+        Availability(
+            weekday=row.weekday,
+            start=row.start_time.strftime("%H:%M"),
+            end=row.end_time.strftime("%H:%M"),
+            timezone=row.timezone,
+        )
+        for row in rows
+    ]
+
+
+# Feed posts ---------------------------------------------------------------------------------
+
+
+async def feed_post(session: AsyncSession, request_id: int) -> FeedPost | None:
+    return await session.scalar(select(FeedPost).where(FeedPost.request_id == request_id))
+
+
+async def record_feed_post(
+    session: AsyncSession, request_id: int, platform: str, channel: str, message_ref: str, now: datetime
+) -> None:
+    stmt = _insert(session, FeedPost).values(
+        request_id=request_id, platform=platform, channel=channel, message_ref=message_ref, created_at=now
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id"]))
+
+
+# Outbox -------------------------------------------------------------------------------------
+
+
+async def add_notification(session: AsyncSession, **values: Any) -> bool:
+    """Owe a message; a second row with the same dedupe key is silently not added."""
+    stmt = _insert(session, Notification).values(**values)
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def retire_pending(
+    session: AsyncSession,
+    *,
+    status: str,
+    request_id: int | None = None,
+    session_id: int | None = None,
+    kinds: Iterable[str],
+) -> int:
+    """Mark still-pending notifications as no longer owed (superseded card, cancelled reminder)."""
+    conditions = [Notification.status == "pending", Notification.kind.in_(list(kinds))]
+    if request_id is not None:
+        conditions.append(Notification.request_id == request_id)
+    if session_id is not None:
+        conditions.append(Notification.session_id == session_id)
+    result = await session.execute(
+        update(Notification)
+        .where(*conditions)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def claim_due_notifications(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int, platforms: Iterable[str]
+) -> list[Notification]:
+    """Lease up to `limit` due notifications to this worker. A lease that ran out (a worker died
+    between claiming and recording) makes the row due again."""
+    due = or_(
+        and_(Notification.status == "pending", Notification.next_attempt_at <= now),
+        and_(Notification.status == "sending", Notification.lease_until <= now),
+    )
+    # Two index range scans (pending by next_attempt_at, sending by lease) keep this cheap.
+    candidates = (
+        select(Notification.id)
+        .where(due, Notification.platform.in_(list(platforms)))
+        .order_by(Notification.next_attempt_at)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        candidates = candidates.with_for_update(skip_locked=True)
+    token = str(uuid.uuid4())
+    await session.execute(
+        update(Notification)
+        .where(Notification.id.in_(candidates.scalar_subquery()), due)
+        .values(
+            status="sending",
+            lease_until=lease_until,
+            claim_token=token,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = await session.scalars(
+        select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
+    )
+    return list(rows.all())
+
+
+async def finish_notification(
+    session: AsyncSession, notification_id: int, claim_token: str | None, **values: Any
+) -> bool:
+    """Record the outcome, only if this worker still holds the lease."""
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.claim_token == claim_token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+# Due work for the sweeps ---------------------------------------------------------------------
+
+
+async def due_request_ids(session: AsyncSession, column: Any, now: datetime, limit: int) -> list[int]:
+    """Open requests whose `column` (expires_at / nudge_due_at) has passed: an index range scan."""
+    query = (
+        select(Request.id)
+        .where(Request.status == Status.OPEN.value, column <= now)
+        .order_by(column)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return list((await session.scalars(query)).all())
+
+
+async def due_session_ids(session: AsyncSession, ended_before: datetime, limit: int) -> list[int]:
+    query = (
+        select(MentorSession.id)
+        .where(
+            MentorSession.status == SessionStatus.SCHEDULED.value,
+            MentorSession.ends_at <= ended_before,
+        )
+        .order_by(MentorSession.ends_at)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return list((await session.scalars(query)).all())
+
+
+async def session_request_id(session: AsyncSession, session_id: int) -> int | None:
+    return await session.scalar(select(MentorSession.request_id).where(MentorSession.id == session_id))
+
+
+async def record_job_run(
+    session: AsyncSession, name: str, now: datetime, count: int, duration_ms: int
+) -> None:
+    stmt = _insert(session, JobRun).values(
+        name=name, last_success_at=now, last_count=count, last_duration_ms=duration_ms
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "last_success_at": stmt.excluded.last_success_at,
+                "last_count": stmt.excluded.last_count,
+                "last_duration_ms": stmt.excluded.last_duration_ms,
+            },
+        )
+    )
+
+
+async def job_runs(session: AsyncSession) -> list[JobRun]:
+    return list((await session.scalars(select(JobRun).order_by(JobRun.name))).all())
