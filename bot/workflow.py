@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -773,7 +773,7 @@ def compute_slots(
                     and cursor >= earliest
                     and not any(b_start < slot_end and b_end > cursor for b_start, b_end in busy)
                 ):
-                    slots.append(Slot(cursor, slot_end))
+                    slots.append(Slot(cursor.astimezone(UTC), slot_end.astimezone(UTC)))
                 cursor += SLOT_STEP
         day += timedelta(days=1)
     slots.sort(key=lambda s: s.starts_at)

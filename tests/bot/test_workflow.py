@@ -1,0 +1,323 @@
+"""Every use case, on SQLite and PostgreSQL, asserting results and what the database holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.clock import ManualClock
+from bot.domain import Invalid, Ok, Refused, RequestView, SessionStatus, Status
+from bot.runtime import Runtime
+from storage.models import MentorSession, Notification, Request
+from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT, request_form
+
+
+def ok(result: Any) -> Any:
+    assert isinstance(result, Ok), result
+    return result.value
+
+
+async def owed(runtime: Runtime, **filters: Any) -> list[Notification]:
+    async with runtime.db.transaction() as session:
+        query = select(Notification).order_by(Notification.id)
+        for name, value in filters.items():
+            query = query.where(getattr(Notification, name) == value)
+        return list((await session.scalars(query)).all())
+
+
+async def create(runtime: Runtime, **form: str) -> RequestView:
+    return ok(await runtime.mentorship.create_request(STUDENT, request_form(**form)))  # type: ignore[no-any-return]
+
+
+async def scheduled(runtime: Runtime, when: str = "2030-01-08 15:00") -> RequestView:
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    return ok(await runtime.mentorship.schedule(MENTOR, request.id, {"starts_at": when}))  # type: ignore[no-any-return]
+
+
+async def test_create_request_stores_it_and_owes_card_and_dm(runtime: Runtime) -> None:
+    request = await create(runtime)
+    assert request.status is Status.OPEN
+    assert request.tags == ("python", "interviews")
+    assert request.expires_at - request.created_at == timedelta(days=7)
+    notes = await owed(runtime, request_id=request.id)
+    assert [(n.kind, n.audience, n.status) for n in notes] == [
+        ("card", "feed", "pending"),
+        ("request_posted", "dm", "pending"),
+    ]
+
+
+async def test_open_request_cap_per_student(runtime: Runtime) -> None:
+    await create(runtime)
+    await create(runtime)
+    third = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(third, Refused) and third.code == "too_many_open"
+    # Cancelling one frees a place.
+    mine = (await runtime.mentorship.dashboard(STUDENT)).mine
+    ok(await runtime.mentorship.cancel(STUDENT, mine[0].id))
+    ok(await runtime.mentorship.create_request(STUDENT, request_form()))
+
+
+async def test_invalid_form_changes_nothing(runtime: Runtime) -> None:
+    result = await runtime.mentorship.create_request(STUDENT, request_form(title="hey"))
+    assert isinstance(result, Invalid) and set(result.errors) == {"title"}
+    async with runtime.db.transaction() as session:
+        assert (await session.scalars(select(Request))).all() == []
+
+
+async def test_claim_then_second_mentor_told_who_has_it(runtime: Runtime) -> None:
+    request = await create(runtime)
+    claimed = ok(await runtime.mentorship.claim(MENTOR, request.id))
+    assert claimed.status is Status.CLAIMED and claimed.claimed_by.external_id == MENTOR.user_id
+    lost = await runtime.mentorship.claim(MENTOR_2, request.id)
+    assert isinstance(lost, Refused) and lost.code == "already_claimed"
+    assert "Mia Mentor" in lost.message
+    again = await runtime.mentorship.claim(MENTOR, request.id)
+    assert isinstance(again, Refused) and again.code == "already_yours"
+    kinds = [n.kind for n in await owed(runtime, request_id=request.id, status="pending")]
+    assert kinds == ["request_posted", "card", "request_claimed"]  # the first card was superseded
+
+
+async def test_release_puts_request_back_in_the_feed(runtime: Runtime) -> None:
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    released = ok(await runtime.mentorship.release(MENTOR, request.id))
+    assert released.status is Status.OPEN and released.claimed_by is None
+    ok(await runtime.mentorship.claim(MENTOR_2, request.id))
+    assert [n.kind for n in await owed(runtime, kind="claim_released")] == ["claim_released"]
+
+
+async def test_schedule_creates_session_reminders_and_dms(runtime: Runtime) -> None:
+    request = await scheduled(runtime)
+    assert request.status is Status.SCHEDULED and request.session is not None
+    # 15:00 in the mentor's zone (America/New_York, UTC-5 in January) is 20:00 UTC.
+    assert request.session.starts_at.hour == 20
+    assert request.session.ends_at - request.session.starts_at == timedelta(minutes=30)
+    assert request.session.meeting_url.startswith("https://meet.jit.si/mini-mentorship-")
+    dms = await owed(runtime, kind="session_scheduled")
+    assert len(dms) == 2  # student and mentor
+    reminders = await owed(runtime, kind="reminder", status="pending")
+    assert sorted((r.due_at, r.member_id) for r in reminders) == sorted(
+        (request.session.starts_at - offset, member)
+        for offset in (timedelta(hours=24), timedelta(minutes=15))
+        for member in (request.student.id, request.session.mentor.id)
+    )
+
+
+async def test_schedule_validation(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    m = runtime.mentorship
+    outside = await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-20 10:00"})
+    assert isinstance(outside, Invalid) and "student's dates" in outside.errors["starts_at"]
+    past = await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-07 03:00"})
+    assert isinstance(past, Invalid) and "passed" in past.errors["starts_at"]
+    bad_url = await m.schedule(
+        MENTOR, request.id, {"starts_at": "2030-01-08 10:00", "meeting_url": "javascript:alert(1)"}
+    )
+    assert isinstance(bad_url, Invalid) and set(bad_url.errors) == {"meeting_url"}
+    nothing = await m.schedule(MENTOR, request.id, {})
+    assert isinstance(nothing, Invalid) and "starts_at" in nothing.errors
+    own = ok(
+        await m.schedule(
+            MENTOR, request.id, {"starts_at": "2030-01-08 10:00", "meeting_url": "https://zoom.us/j/1"}
+        )
+    )
+    assert own.session.meeting_url == "https://zoom.us/j/1"
+
+
+async def test_schedule_refuses_overlap_with_mentors_other_session(runtime: Runtime) -> None:
+    first = await scheduled(runtime, "2030-01-08 15:00")
+    other = ok(await runtime.mentorship.create_request(OTHER_STUDENT, request_form()))
+    ok(await runtime.mentorship.claim(MENTOR, other.id))
+    clash = await runtime.mentorship.schedule(MENTOR, other.id, {"starts_at": "2030-01-08 15:15"})
+    assert isinstance(clash, Invalid) and "overlaps" in clash.errors["starts_at"]
+    ok(await runtime.mentorship.schedule(MENTOR, other.id, {"starts_at": "2030-01-08 15:30"}))
+    assert first.session is not None
+
+
+async def test_reschedule_moves_session_and_resets_reminders(runtime: Runtime) -> None:
+    request = await scheduled(runtime)
+    assert request.session is not None
+    moved = ok(await runtime.mentorship.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 12:00"}))
+    assert moved.status is Status.SCHEDULED
+    assert moved.session.id == request.session.id and moved.session.schedule_version == 2
+    assert moved.session.meeting_url == request.session.meeting_url  # the link stays
+    old = await owed(runtime, kind="reminder", status="superseded")
+    new = await owed(runtime, kind="reminder", status="pending")
+    assert len(old) == 4 and len(new) == 4
+    assert all(n.payload["schedule_version"] == 2 for n in new)
+    assert len(await owed(runtime, kind="session_rescheduled")) == 2
+
+
+async def test_mentor_cancels_session_keeps_claim(runtime: Runtime) -> None:
+    request = await scheduled(runtime)
+    back = ok(await runtime.mentorship.cancel_session(MENTOR, request.id))
+    assert back.status is Status.CLAIMED and back.session.status is SessionStatus.CANCELLED
+    assert await owed(runtime, kind="reminder", status="pending") == []
+    assert [n.kind for n in await owed(runtime, kind="session_cancelled")] == ["session_cancelled"]
+    again = ok(await runtime.mentorship.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 12:00"}))
+    assert again.session.id != back.session.id
+
+
+async def test_student_cancel_from_each_state_tells_the_mentor(runtime: Runtime) -> None:
+    open_ = await create(runtime)
+    ok(await runtime.mentorship.cancel(STUDENT, open_.id))
+    request = await scheduled(runtime)
+    cancelled = ok(await runtime.mentorship.cancel(STUDENT, request.id))
+    assert cancelled.status is Status.CANCELLED and cancelled.session.status is SessionStatus.CANCELLED
+    assert await owed(runtime, kind="reminder", status="pending") == []
+    assert len(await owed(runtime, kind="request_cancelled")) == 1  # only the claimed one had a mentor
+    twice = await runtime.mentorship.cancel(STUDENT, request.id)
+    assert isinstance(twice, Refused) and twice.code == "wrong_state"
+
+
+async def test_complete_and_rate_once(runtime: Runtime, clock: ManualClock) -> None:
+    request = await scheduled(runtime)
+    early = await runtime.mentorship.complete(MENTOR, request.id)
+    assert isinstance(early, Refused) and early.code == "too_early"
+    clock.set(request.session.starts_at + timedelta(minutes=5))
+    done = ok(await runtime.mentorship.complete(MENTOR, request.id))
+    assert done.status is Status.COMPLETED and done.session.status is SessionStatus.COMPLETED
+    assert len(await owed(runtime, kind="rating_prompt")) == 1
+    rated = ok(await runtime.mentorship.rate(STUDENT, request.id, 4))
+    assert rated.session.rating == 4 and rated.session.review is None
+    reviewed = ok(await runtime.mentorship.rate(STUDENT, request.id, 4, "Very helpful, thanks!"))
+    assert reviewed.session.review == "Very helpful, thanks!"
+    again = await runtime.mentorship.rate(STUDENT, request.id, 1, "changed my mind")
+    assert isinstance(again, Refused) and again.code == "already_rated"
+    assert (await runtime.mentorship.rate(STUDENT, request.id, 9)) == Invalid(
+        {"rating": "Please choose 1 to 5 stars."}
+    )
+    assert len(await owed(runtime, kind="rated")) == 2  # stars, then the review
+
+
+async def test_rate_refused_before_session(runtime: Runtime) -> None:
+    request = await scheduled(runtime)
+    early = await runtime.mentorship.rate(STUDENT, request.id, 5)
+    assert isinstance(early, Refused) and early.code == "not_rateable"
+
+
+async def test_no_show(runtime: Runtime, clock: ManualClock) -> None:
+    request = await scheduled(runtime)
+    clock.set(request.session.starts_at + timedelta(minutes=20))
+    done = ok(await runtime.mentorship.no_show(MENTOR, request.id))
+    assert done.status is Status.COMPLETED and done.session.status is SessionStatus.NO_SHOW
+    assert len(await owed(runtime, kind="no_show_reported")) == 1
+    assert await owed(runtime, kind="rating_prompt") == []
+    cannot_rate = await runtime.mentorship.rate(STUDENT, request.id, 5)
+    assert isinstance(cannot_rate, Refused)
+
+
+async def test_expiry_sweep_at_the_boundary(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime)
+    clock.set(request.expires_at - timedelta(seconds=1))
+    assert await runtime.mentorship.expire_due() == 0
+    clock.set(request.expires_at)
+    assert await runtime.mentorship.expire_due() == 1
+    assert await runtime.mentorship.expire_due() == 0
+    expired = ok(await runtime.mentorship.get_request(STUDENT, request.id))
+    assert expired.status is Status.EXPIRED
+    assert len(await owed(runtime, kind="request_expired")) == 1
+
+
+async def test_repost_expired_request_moves_dates(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime)
+    clock.set(request.expires_at)
+    await runtime.mentorship.expire_due()
+    again = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    assert again.id != request.id and again.status is Status.OPEN
+    assert again.title == request.title
+    assert again.available_from == clock.now().date()
+    assert again.available_until >= again.available_from + timedelta(days=4)
+    not_expired = await runtime.mentorship.repost(STUDENT, again.id)
+    assert isinstance(not_expired, Refused)
+
+
+async def test_nudge_once_and_sooner_for_high_urgency(runtime: Runtime, clock: ManualClock) -> None:
+    normal = await create(runtime)
+    urgent = ok(await runtime.mentorship.create_request(OTHER_STUDENT, request_form(urgency="high")))
+    clock.advance(hours=6)
+    assert await runtime.mentorship.nudge_due() == 1
+    clock.advance(hours=18)
+    assert await runtime.mentorship.nudge_due() == 1
+    clock.advance(hours=24)
+    assert await runtime.mentorship.nudge_due() == 0
+    nudges = await owed(runtime, kind="nudge")
+    assert [n.request_id for n in nudges] == [urgent.id, normal.id]
+
+
+async def test_claimed_request_is_not_nudged(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    clock.advance(hours=48)
+    assert await runtime.mentorship.nudge_due() == 0
+
+
+async def test_completion_sweep_after_end_plus_ten_minutes(runtime: Runtime, clock: ManualClock) -> None:
+    request = await scheduled(runtime)
+    clock.set(request.session.ends_at + timedelta(minutes=9))
+    assert await runtime.mentorship.complete_due() == 0
+    clock.set(request.session.ends_at + timedelta(minutes=10))
+    assert await runtime.mentorship.complete_due() == 1
+    assert await runtime.mentorship.complete_due() == 0
+    assert len(await owed(runtime, kind="rating_prompt")) == 1
+    async with runtime.db.transaction() as session:
+        mentor_session = await session.get(MentorSession, request.session.id)
+        assert mentor_session is not None and mentor_session.status == "completed"
+
+
+async def test_availability_and_slot_suggestions(runtime: Runtime) -> None:
+    windows = ok(
+        await runtime.mentorship.set_availability(
+            MENTOR, {"windows": "Tue 09:00-11:00\nWed 18:00-19:00", "timezone": "America/New_York"}
+        )
+    )
+    assert [(w.weekday, w.start, w.end) for w in windows] == [(1, "09:00", "11:00"), (2, "18:00", "19:00")]
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    slots = ok(await runtime.mentorship.suggest_slots(MENTOR, request.id))
+    starts = [s.starts_at.astimezone().strftime("%a %H:%M") for s in slots]
+    # Tue 09:00-11:00 New York = 14:00-16:00 UTC, 30-min steps; Wed 18:00-19:00 = 23:00-00:00 UTC.
+    assert [s.starts_at.isoformat() for s in slots] == [
+        "2030-01-08T14:00:00+00:00",
+        "2030-01-08T14:30:00+00:00",
+        "2030-01-08T15:00:00+00:00",
+        "2030-01-08T15:30:00+00:00",
+        "2030-01-09T23:00:00+00:00",
+        "2030-01-09T23:30:00+00:00",
+    ], starts
+    # A session already booked removes the slots it overlaps.
+    ok(await runtime.mentorship.schedule(MENTOR, request.id, {"slot": slots[1].starts_at.isoformat()}))
+    other = ok(await runtime.mentorship.create_request(OTHER_STUDENT, request_form()))
+    ok(await runtime.mentorship.claim(MENTOR, other.id))
+    free = ok(await runtime.mentorship.suggest_slots(MENTOR, other.id))
+    assert slots[1].starts_at not in [s.starts_at for s in free]
+    assert len(free) == len(slots) - 1
+
+
+async def test_availability_errors_and_clearing(runtime: Runtime) -> None:
+    bad = await runtime.mentorship.set_availability(MENTOR, {"windows": "Funday 9-5", "timezone": "Mars/Base"})
+    assert isinstance(bad, Invalid) and set(bad.errors) == {"windows", "timezone"}
+    ok(await runtime.mentorship.set_availability(MENTOR, {"windows": "", "timezone": "UTC"}))
+    windows, tz = await runtime.mentorship.get_availability(MENTOR)
+    assert windows == [] and tz == "America/New_York"  # the actor's platform zone wins
+
+
+async def test_dashboard_sections(runtime: Runtime) -> None:
+    mine = await create(runtime)
+    theirs = ok(await runtime.mentorship.create_request(OTHER_STUDENT, request_form()))
+    ok(await runtime.mentorship.claim(MENTOR, theirs.id))
+    student_view = await runtime.mentorship.dashboard(STUDENT)
+    assert [r.id for r in student_view.mine] == [mine.id]
+    assert student_view.open == [] and student_view.claimed == []  # not a mentor
+    mentor_view = await runtime.mentorship.dashboard(MENTOR)
+    assert [r.id for r in mentor_view.claimed] == [theirs.id]
+    assert [r.id for r in mentor_view.open] == [mine.id]
+
+
+async def test_set_timezone(runtime: Runtime) -> None:
+    assert isinstance(await runtime.mentorship.set_timezone(STUDENT, "Nowhere/Land"), Invalid)
+    ok(await runtime.mentorship.set_timezone(STUDENT, "Asia/Tokyo"))
