@@ -80,7 +80,7 @@ class Stats:
         )
         async with self.db.transaction() as session:
             rows = (await session.execute(query)).all()
-        return Ok(_build([row._tuple() for row in rows]))
+        return Ok(_build([(r[0], r[1], r[2], r[3], r[4]) for r in rows]))
 
 
 @dataclass

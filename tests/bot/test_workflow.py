@@ -299,7 +299,9 @@ async def test_availability_and_slot_suggestions(runtime: Runtime) -> None:
 
 
 async def test_availability_errors_and_clearing(runtime: Runtime) -> None:
-    bad = await runtime.mentorship.set_availability(MENTOR, {"windows": "Funday 9-5", "timezone": "Mars/Base"})
+    bad = await runtime.mentorship.set_availability(
+        MENTOR, {"windows": "Funday 9-5", "timezone": "Mars/Base"}
+    )
     assert isinstance(bad, Invalid) and set(bad.errors) == {"windows", "timezone"}
     ok(await runtime.mentorship.set_availability(MENTOR, {"windows": "", "timezone": "UTC"}))
     windows, tz = await runtime.mentorship.get_availability(MENTOR)

@@ -1,0 +1,74 @@
+"""Configuration: the contract's variable names, defaults, and errors that name the variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings, parse_offsets
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == "sqlite+aiosqlite:///./mini_mentorship.db"
+    assert settings.request_expiry_days == 7
+    assert settings.reminder_offset_list == [timedelta(hours=24), timedelta(minutes=15)]
+    assert settings.nudge_after_hours == 24
+    assert settings.max_open_requests_per_student == 2
+    assert settings.default_timezone == "UTC"
+    assert "{token}" in settings.meeting_link_template
+
+
+def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "DATABASE_URL": "postgres://u@db/x",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "SLACK_MENTOR_CHANNEL": "C1",
+        "DISCORD_TOKEN": "d",
+        "DISCORD_MENTOR_CHANNEL_ID": "11",
+        "DISCORD_MENTOR_ROLE_ID": "22",
+        "DISCORD_GUILD_ID": "33",
+        "REQUEST_EXPIRY_DAYS": "3",
+        "REMINDER_OFFSETS": "1d, 2h,30m",
+        "NUDGE_AFTER_HOURS": "12",
+        "MAX_OPEN_REQUESTS_PER_STUDENT": "4",
+        "ADMIN_USER_IDS": "U1, U2",
+        "MEETING_LINK_TEMPLATE": "https://meet.example.org/{token}",
+        "DEFAULT_TIMEZONE": "Europe/Berlin",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.database_url == "postgresql+psycopg://u@db/x"
+    assert s.slack_configured and s.discord_configured
+    assert s.discord_mentor_role_id == 22
+    assert s.reminder_offset_list == [timedelta(days=1), timedelta(hours=2), timedelta(minutes=30)]
+    assert s.admin_ids == {"U1", "U2"}
+    assert s.missing_for_slack() == [] and s.missing_for_discord() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REMINDER_OFFSETS", "24 hours"),
+        ("DEFAULT_TIMEZONE", "Mars/Olympus"),
+        ("MEETING_LINK_TEMPLATE", "https://meet.example.org/fixed-room"),
+        ("REQUEST_EXPIRY_DAYS", "0"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DISCORD_MENTOR_ROLE_ID", "mentors"),
+    ],
+)
+def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert f"{name}={value!r}" in str(caught.value)
+
+
+def test_parse_offsets_rejects_zero() -> None:
+    with pytest.raises(ValueError, match="more than zero"):
+        parse_offsets("0m")

@@ -1,0 +1,202 @@
+"""Hypothesis: random sequences of actions by random people, checked against a reference model.
+
+After every step the database must agree with the model (who won, what status), no request may
+be lost, and the invariants of the status flow must hold. Runs on SQLite files (a new database
+per example); the PostgreSQL engine is covered by the same use cases in test_workflow/test_race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from bot.clock import ManualClock
+from bot.domain import Actor, Invalid, Ok, Refused, Status
+from bot.runtime import Runtime
+from storage import migrate
+from storage.db import Database
+from storage.models import MentorSession, Notification, Request
+from tests.conftest import START, make_settings, request_form
+
+STUDENTS = [Actor("slack", "T1", f"U_S{i}", f"Student {i}", "UTC") for i in range(3)]
+MENTORS = [Actor("slack", "T1", f"U_M{i}", f"Mentor {i}", "UTC", is_mentor=True) for i in range(2)]
+AFTER_SESSIONS = datetime(2030, 1, 13, 9, 0, tzinfo=UTC)  # every session is over
+AFTER_EXPIRY = datetime(2030, 1, 20, 9, 0, tzinfo=UTC)  # every open request has expired
+
+
+@dataclass
+class ModelRequest:
+    student: str
+    status: Status = Status.OPEN
+    claimer: str | None = None
+    rated: bool = False
+
+
+@dataclass
+class Model:
+    requests: dict[int, ModelRequest] = field(default_factory=dict)
+    stage: int = 0  # 0: Jan 7; 1: sessions over; 2: open requests expired
+
+    def active(self, student: str) -> int:
+        live = (Status.OPEN, Status.CLAIMED, Status.SCHEDULED)
+        return sum(1 for r in self.requests.values() if r.student == student and r.status in live)
+
+
+action = st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 2), st.just(0)),
+    st.tuples(
+        st.sampled_from(["claim", "release", "schedule", "cancel_session", "complete"]),
+        st.integers(0, 1),
+        st.integers(0, 7),
+    ),
+    st.tuples(st.sampled_from(["cancel", "rate"]), st.integers(0, 2), st.integers(0, 7)),
+    st.tuples(st.sampled_from(["sessions_end", "expire"]), st.just(0), st.just(0)),
+)
+
+
+@hsettings(max_examples=40)
+@given(st.lists(action, min_size=1, max_size=25))
+def test_random_action_sequences_follow_the_model(actions: list[tuple[str, int, int]]) -> None:
+    asyncio.run(_run(actions))
+
+
+async def _run(actions: list[tuple[str, int, int]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Database(f"sqlite+aiosqlite:///{Path(folder) / 'sm.db'}")
+        await migrate.upgrade(db)
+        clock = ManualClock(START)
+        runtime = Runtime(make_settings(db.url), clock=clock, db=db)
+        model = Model()
+        try:
+            for step in actions:
+                await _step(runtime, clock, model, step)
+                await _check(runtime, model)
+        finally:
+            await db.dispose()
+
+
+async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[str, int, int]) -> None:
+    name, who, index = step
+    m = runtime.mentorship
+    ids = sorted(model.requests)
+    rid = ids[index % len(ids)] if ids else 1
+    target = model.requests.get(rid)
+
+    if name == "create":
+        student = STUDENTS[who]
+        result = await m.create_request(student, request_form())
+        if model.stage > 0:
+            assert isinstance(result, Invalid)  # the dates are now in the past
+        elif model.active(student.user_id) >= 2:
+            assert isinstance(result, Refused) and result.code == "too_many_open"
+        else:
+            assert isinstance(result, Ok), result
+            model.requests[result.value.id] = ModelRequest(student.user_id)
+        return
+    if name == "sessions_end":
+        if model.stage == 0:
+            clock.set(AFTER_SESSIONS)
+            model.stage = 1
+        await m.complete_due()
+        for r in model.requests.values():
+            if r.status is Status.SCHEDULED:
+                r.status = Status.COMPLETED
+        return
+    if name == "expire":
+        clock.set(AFTER_EXPIRY)
+        model.stage = 2
+        await m.complete_due()
+        await m.expire_due()
+        for r in model.requests.values():
+            if r.status is Status.SCHEDULED:
+                r.status = Status.COMPLETED
+            if r.status is Status.OPEN:
+                r.status = Status.EXPIRED
+        return
+    if target is None:
+        return
+
+    if name in ("cancel", "rate"):
+        actor = STUDENTS[who]
+        is_student = actor.user_id == target.student
+        if name == "cancel":
+            result = await m.cancel(actor, rid)
+            allowed = is_student and not target.status.is_final
+            if allowed:
+                target.status = Status.CANCELLED
+        else:
+            result = await m.rate(actor, rid, 4)
+            allowed = is_student and target.status is Status.COMPLETED and not target.rated
+            target.rated = target.rated or allowed
+        assert isinstance(result, Ok) == allowed, (name, result)
+        return
+
+    actor = MENTORS[who]
+    is_claimer = target.claimer == actor.user_id
+    if name == "claim":
+        result = await m.claim(actor, rid)
+        allowed = target.status is Status.OPEN
+        if allowed:
+            target.status, target.claimer = Status.CLAIMED, actor.user_id
+    elif name == "release":
+        result = await m.release(actor, rid)
+        allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED)
+        if allowed:
+            target.status, target.claimer = Status.OPEN, None
+    elif name == "schedule":
+        # A distinct hour per request, so one mentor's sessions never overlap.
+        when = (datetime(2030, 1, 8, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
+        result = await m.schedule(actor, rid, {"starts_at": when})
+        allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED) and model.stage == 0
+        if allowed:
+            target.status = Status.SCHEDULED
+    elif name == "cancel_session":
+        result = await m.cancel_session(actor, rid)
+        allowed = is_claimer and target.status is Status.SCHEDULED
+        if allowed:
+            target.status = Status.CLAIMED
+    else:  # complete: sessions are in the future at stage 0, and already completed after
+        result = await m.complete(actor, rid)
+        allowed = False
+    assert isinstance(result, Ok) == allowed, (name, actor.user_id, target, result)
+
+
+async def _check(runtime: Runtime, model: Model) -> None:
+    async with runtime.db.transaction() as session:
+        rows = {r.id: r for r in (await session.scalars(select(Request))).all()}
+        live_sessions = (
+            await session.execute(
+                select(MentorSession.request_id, func.count())
+                .where(MentorSession.status == "scheduled")
+                .group_by(MentorSession.request_id)
+            )
+        ).all()
+        stale_reminders = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .join(MentorSession, MentorSession.id == Notification.session_id)
+            .where(
+                Notification.kind == "reminder",
+                Notification.status == "pending",
+                MentorSession.status != "scheduled",
+            )
+        )
+    assert set(rows) == set(model.requests)  # nothing lost, nothing invented
+    live = dict(live_sessions)
+    for rid, expected in model.requests.items():
+        row = rows[rid]
+        assert row.status == expected.status.value, (rid, row.status, expected)
+        if expected.status in (Status.CLAIMED, Status.SCHEDULED):
+            assert row.claimed_by_id is not None
+        if expected.status is Status.OPEN:
+            assert row.claimed_by_id is None
+        assert live.get(rid, 0) == (1 if expected.status is Status.SCHEDULED else 0)
+    assert stale_reminders == 0
