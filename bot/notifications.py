@@ -104,19 +104,16 @@ def student_buttons(request: RequestView) -> tuple[Button, ...]:
 
 def card(request: RequestView) -> Message:
     """The request's card in the mentors' feed, for its current status."""
-    headline = {
-        Status.OPEN: "New mentorship request",
-        Status.CLAIMED: "Claimed",
-        Status.SCHEDULED: "Scheduled",
-        Status.COMPLETED: "Completed",
-        Status.CANCELLED: "Cancelled by the student",
-        Status.EXPIRED: "Expired: nobody claimed it in time",
-    }[request.status]
+    qualifier = {
+        Status.OPEN: " · New mentorship request",
+        Status.CANCELLED: " by the student",
+        Status.EXPIRED: ": nobody claimed it in time",
+    }.get(request.status, "")
     accent = "high" if request.urgency.value == "high" and request.status is Status.OPEN else None
     if request.status.is_final:
         accent = "muted"
     return Message(
-        headline=f"{request.status.badge} · {headline}",
+        headline=f"{request.status.badge}{qualifier}",
         lines=(
             (t(request.title, bold=True),),
             (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
@@ -286,12 +283,10 @@ def compose(
     if kind is Kind.REMINDER:
         assert request.session is not None
         other = request.session.mentor if is_student else request.student
-        late = bool(payload.get("late"))
-        headline = (
-            "⏰ Your session starts soon"
-            if not late
-            else ("⏰ Your session starts soon (sorry, this reminder is late)")
-        )
+        soon = _in_words(request.session.starts_at - now)
+        headline = f"⏰ Reminder: your session starts in {soon}"
+        if payload.get("late"):
+            headline += " (sorry, this reminder is late)"
         return Message(
             headline=headline,
             lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
@@ -328,13 +323,14 @@ def compose(
     raise AssertionError(f"no composer for {kind}")
 
 
-def reminder_label(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds() // 60)
-    if minutes >= 60 * 24 and minutes % (60 * 24) == 0:
-        return f"{minutes // (60 * 24)}d"
-    if minutes >= 60 and minutes % 60 == 0:
-        return f"{minutes // 60}h"
-    return f"{minutes}m"
+def _in_words(delta: timedelta) -> str:
+    minutes = max(1, round(delta.total_seconds() / 60))
+    if minutes < 90:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{round(hours / 24)} days"
 
 
 __all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose"]

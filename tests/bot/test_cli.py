@@ -1,0 +1,136 @@
+"""The `mini-mentorship` commands as an operator uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.clock import ManualClock
+from bot.domain import Ok, Status
+from bot.runtime import Runtime
+from tests.conftest import START, STUDENT, make_settings, request_form
+
+CONTRACT_VARIABLES = [
+    "DATABASE_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "SLACK_MENTOR_CHANNEL",
+    "DISCORD_TOKEN",
+    "DISCORD_MENTOR_CHANNEL_ID",
+    "DISCORD_MENTOR_ROLE_ID",
+    "DISCORD_GUILD_ID",
+    "ADMIN_USER_IDS",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in CONTRACT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env, and the default SQLite file lands here
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "slack", "discord", "jobs", "migrate", "manifest", "demo"):
+        assert command in out
+
+
+def test_jobs_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["jobs", "--help"])
+    out = capsys.readouterr().out
+    assert "--once" in out and "--now" in out
+
+
+def test_run_without_credentials_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_MENTOR_CHANNEL", "DISCORD_TOKEN"):
+        assert name in err
+    assert "mini-mentorship demo" in err
+
+
+def test_slack_with_missing_variable_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    assert main(["slack"]) == 2
+    assert "SLACK_SIGNING_SECRET" in capsys.readouterr().err
+
+
+def test_bad_configuration_is_reported_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REMINDER_OFFSETS", "tomorrow")
+    assert main(["migrate"]) == 2
+    assert "REMINDER_OFFSETS='tomorrow'" in capsys.readouterr().err
+
+
+def test_migrate_creates_the_default_sqlite_database(tmp_path: Path) -> None:
+    assert main(["migrate"]) == 0
+    assert (tmp_path / "mini_mentorship.db").exists()
+
+
+def test_jobs_once_now_expires_due_requests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    async def seed() -> int:
+        runtime = Runtime(make_settings(url), clock=ManualClock(START))
+        await runtime.prepare()
+        created = await runtime.mentorship.create_request(STUDENT, request_form())
+        await runtime.close()
+        assert isinstance(created, Ok)
+        return created.value.id
+
+    async def status(request_id: int) -> Status:
+        runtime = Runtime(make_settings(url), clock=ManualClock(START))
+        result = await runtime.mentorship.get_request(STUDENT, request_id)
+        await runtime.close()
+        assert isinstance(result, Ok)
+        return result.value.status
+
+    request_id = asyncio.run(seed())
+    assert main(["jobs", "--once", "--now", "2030-01-10T09:00:00Z"]) == 0
+    assert asyncio.run(status(request_id)) is Status.OPEN
+    assert main(["jobs", "--once", "--now", "2030-01-14T09:00:00Z"]) == 0
+    assert "expire=1" in capsys.readouterr().out
+    assert asyncio.run(status(request_id)) is Status.EXPIRED
+    assert main(["jobs", "--now", "2030-01-14T09:00:00Z"]) == 2  # --now needs --once
+
+
+def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for moment in (
+        "New mentorship request",
+        "Already claimed by Mia",
+        "Your mentorship session is scheduled",
+        ".ics",
+        "Reminder: your session starts in 24 hours",
+        "Reminder: your session starts in 15 minutes",
+        "How was your session?",
+        "You got a rating",
+        "average rating 5.0",
+    ):
+        assert moment in out, moment
+
+
+def test_console_script_and_module_entry_points() -> None:
+    script = Path(sys.executable).with_name("mini-mentorship")
+    for command in ([str(script), "--help"], [sys.executable, "-m", "bot", "--help"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "mini-mentorship" in done.stdout
