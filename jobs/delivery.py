@@ -69,7 +69,7 @@ class Delivery:
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._last_send: dict[str, float] = {}
-        self._paused_until: dict[str, float] = {}
+        self._paused_until: dict[str, datetime] = {}  # channel -> Retry-After, on the clock
 
     def add_sender(self, sender: Sender) -> None:
         self.senders[sender.platform] = sender
@@ -155,7 +155,8 @@ class Delivery:
         for index, (row, outgoing) in enumerate(items):
             assert outgoing is not None
             sender = self.senders[row.platform]
-            paused = self._paused_until.get(key, 0.0) - time.monotonic()
+            paused_until = self._paused_until.get(key)
+            paused = (paused_until - self.clock.now()).total_seconds() if paused_until else 0.0
             if paused > 0:
                 # The channel is rate limited: put the rest back, due when the limit lifts.
                 for rest, _ in items[index:]:
@@ -214,7 +215,7 @@ class Delivery:
         delay = backoff * (0.5 + self._rng.random())  # jitter spreads retries of a burst
         if result.after_seconds is not None:
             delay = max(delay, result.after_seconds)
-            self._paused_until[key] = time.monotonic() + result.after_seconds
+            self._paused_until[key] = now + timedelta(seconds=result.after_seconds)
         async with self.db.transaction() as session:
             await repo.finish_notification(
                 session,
