@@ -129,12 +129,14 @@ def _require(missing: list[str], platform: str) -> bool:
 
 async def _until_stopped(*jobs: Awaitable[Any]) -> None:
     """Run until one job ends or the process gets SIGINT/SIGTERM; then cancel the rest."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    stop = asyncio.get_running_loop().create_future()
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(job) for job in jobs]
+    stopped = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            asyncio.get_running_loop().add_signal_handler(sig, stopped.set)
+    stop = asyncio.ensure_future(stopped.wait())
     done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.domain import Actor, Ok, RequestView, Result
+from bot.domain import Actor, Ok, RequestView, Result, Status
 from bot.messages import Link, Message, Person, Text, When
 from bot.outbox import Delivered, FeedRef, Outgoing
 from bot.runtime import Runtime
@@ -199,7 +199,7 @@ async def run_demo() -> None:
             assert isinstance(report, Ok)
             figures = report.value
             print(
-                f"\n  Requests: {figures.total} · completed {figures.by_status['completed']} · "
+                f"\n  Requests: {figures.total} · completed {figures.by_status[Status.COMPLETED]} · "
                 f"median time to claim {format_duration(figures.median_time_to_claim)} · "
                 f"average rating {figures.average_rating}"
             )

@@ -31,6 +31,7 @@ class Kind(enum.StrEnum):
     RATING_PROMPT = "rating_prompt"
     NO_SHOW = "no_show_reported"
     RATED = "rated"
+    DELIVERY_FAILED = "delivery_failed"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -125,8 +126,9 @@ def card(request: RequestView) -> Message:
     )
 
 
-def dashboard_item(request: RequestView, *, viewer_id: str) -> Message:
-    """One row of a dashboard; buttons only for what this viewer may do."""
+def dashboard_item(request: RequestView, *, viewer_id: str, problems: tuple[str, ...] = ()) -> Message:
+    """One row of a dashboard; buttons only for what this viewer may do; `problems` are
+    messages we could not deliver (e.g. DMs closed), so nobody waits for a DM that never came."""
     if request.student.external_id == viewer_id:
         buttons = student_buttons(request)
         if request.session and request.status is Status.COMPLETED and request.session.rating is None:
@@ -138,7 +140,7 @@ def dashboard_item(request: RequestView, *, viewer_id: str) -> Message:
     fields = request_fields(request, with_student=request.student.external_id != viewer_id)
     return Message(
         headline=f"{request.status.badge} · #{request.id}",
-        lines=((t(request.title, bold=True),),),
+        lines=((t(request.title, bold=True),), *((t(f"⚠️ {problem}"),) for problem in problems)),
         fields=fields,
         buttons=buttons,
     )
@@ -311,6 +313,14 @@ def compose(
                 (t("If that's wrong, reply to your organisers. You can post a new request anytime."),),
             ),
             accent="muted",
+        )
+    if kind is Kind.DELIVERY_FAILED:
+        return Message(
+            headline="We couldn't reach the other person",
+            lines=(
+                (t(f"{payload.get('name', 'They')} didn't get our message about "),) + title + (t("."),),
+                (t(f"Reason: {payload.get('reason', 'unknown')}. Please contact them directly."),),
+            ),
         )
     if kind is Kind.RATED:
         stars = int(payload.get("rating", 0))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +57,8 @@ class Dashboard:
     availability: list[Availability]
     timezone: str
     is_mentor: bool
+    # request id -> messages we could not deliver about it (e.g. "Couldn't DM Sam: DMs closed")
+    problems: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Mentorship:
@@ -240,7 +242,9 @@ class Mentorship:
                     limit=10,
                 )
                 windows = await repo.availability(session, me.id)
-        return Dashboard(mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor)
+            failed = await repo.undelivered_dms(session, [r.id for r in (*mine, *claimed)])
+        problems = {rid: tuple(texts) for rid, texts in failed.items()}
+        return Dashboard(mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems)
 
     # Claiming ------------------------------------------------------------------------------
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.domain import SessionStatus, Status
+from bot.domain import MemberRef, SessionStatus, Status
 from bot.notifications import Kind, compose
-from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable
+from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable, owe_dm
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Member, Notification
@@ -210,6 +210,8 @@ class Delivery:
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
             await self._finish(row, stats, status="failed", reason=reason, attempts=attempts)
             log.warning("notification %s (%s) failed: %s", row.id, row.kind, reason)
+            if outgoing.recipient is not None and outgoing.kind is not Kind.DELIVERY_FAILED:
+                await self._tell_other_party(outgoing, outgoing.recipient, reason, now)
             return
         backoff = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempts - 1))
         delay = backoff * (0.5 + self._rng.random())  # jitter spreads retries of a burst
@@ -228,6 +230,28 @@ class Delivery:
                 lease_until=None,
             )
         stats.retried += 1
+
+    async def _tell_other_party(
+        self, outgoing: Outgoing, unreachable: MemberRef, reason: str, now: datetime
+    ) -> None:
+        """The student or mentor we could not DM is missing something; tell the other one, once."""
+        request = outgoing.request
+        mentor = request.claimed_by or (request.session.mentor if request.session else None)
+        other = mentor if unreachable.id == request.student.id else request.student
+        if other is None or other.id == unreachable.id:
+            return
+        async with self.db.transaction() as session:
+            added = await owe_dm(
+                session,
+                request=request,
+                to=other,
+                kind=Kind.DELIVERY_FAILED,
+                now=now,
+                key=f"request:{request.id}:unreachable:{unreachable.id}",
+                payload={"name": unreachable.display_name, "reason": reason},
+            )
+        if added:
+            self.wake()
 
     async def _postpone(self, row: Notification, seconds: float) -> None:
         async with self.db.transaction() as session:

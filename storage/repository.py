@@ -390,6 +390,28 @@ async def retire_pending(
     return int(getattr(result, "rowcount", 0))
 
 
+async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict[int, list[str]]:
+    """Per request: "Couldn't DM <name>: <reason>" for each person we could not reach."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(Notification.request_id, Member.display_name, Notification.failed_reason)
+        .join(Member, Member.id == Notification.member_id)
+        .where(
+            Notification.request_id.in_(request_ids),
+            Notification.audience == "dm",
+            Notification.status == "failed",
+        )
+        .order_by(Notification.id)
+    )
+    problems: dict[int, list[str]] = {}
+    for request_id, name, reason in rows.all():
+        text = f"Couldn't DM {name}: {reason}"
+        if request_id is not None and text not in problems.setdefault(request_id, []):
+            problems[request_id].append(text)
+    return problems
+
+
 async def claim_due_notifications(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int, platforms: Iterable[str]
 ) -> list[Notification]:

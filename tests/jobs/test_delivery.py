@@ -1,0 +1,145 @@
+"""The outbox under stress: replicas, crashes, flaky platforms, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.clock import ManualClock
+from bot.domain import Actor, Ok
+from bot.notifications import Kind
+from bot.runtime import Runtime
+from storage import repository as repo
+from storage.db import Database
+from storage.models import Notification
+from tests.conftest import MENTOR, STUDENT, request_form
+from tests.fakes.slack_api import FakeSlack
+from tests.jobs.conftest import FEED, slack_runtime
+
+
+async def statuses(runtime: Runtime) -> dict[str, int]:
+    async with runtime.db.transaction() as session:
+        rows = await session.execute(select(Notification.status, func.count()).group_by(Notification.status))
+        return {status: count for status, count in rows.all()}
+
+
+def posted(fake: FakeSlack) -> int:
+    return sum(1 for call in fake.calls_to("chat.postMessage") if call.ok)
+
+
+async def owe_many_dms(runtime: Runtime, count: int) -> None:
+    """`count` owed DMs to the student, inserted straight into the outbox."""
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    request = created.value
+    now = runtime.clock.now()
+    async with runtime.db.transaction() as session:
+        await session.execute(Notification.__table__.delete())
+        for i in range(count):
+            await repo.add_notification(
+                session, platform="slack", workspace="T1", audience="dm", member_id=request.student.id,
+                request_id=request.id, session_id=None, kind=Kind.REQUEST_POSTED.value, payload={},
+                dedupe_key=f"load:{i}", status="pending", due_at=now, next_attempt_at=now, attempts=0,
+                created_at=now,
+            )
+
+
+async def test_two_runners_deliver_each_notification_exactly_once(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    first = slack_runtime(database, clock, fake_slack)
+    second = slack_runtime(database, clock, fake_slack)
+    await owe_many_dms(first, 1000)
+    results = await asyncio.gather(first.delivery.run_once(), second.delivery.run_once())
+    assert sum(r.sent for r in results) == 1000
+    assert all(r.sent > 0 for r in results) or database.is_sqlite  # both worked (SQLite serialises)
+    assert await statuses(first) == {"sent": 1000}
+    assert posted(fake_slack) == 1000
+
+
+async def test_runner_killed_between_claim_and_record_delivers_once_later(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    await owe_many_dms(runtime, 5)
+    # A runner claims (leases) the rows, then dies before sending or recording anything.
+    async with runtime.db.transaction() as session:
+        leased = await repo.claim_due_notifications(
+            session, clock.now(), clock.now() + timedelta(minutes=2), 100, ["slack"]
+        )
+    assert len(leased) == 5
+    assert (await runtime.delivery.run_once()).sent == 0  # still leased to the dead runner
+    clock.advance(minutes=2)
+    assert (await runtime.delivery.run_once()).sent == 5
+    assert (await runtime.delivery.run_once()).sent == 0
+    assert posted(fake_slack) == 5
+
+
+async def test_flaky_platform_everything_ends_delivered_or_failed_never_twice(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    await owe_many_dms(runtime, 120)
+    fake_slack.fail_randomly(0.3, seed=7, methods={"chat.postMessage", "conversations.open"})
+    for _ in range(40):
+        await runtime.delivery.run_once()
+        if set(await statuses(runtime)) <= {"sent", "failed"}:
+            break
+        clock.advance(minutes=30)
+    final = await statuses(runtime)
+    assert set(final) <= {"sent", "failed"}, final
+    assert final.get("sent", 0) == posted(fake_slack)  # one platform post per sent row, none twice
+    async with runtime.db.transaction() as session:
+        reasons = (
+            await session.scalars(select(Notification.failed_reason).where(Notification.status == "failed"))
+        ).all()
+    assert all(reasons)
+
+
+async def test_dm_to_a_user_with_dms_unavailable_fails_with_reason(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    ghost = Actor("slack", "T1", "U_GHOST", "Gone Person")  # not a user the workspace knows
+    created = await runtime.mentorship.create_request(ghost, request_form())
+    assert isinstance(created, Ok)
+    ok = await runtime.mentorship.claim(MENTOR, created.value.id)
+    assert isinstance(ok, Ok)
+    await runtime.delivery.run_once()
+    await runtime.delivery.run_once()
+    async with runtime.db.transaction() as session:
+        rows = (await session.scalars(select(Notification).order_by(Notification.id))).all()
+    to_ghost = [r for r in rows if r.audience == "dm" and r.kind != "delivery_failed"]
+    assert to_ghost and all(r.status == "failed" and "user_not_found" in (r.failed_reason or "") for r in to_ghost)
+    assert all(r.status == "sent" for r in rows if r.audience == "feed")  # the card still works
+    assert len(fake_slack.messages[FEED]) == 1
+    # The mentor is told, once, that the student can't be reached; the dashboards say so too.
+    told = [m for m in fake_slack.messages.get("D" + MENTOR.user_id, []) if "couldn't reach" in str(m)]
+    assert len(told) == 1 and "Gone Person" in str(told[0]) and "user_not_found" in str(told[0])
+    dashboard = await runtime.mentorship.dashboard(MENTOR)
+    assert any("Couldn't DM Gone Person" in p for p in dashboard.problems[created.value.id])
+
+
+async def test_rate_limited_channel_waits_for_retry_after(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    students = [Actor("slack", "T1", f"U_S{i}", f"S{i}") for i in range(6)]
+    for student in students:
+        fake_slack.add_user(student.user_id)
+        assert isinstance(await runtime.mentorship.create_request(student, request_form()), Ok)
+    fake_slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=30)
+    first = await runtime.delivery.run_once()
+    assert first.retried >= 1
+    cards_before = len(fake_slack.messages.get(FEED, []))
+    clock.advance(seconds=10)
+    await runtime.delivery.run_once()
+    assert len(fake_slack.messages.get(FEED, [])) == cards_before  # still inside Retry-After
+    clock.advance(seconds=25)
+    for _ in range(5):
+        await runtime.delivery.run_once()
+        clock.advance(seconds=5)
+    assert len(fake_slack.messages[FEED]) == 6
+    assert await statuses(runtime) == {"sent": 12}
