@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.clock import Clock
 from bot.domain import MemberRef, SessionStatus, Status
 from bot.notifications import Kind, compose
@@ -98,22 +100,27 @@ class Delivery:
         if not rows:
             return
         groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
-        for row in rows:
-            outgoing, skip_reason = await self._prepare(row, now)
-            if outgoing is None:
-                await self._finish(row, stats, status="skipped", reason=skip_reason)
-                continue
-            sender = self.senders[row.platform]
-            groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
+        skipped: list[tuple[Notification, str]] = []
+        async with self.db.transaction() as session:  # one read transaction for the whole batch
+            for row in rows:
+                outgoing, skip_reason = await self._prepare(session, row, now)
+                if outgoing is None:
+                    skipped.append((row, skip_reason))
+                    continue
+                sender = self.senders[row.platform]
+                groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
+        for row, reason in skipped:
+            await self._finish(row, stats, status="skipped", reason=reason)
         await asyncio.gather(*(self._deliver_group(key, items, stats) for key, items in groups.items()))
 
-    async def _prepare(self, row: Notification, now: datetime) -> tuple[Outgoing | None, str]:
+    async def _prepare(
+        self, session: AsyncSession, row: Notification, now: datetime
+    ) -> tuple[Outgoing | None, str]:
         """Compose the row against the current state, or say why it is no longer owed."""
         kind = Kind(row.kind)
-        async with self.db.transaction() as session:
-            request = await repo.request_view(session, row.request_id) if row.request_id else None
-            recipient = await session.get(Member, row.member_id) if row.member_id else None
-            post = await repo.feed_post(session, row.request_id) if row.request_id else None
+        request = await repo.request_view(session, row.request_id) if row.request_id else None
+        recipient = await session.get(Member, row.member_id) if row.member_id else None
+        post = await repo.feed_post(session, row.request_id) if row.request_id else None
         if request is None:
             return None, "request is gone"
         payload = dict(row.payload or {})

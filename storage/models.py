@@ -118,7 +118,7 @@ class MentorSession(Base):
     __table_args__ = (
         Index("ix_sessions_status_ends_at", "status", "ends_at"),
         Index("ix_sessions_mentor_status_starts", "mentor_id", "status", "starts_at"),
-        Index("ix_sessions_request_id", "request_id"),
+        Index("ix_sessions_request_id", "request_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -220,6 +220,11 @@ async def request_view(session: AsyncSession, request_id: int) -> RequestView | 
     return _to_view(row) if row else None
 
 
+async def request_workspace(session: AsyncSession, request_id: int) -> tuple[str, str] | None:
+    row = (await session.execute(select(Request.platform, Request.workspace).where(Request.id == request_id))).first()
+    return (row[0], row[1]) if row else None
+
+
 async def request_views(
     session: AsyncSession, *conditions: ColumnElement[bool], newest_first: bool = True, limit: int = 25
 ) -> list[RequestView]:

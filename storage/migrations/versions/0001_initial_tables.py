@@ -119,7 +119,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index('ix_sessions_mentor_status_starts', ['mentor_id', 'status', 'starts_at'], unique=False)
-        batch_op.create_index('ix_sessions_request_id', ['request_id'], unique=False)
+        batch_op.create_index('ix_sessions_request_id', ['request_id', 'id'], unique=False)
         batch_op.create_index('ix_sessions_status_ends_at', ['status', 'ends_at'], unique=False)
 
     op.create_table('notifications',
