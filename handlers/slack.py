@@ -1,0 +1,623 @@
+"""The Slack adapter: Bolt listeners that turn slash commands, clicks and form submissions into
+core calls with plain values, and render what comes back (Block Kit lives in modals/slack.py).
+
+Acknowledge first: every listener acks at once (Bolt runs with process_before_response, so the
+ack is the HTTP answer) and hands the work to a tracked background task; only form submissions
+do their work before answering, because field errors must go back in the answer itself.
+Problems are reported to the person ephemerally; a failure (the database away, Slack down)
+never crashes a listener.
+
+Public API (the CLI relies on it): build_app, runtime_of, web_app, serve, SlackSender, manifest;
+`idle(app)` waits for background work (tests, graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.authz import Act, authorize
+from bot.config import Settings
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus
+from bot.messages import Action
+from bot.runtime import Runtime
+from bot.workflow import Mentorship
+from handlers.slack_directory import Directory
+from handlers.slack_manifest import manifest
+from handlers.slack_sender import SlackSender, make_client
+from modals import forms
+from modals import slack as ui
+from modals.slack_mrkdwn import escape
+
+__all__ = ["SlackSender", "build_app", "idle", "manifest", "runtime_of", "serve", "web_app"]
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/mini-session"
+ACTION_ID = re.compile(r"^mm_(" + "|".join(a.value for a in Action) + r")(?:\.\d+)?$")
+SHUTDOWN_GRACE = 5.0
+
+# What the clicker is told after a use case succeeds (the card and DMs tell everyone else).
+CONFIRMATIONS: dict[Action, str] = {
+    Action.CLAIM: "✅ You claimed “{title}”. Use Schedule on the card to pick a time; "
+    "the student has been told.",
+    Action.RELEASE: "You released “{title}”. It's back in the mentors' feed.",
+    Action.CANCEL: "Your request “{title}” is cancelled.",
+    Action.CANCEL_SESSION: "The session for “{title}” is cancelled and the student has been told. "
+    "Use Schedule on the card to pick a new time.",
+    Action.COMPLETE: "Marked “{title}” as done. Thank you for mentoring!",
+    Action.NO_SHOW: "Recorded “{title}” as a no-show; the student has been told.",
+    Action.REPOST: "Posted again as request #{id}: “{title}”.",
+}
+
+
+def why(result: Refused | Invalid) -> str:
+    """What to tell the person when a use case said no (plain text, escaped when sent)."""
+    if isinstance(result, Refused):
+        return result.message
+    return " ".join(result.errors.values()) or "That didn't work; please try again."
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Where to tell the person who acted: the interaction's response_url, else an ephemeral
+    in its channel, else (App Home clicks) a notice on their Home tab."""
+
+    team_id: str
+    user_id: str
+    response_url: str | None = None
+    channel_id: str | None = None
+    home: bool = False
+
+
+class SlackBot:
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.client = make_client(settings, interactive=True)
+        self.directory = Directory(self.client, settings)
+        self.sender = SlackSender(settings)
+        runtime.delivery.add_sender(self.sender)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.app = AsyncApp(
+            name="mini-mentorship",
+            client=self.client,
+            signing_secret=settings.slack_signing_secret or "",
+            # Listeners ack and spawn the work, so answering after them is answering at once;
+            # form submissions validate first, because their errors travel in the answer.
+            process_before_response=True,
+        )
+        self._register()
+
+    @property
+    def mentorship(self) -> Mentorship:
+        return self.runtime.mentorship
+
+    def _register(self) -> None:
+        app = self.app
+        app.command(COMMAND)(self.on_command)
+        app.action(ACTION_ID)(self.on_action)
+        app.action(ui.OPEN_REQUEST)(self.on_open_request)
+        app.action(ui.OPEN_AVAILABILITY)(self.on_open_availability)
+        app.view(ui.REQUEST_VIEW)(self.on_request_submitted)
+        app.view(ui.SCHEDULE_VIEW)(self.on_schedule_submitted)
+        app.view(ui.AVAILABILITY_VIEW)(self.on_availability_submitted)
+        app.view(ui.REVIEW_VIEW)(self.on_review_submitted)
+        app.event("app_home_opened")(self.on_home_opened)
+        app.error(self.on_error)
+
+    async def on_error(self, error: Exception) -> BoltResponse:
+        """A signed payload Bolt couldn't make sense of (its middleware raised on the shape):
+        answer 400, which Slack doesn't retry, instead of 500."""
+        log.warning("could not handle a Slack request: %s: %s", type(error).__name__, error)
+        return BoltResponse(status=400, body='{"error": "malformed request"}')
+
+    # Background work ---------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None], reply: Reply | None) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("slack interaction failed")
+                if reply is not None:
+                    with contextlib.suppress(Exception):
+                        await self.tell(reply, ui.GENERIC_ERROR, generic=True)
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # Who and where -----------------------------------------------------------------------
+
+    async def actor(self, context: AsyncBoltContext, body: Mapping[str, Any]) -> Actor:
+        user_id = context.user_id
+        if not user_id:
+            raise ValueError("interaction without a user")
+        user = body.get("user")
+        name = body.get("user_name") or (user.get("name") if isinstance(user, dict) else None) or ""
+        team_id = context.team_id or context.enterprise_id or ""
+        return await self.directory.actor(team_id, user_id, str(name))
+
+    @staticmethod
+    def reply_for(body: Mapping[str, Any], context: AsyncBoltContext) -> Reply:
+        container = body.get("container")
+        view = body.get("view")
+        home = (
+            isinstance(container, dict)
+            and container.get("type") == "view"
+            and isinstance(view, dict)
+            and view.get("type") == "home"
+        )
+        channel = body.get("channel")
+        channel_id = body.get("channel_id") or (channel.get("id") if isinstance(channel, dict) else None)
+        response_url = body.get("response_url")
+        return Reply(
+            team_id=context.team_id or context.enterprise_id or "",
+            user_id=context.user_id or "",
+            response_url=response_url if isinstance(response_url, str) and response_url else None,
+            channel_id=str(channel_id) if channel_id else None,
+            home=home,
+        )
+
+    async def tell(
+        self,
+        reply: Reply,
+        text: str,
+        *,
+        blocks: list[ui.Block] | None = None,
+        generic: bool = False,
+    ) -> None:
+        """Tell one person something, privately. `text` is plain (escaped here)."""
+        if reply.home:
+            await self.publish_home(reply.team_id, reply.user_id, notice=text, fallback_only=generic)
+            return
+        safe = escape(text)
+        if reply.response_url:
+            response = await AsyncWebhookClient(reply.response_url).send(
+                text=safe, blocks=blocks, response_type="ephemeral", replace_original=False
+            )
+            if response.status_code == 200:
+                return
+            log.warning("response_url answered %s; trying chat.postEphemeral", response.status_code)
+        if reply.channel_id:
+            await self.client.chat_postEphemeral(
+                channel=reply.channel_id, user=reply.user_id, text=safe, blocks=blocks
+            )
+            return
+        # Nowhere else to say it (a form closed long ago): a DM.
+        await self.client.chat_postMessage(channel=reply.user_id, text=safe, blocks=blocks)
+
+    async def publish_home(
+        self, team_id: str, user_id: str, *, notice: str | None = None, fallback_only: bool = False
+    ) -> None:
+        view: ui.View
+        try:
+            if fallback_only:
+                raise RuntimeError("showing the notice alone")
+            actor = await self.directory.actor(team_id, user_id)
+            board = await self.mentorship.dashboard(actor)
+            view = ui.home_view(
+                board, user_id, notice=notice, feed_channel=self.settings.slack_mentor_channel
+            )
+        except Exception:
+            if not fallback_only:
+                log.exception("could not build the home tab for %s", user_id)
+            view = {
+                "type": "home",
+                "blocks": [ui.header("Mini Mentorship"), *ui.notice_blocks(ui.GENERIC_ERROR)],
+            }
+        await self.client.views_publish(user_id=user_id, view=view)
+
+    # Slash command -------------------------------------------------------------------------
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        reply = self.reply_for(body, context)
+        self.spawn(self.command(body, context, reply), reply)
+
+    async def command(self, body: dict[str, Any], context: AsyncBoltContext, reply: Reply) -> None:
+        text = str(body.get("text") or "").strip()
+        word = text.split()[0].lower() if text else ""
+        actor = await self.actor(context, body)
+        trigger_id = str(body.get("trigger_id") or "")
+        if word in ("", "request", "new"):
+            await self.open_request_modal(actor, trigger_id, from_home=False)
+        elif word in ("list", "dashboard", "status"):
+            board = await self.mentorship.dashboard(actor)
+            blocks = ui.list_blocks(board, actor.user_id, feed_channel=self.settings.slack_mentor_channel)
+            await self.tell(reply, "Your mentorship dashboard", blocks=blocks)
+        elif word == "availability":
+            await self.open_availability_modal(actor, trigger_id, reply, from_home=False)
+        elif word == "stats":
+            await self.stats(actor, reply)
+        else:
+            blocks = ui.help_blocks(
+                is_mentor=actor.is_mentor,
+                is_admin=actor.is_admin,
+                unknown=None if word == "help" else text,
+            )
+            await self.tell(reply, "How to use Mini Mentorship", blocks=blocks)
+
+    async def open_request_modal(self, actor: Actor, trigger_id: str, *, from_home: bool) -> None:
+        today = self.mentorship.today_for(self.mentorship.tz_of(None, actor))
+        view = ui.request_modal(today, metadata={"home": from_home})
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def open_availability_modal(
+        self, actor: Actor, trigger_id: str, reply: Reply, *, from_home: bool
+    ) -> None:
+        if refused := authorize(Act.AVAILABILITY, actor):
+            await self.tell(reply, refused.message)
+            return
+        windows, timezone = await self.mentorship.get_availability(actor)
+        view = ui.availability_modal(windows, timezone, metadata={"home": from_home})
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def stats(self, actor: Actor, reply: Reply) -> None:
+        result = await self.runtime.stats.report(actor)
+        if isinstance(result, Refused):
+            await self.tell(reply, result.message)
+            return
+        assert isinstance(result, Ok)
+        report = result.value
+        note = "No CSV: there are no requests yet."
+        if report.total:
+            # The CSV goes to the admin's DM: the command may have been typed in a public channel.
+            dm = await self.client.conversations_open(users=actor.user_id)
+            stamp = self.runtime.clock.now().strftime("%Y%m%d-%H%M")
+            await self.client.files_upload_v2(
+                channel=str(dm["channel"]["id"]),
+                content=report.csv,
+                filename=f"mentorship-stats-{stamp}.csv",
+                title="Mentorship requests (CSV)",
+            )
+            note = "The CSV export of every request is in your DM with me."
+        await self.tell(reply, "Mentorship stats", blocks=ui.stats_blocks(report, csv_note=note))
+
+    # Buttons -------------------------------------------------------------------------------
+
+    async def on_action(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        reply = self.reply_for(body, context)
+        actions = body.get("actions")
+        clicked = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        match = ACTION_ID.match(str(clicked.get("action_id") or ""))
+        if match is None:
+            return
+        action = Action(match.group(1))
+        value = str(clicked.get("value") or "")
+        self.spawn(self.click(action, value, body, context, reply), reply)
+
+    async def click(
+        self, action: Action, value: str, body: dict[str, Any], context: AsyncBoltContext, reply: Reply
+    ) -> None:
+        actor = await self.actor(context, body)
+        request_part, _, extra = value.partition(":")
+        if not request_part.isdigit():
+            await self.tell(reply, "I couldn't find that request.")
+            return
+        request_id = int(request_part)
+        trigger_id = str(body.get("trigger_id") or "")
+        if action in (Action.SCHEDULE, Action.RESCHEDULE):
+            await self.open_schedule_modal(actor, request_id, trigger_id, reply)
+            return
+        if action is Action.REVIEW:
+            await self.open_review_modal(actor, request_id, trigger_id, reply)
+            return
+        if action is Action.RATE:
+            stars = forms.parse_rating(extra)
+            if stars is None:
+                await self.tell(reply, "Please choose 1 to 5 stars.")
+                return
+            result = await self.mentorship.rate(actor, request_id, stars)
+            message = "Thanks for your rating! You can add a short review with “Write a review”."
+        else:
+            use_case: Callable[[Actor, int], Awaitable[Ok[RequestView] | Refused | Invalid]] = {
+                Action.CLAIM: self.mentorship.claim,
+                Action.RELEASE: self.mentorship.release,
+                Action.CANCEL: self.mentorship.cancel,
+                Action.CANCEL_SESSION: self.mentorship.cancel_session,
+                Action.COMPLETE: self.mentorship.complete,
+                Action.NO_SHOW: self.mentorship.no_show,
+                Action.REPOST: self.mentorship.repost,
+            }[action]
+            result = await use_case(actor, request_id)
+            message = CONFIRMATIONS[action]
+        if isinstance(result, Ok):
+            await self.tell(reply, message.format(title=result.value.title, id=result.value.id))
+        else:
+            await self.tell(reply, why(result))
+
+    async def open_schedule_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
+        slots = await self.mentorship.suggest_slots(actor, request_id)
+        if not isinstance(slots, Ok):
+            await self.tell(reply, why(slots))
+            return
+        found = await self.mentorship.get_request(actor, request_id)
+        if not isinstance(found, Ok):
+            await self.tell(reply, why(found))
+            return
+        request: RequestView = found.value
+        _, timezone = await self.mentorship.get_availability(actor)
+        live = (
+            request.session if request.session and request.session.status is SessionStatus.SCHEDULED else None
+        )
+        view = ui.schedule_modal(
+            request.title,
+            (request.available_from, request.available_until),
+            slots.value,
+            forms.zone(timezone),
+            metadata={"r": request.id, "home": reply.home},
+            current=live.starts_at if live else None,
+        )
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def open_review_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
+        found = await self.mentorship.get_request(actor, request_id)
+        if not isinstance(found, Ok):
+            await self.tell(reply, why(found))
+            return
+        request: RequestView = found.value
+        if refused := authorize(Act.RATE, actor, request):
+            await self.tell(reply, refused.message)
+            return
+        rating = request.session.rating if request.session else None
+        view = ui.review_modal(request.title, metadata={"r": request.id, "home": reply.home}, rating=rating)
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def on_open_request(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        reply = self.reply_for(body, context)
+
+        async def work() -> None:
+            actor = await self.actor(context, body)
+            await self.open_request_modal(actor, str(body.get("trigger_id") or ""), from_home=reply.home)
+
+        self.spawn(work(), reply)
+
+    async def on_open_availability(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        reply = self.reply_for(body, context)
+
+        async def work() -> None:
+            actor = await self.actor(context, body)
+            await self.open_availability_modal(
+                actor, str(body.get("trigger_id") or ""), reply, from_home=reply.home
+            )
+
+        self.spawn(work(), reply)
+
+    # Form submissions ----------------------------------------------------------------------
+
+    async def submitted(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        spec: forms.FormSpec,
+        run: Callable[[Actor, dict[str, str | None], dict[str, Any]], Awaitable[Any]],
+        done: Callable[[Any], ui.View | None] = lambda _: None,
+    ) -> None:
+        """Validate and act before answering: errors go back inline on their fields, a refusal
+        replaces the form with its explanation, success closes it (or shows `done`)."""
+        view = body.get("view") if isinstance(body.get("view"), dict) else {}
+        assert isinstance(view, dict)
+        metadata = ui.metadata_of(view)
+        try:
+            actor = await self.actor(context, body)
+            result = await run(actor, ui.view_values(view, spec), metadata)
+        except Exception:
+            log.exception("form %s failed", spec.id)
+            # Keep the form (and what was typed): the error sits on its first field.
+            await ack(response_action="errors", errors=ui.view_errors(view, {"": ui.GENERIC_ERROR}))
+            return
+        if isinstance(result, Invalid):
+            await ack(response_action="errors", errors=ui.view_errors(view, result.errors))
+            return
+        if isinstance(result, Refused):
+            await ack(response_action="update", view=ui.notice_view(spec.title, result.message))
+            return
+        confirmation = done(result.value)
+        if confirmation is None:
+            await ack()
+        else:
+            await ack(response_action="update", view=confirmation)
+        if metadata.get("home") is True:
+            self.spawn(self.publish_home(actor.workspace, actor.user_id), None)
+
+    @staticmethod
+    def _request_id(metadata: Mapping[str, Any]) -> int:
+        value = metadata.get("r")
+        return value if isinstance(value, int) else 0
+
+    async def on_request_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any]) -> Any:
+            return await self.mentorship.create_request(actor, values)
+
+        await self.submitted(ack, body, context, forms.REQUEST_FORM, run)
+
+    async def on_schedule_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(actor: Actor, values: dict[str, str | None], metadata: dict[str, Any]) -> Any:
+            return await self.mentorship.schedule(actor, self._request_id(metadata), values)
+
+        await self.submitted(ack, body, context, forms.SCHEDULE_FORM, run)
+
+    async def on_availability_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any]) -> Any:
+            return await self.mentorship.set_availability(actor, values)
+
+        def done(windows: list[Any]) -> ui.View:
+            text = (
+                f"Saved. Your weekly availability: {forms.format_availability(windows)}."
+                if windows
+                else "Saved. You have no weekly availability now; set some to get suggested times."
+            )
+            return ui.notice_view(forms.AVAILABILITY_FORM.title, text)
+
+        await self.submitted(ack, body, context, forms.AVAILABILITY_FORM, run, done)
+
+    async def on_review_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(actor: Actor, values: dict[str, str | None], metadata: dict[str, Any]) -> Any:
+            parsed = forms.parse_review(values)
+            if isinstance(parsed, dict):
+                return Invalid(parsed)
+            rating, review = parsed
+            return await self.mentorship.rate(actor, self._request_id(metadata), rating, review)
+
+        def done(_: Any) -> ui.View:
+            return ui.notice_view(forms.REVIEW_FORM.title, "Thank you! Your mentor will see your rating.")
+
+        await self.submitted(ack, body, context, forms.REVIEW_FORM, run, done)
+
+    # App Home ------------------------------------------------------------------------------
+
+    async def on_home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("tab", "home") != "home" or not context.user_id:
+            return
+        team_id = context.team_id or context.enterprise_id or ""
+        self.spawn(self.publish_home(team_id, context.user_id), None)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await self.idle()
+
+
+_ATTRIBUTE = "_mini_mentorship_bot"
+# The app built for each runtime, so `serve` reuses the one the CLI built (same caches, same
+# sender) instead of wiring a second. Weak: a dropped app and its bot go away together.
+_BY_RUNTIME: weakref.WeakValueDictionary[int, SlackBot] = weakref.WeakValueDictionary()
+
+
+def _bot(app: AsyncApp) -> SlackBot:
+    bot = getattr(app, _ATTRIBUTE, None)
+    if not isinstance(bot, SlackBot):
+        raise ValueError("this AsyncApp was not made by handlers.slack.build_app")
+    return bot
+
+
+def build_app(settings: Settings, *, runtime: Runtime | None = None) -> AsyncApp:
+    """The Bolt app with every listener; registers a SlackSender on the runtime's outbox."""
+    bot = SlackBot(settings, runtime or Runtime(settings))
+    setattr(bot.app, _ATTRIBUTE, bot)
+    _BY_RUNTIME[id(bot.runtime)] = bot
+    return bot.app
+
+
+def runtime_of(app: AsyncApp) -> Runtime:
+    return _bot(app).runtime
+
+
+async def idle(app: AsyncApp) -> None:
+    """Wait until the work that interactions started in the background is done."""
+    await _bot(app).idle()
+
+
+def web_app(app: AsyncApp) -> web.Application:
+    """HTTP mode: POST /slack/events (signed requests only) and GET /healthz."""
+    bot = _bot(app)
+    verifier = SignatureVerifier(bot.settings.slack_signing_secret or "")
+
+    def unauthorized() -> web.Response:
+        return web.json_response({"error": "invalid request"}, status=401)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        # Checked here as well as in Bolt so that a forged or garbled request is refused before
+        # anything parses its body; Bolt would crash on a non-numeric timestamp.
+        if not (bot.settings.slack_signing_secret and timestamp.isdigit() and signature):
+            return unauthorized()
+        try:
+            if not verifier.is_valid(body, timestamp, signature):
+                return unauthorized()
+        except ValueError:  # not UTF-8: it can't have been signed by Slack
+            return unauthorized()
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+            )
+            bolt_response = await app.async_dispatch(bolt_request)
+        except Exception as exc:  # unparseable payload JSON, a payload of the wrong shape
+            log.warning("malformed Slack request: %s: %s", type(exc).__name__, exc)
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(bolt_response)
+
+    async def healthz(_: web.Request) -> web.StreamResponse:
+        try:
+            return web.json_response(await bot.runtime.health())
+        except Exception as exc:
+            log.warning("health check failed: %s", exc)
+            return web.json_response({"ok": False, "error": "database unavailable"}, status=503)
+
+    application = web.Application()
+    application.router.add_post("/slack/events", events)
+    application.router.add_get("/healthz", healthz)
+    return application
+
+
+async def serve(runtime: Runtime, *, http: bool, port: int) -> None:
+    """Run until cancelled: Socket Mode if SLACK_APP_TOKEN is set and `http` is not asked for,
+    else HTTP on 0.0.0.0:`port`. Delivery of owed messages is the caller's
+    (`runtime.delivery.run_forever()`)."""
+    built = _BY_RUNTIME.get(id(runtime))
+    app = (
+        built.app
+        if built is not None and built.runtime is runtime
+        else build_app(runtime.settings, runtime=runtime)
+    )
+    bot = _bot(app)
+    forever: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    try:
+        if runtime.settings.slack_app_token and not http:
+            handler = AsyncSocketModeHandler(app, runtime.settings.slack_app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("slack: connected in Socket Mode")
+            try:
+                await forever
+            finally:
+                await handler.close_async()  # type: ignore[no-untyped-call]
+        else:
+            runner = web.AppRunner(web_app(app), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "0.0.0.0", port).start()
+            log.info("slack: listening on http://0.0.0.0:%s/slack/events", port)
+            try:
+                await forever
+            finally:
+                await runner.cleanup()
+    finally:
+        await bot.close()

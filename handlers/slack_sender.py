@@ -1,0 +1,199 @@
+"""Delivers owed messages to Slack: the outbox's `Sender` for platform "slack".
+
+Feed cards are posted once to SLACK_MENTOR_CHANNEL and then edited in place (chat.update);
+DMs go through conversations.open + chat.postMessage, with a calendar file (files upload v2)
+when the message carries one. Slack's answers become the outbox's three outcomes: delivered,
+retry later (429 with its Retry-After, 5xx, timeouts, connection errors) or undeliverable (DMs
+closed, user gone, channel gone…), so the outbox can retry or record the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+    async_default_handlers,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.notifications import Kind
+from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing, RetryLater, Undeliverable
+from modals import forms
+from modals.slack import fallback_text, message_blocks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+# Errors that no retry will fix: the outbox records them as the failure reason.
+UNDELIVERABLE = frozenset(
+    {
+        "cannot_dm_bot",
+        "user_not_found",
+        "user_disabled",
+        "account_inactive",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "message_not_found",
+        "cant_update_message",
+        "restricted_action",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "msg_too_long",
+        "no_text",
+    }
+)
+PARTIAL_MEMORY = 1000
+
+
+def api_url(settings: Settings) -> str:
+    """SLACK_API_URL (tests and local fakes) or Slack's own; slack_sdk needs the trailing slash."""
+    url = (settings.slack_api_url or DEFAULT_API_URL).strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def make_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
+    """Interactive calls (modals, ephemerals) retry a 429 or 5xx briefly in the client; the
+    outbox's client does not, because the outbox itself retries with backoff and pauses the
+    channel for Retry-After, without holding up other channels."""
+    handlers = async_default_handlers()  # connection errors
+    if interactive:
+        handlers += [
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ]
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=api_url(settings),
+        timeout=15 if interactive else 20,
+        retry_handlers=handlers,
+    )
+
+
+def classify(exc: Exception) -> RetryLater | Undeliverable:
+    """What a failed Slack call means for the outbox."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        data = exc.response.data
+        error = str(data.get("error") or "") if isinstance(data, dict) else ""
+        if status == 429 or error == "ratelimited":
+            retry_after = (exc.response.headers or {}).get("Retry-After") or (exc.response.headers or {}).get(
+                "retry-after"
+            )
+            try:
+                after = float(retry_after) if retry_after is not None else 1.0
+            except ValueError:
+                after = 1.0
+            return RetryLater("ratelimited", after_seconds=max(after, 0.0))
+        if status >= 500:
+            return RetryLater(f"http_{status}")
+        if error in UNDELIVERABLE:
+            return Undeliverable(error)
+        return RetryLater(error or f"http_{status}")
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        return RetryLater(f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__)
+    raise exc
+
+
+class SlackSender:
+    platform = "slack"
+
+    def __init__(
+        self, settings: Settings, *, client: AsyncWebClient | None = None, min_interval: float = 1.0
+    ) -> None:
+        self.settings = settings
+        self.client = client or make_client(settings, interactive=False)
+        self.min_interval = min_interval
+        self._dm_channels: dict[str, str] = {}
+        # A DM posted whose calendar file then failed: on retry only the file is sent again,
+        # so the person doesn't get the message twice.
+        self._posted: OrderedDict[int, tuple[str, str]] = OrderedDict()
+
+    def channel_key(self, outgoing: Outgoing) -> str:
+        if outgoing.audience == "feed":
+            return (
+                outgoing.feed_ref.channel
+                if outgoing.feed_ref
+                else (self.settings.slack_mentor_channel or "feed")
+            )
+        return outgoing.recipient.external_id if outgoing.recipient else f"outgoing:{outgoing.id}"
+
+    async def deliver(self, outgoing: Outgoing) -> DeliveryResult:
+        try:
+            if outgoing.audience == "feed":
+                return await self._feed(outgoing)
+            return await self._dm(outgoing)
+        except Exception as exc:
+            result = classify(exc)
+            log.info("slack delivery of notification %s: %s", outgoing.id, result)
+            return result
+
+    async def _feed(self, outgoing: Outgoing) -> DeliveryResult:
+        channel = self.settings.slack_mentor_channel
+        if not channel:
+            return Undeliverable("SLACK_MENTOR_CHANNEL is not set")
+        zone = forms.zone(self.settings.default_timezone)
+        text, blocks = fallback_text(outgoing.message), message_blocks(outgoing.message, zone)
+        ref = outgoing.feed_ref
+        if outgoing.kind is Kind.CARD and ref is not None:
+            await self.client.chat_update(channel=ref.channel, ts=ref.message_ref, text=text, blocks=blocks)
+            return Delivered()
+        response = await self.client.chat_postMessage(
+            channel=ref.channel if ref else channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        if outgoing.kind is Kind.CARD:
+            return Delivered(FeedRef(str(response["channel"]), str(response["ts"])))
+        return Delivered()  # a nudge is a message of its own, never the card
+
+    async def _dm(self, outgoing: Outgoing) -> DeliveryResult:
+        recipient = outgoing.recipient
+        if recipient is None:
+            return Undeliverable("no recipient")
+        message = outgoing.message
+        posted = self._posted.get(outgoing.id)
+        if posted is None:
+            channel = await self._dm_channel(recipient.external_id)
+            zone = forms.zone(recipient.timezone, self.settings.default_timezone)
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=fallback_text(message),
+                blocks=message_blocks(message, zone),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            posted = (channel, str(response["ts"]))
+        if message.attachment is not None:
+            self._remember(outgoing.id, posted)
+            await self.client.files_upload_v2(
+                channel=posted[0],
+                content=message.attachment.content,
+                filename=message.attachment.filename,
+                title=message.attachment.title,
+            )
+            self._posted.pop(outgoing.id, None)
+        return Delivered()
+
+    async def _dm_channel(self, user_id: str) -> str:
+        channel = self._dm_channels.get(user_id)
+        if channel is None:
+            response = await self.client.conversations_open(users=user_id)
+            channel = str((response.get("channel") or {})["id"])
+            self._dm_channels[user_id] = channel
+        return channel
+
+    def _remember(self, outgoing_id: int, posted: tuple[str, str]) -> None:
+        self._posted[outgoing_id] = posted
+        while len(self._posted) > PARTIAL_MEMORY:
+            self._posted.popitem(last=False)
