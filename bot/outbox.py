@@ -119,6 +119,9 @@ class Outgoing:
     request: RequestView
     message: Message
     feed_ref: FeedRef | None  # for card updates: the card to edit, if posted already
+    # A previous attempt may have reached the platform before its worker died: check for the
+    # message (senders tag each one with the notification id) before sending it again.
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True)

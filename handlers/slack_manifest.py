@@ -9,6 +9,9 @@ The scopes are exactly the Web API methods handlers/slack*.py call:
   channels:read   conversations.members of a public mentors' channel
   groups:read     conversations.members of a private mentors' channel
   files:write     files upload v2 (.ics invites, the stats CSV)
+  channels:history, groups:history, im:history
+                  conversations.history, only after a crash, to find a message that may
+                  already have been sent (so it is not sent twice)
 views.open / views.publish and app_home_opened need no scope.
 """
 
@@ -18,11 +21,14 @@ from bot.config import Settings
 
 COMMAND = "/mini-session"
 BOT_SCOPES = (
+    "channels:history",
     "channels:read",
     "chat:write",
     "commands",
     "files:write",
+    "groups:history",
     "groups:read",
+    "im:history",
     "im:write",
     "users:read",
 )

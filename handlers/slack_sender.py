@@ -52,6 +52,13 @@ UNDELIVERABLE = frozenset(
     }
 )
 PARTIAL_MEMORY = 1000
+RECENT_MESSAGES = 100  # how far back to look for a message that may have been sent already
+METADATA_EVENT = "mm_notification"
+
+
+def _metadata(outgoing: Outgoing) -> dict[str, object]:
+    """Slack message metadata naming the outbox row, so a re-delivery can find the original."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"notification": outgoing.id}}
 
 
 def api_url(settings: Settings) -> str:
@@ -146,12 +153,15 @@ class SlackSender:
         if outgoing.kind is Kind.CARD and ref is not None:
             await self.client.chat_update(channel=ref.channel, ts=ref.message_ref, text=text, blocks=blocks)
             return Delivered()
-        response = await self.client.chat_postMessage(
-            channel=ref.channel if ref else channel,
+        target = ref.channel if ref else channel
+        found = await self._already_posted(target, outgoing) if outgoing.in_doubt else None
+        response = found or await self.client.chat_postMessage(
+            channel=target,
             text=text,
             blocks=blocks,
             unfurl_links=False,
             unfurl_media=False,
+            metadata=_metadata(outgoing),
         )
         if outgoing.kind is Kind.CARD:
             return Delivered(FeedRef(str(response["channel"]), str(response["ts"])))
@@ -166,12 +176,14 @@ class SlackSender:
         if posted is None:
             channel = await self._dm_channel(recipient.external_id)
             zone = forms.zone(recipient.timezone, self.settings.default_timezone)
-            response = await self.client.chat_postMessage(
+            found = await self._already_posted(channel, outgoing) if outgoing.in_doubt else None
+            response = found or await self.client.chat_postMessage(
                 channel=channel,
                 text=fallback_text(message),
                 blocks=message_blocks(message, zone),
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=_metadata(outgoing),
             )
             posted = (channel, str(response["ts"]))
         if message.attachment is not None:
@@ -184,6 +196,19 @@ class SlackSender:
             )
             self._posted.pop(outgoing.id, None)
         return Delivered()
+
+    async def _already_posted(self, channel: str, outgoing: Outgoing) -> dict[str, str] | None:
+        """After a crash between Slack accepting a message and the outbox recording it, find
+        that message (by the notification id in its metadata) instead of posting it twice."""
+        response = await self.client.conversations_history(
+            channel=channel, limit=RECENT_MESSAGES, include_all_metadata=True
+        )
+        for message in response.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("notification") == outgoing.id:
+                log.info("notification %s was already in %s; not posting it again", outgoing.id, channel)
+                return {"channel": channel, "ts": str(message["ts"])}
+        return None
 
     async def _dm_channel(self, user_id: str) -> str:
         channel = self._dm_channels.get(user_id)

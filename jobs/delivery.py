@@ -152,6 +152,7 @@ class Delivery:
                 request=request,
                 message=message,
                 feed_ref=feed_ref,
+                in_doubt=bool(row.in_doubt),
             ),
             "",
         )

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -194,6 +195,9 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None]
+    # Set when a lease ran out before its outcome was recorded: the worker may have died after
+    # the platform accepted the message, so the sender checks before sending it again.
+    in_doubt: Mapped[bool] = mapped_column(default=False, server_default=false())
     claim_token: Mapped[str | None] = mapped_column(String(36))
     sent_at: Mapped[datetime | None]
     failed_reason: Mapped[str | None] = mapped_column(String(500))

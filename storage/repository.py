@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -221,7 +221,8 @@ async def request_view(session: AsyncSession, request_id: int) -> RequestView | 
 
 
 async def request_workspace(session: AsyncSession, request_id: int) -> tuple[str, str] | None:
-    row = (await session.execute(select(Request.platform, Request.workspace).where(Request.id == request_id))).first()
+    query = select(Request.platform, Request.workspace).where(Request.id == request_id)
+    row = (await session.execute(query)).first()
     return (row[0], row[1]) if row else None
 
 
@@ -443,6 +444,8 @@ async def claim_due_notifications(
             status="sending",
             lease_until=lease_until,
             claim_token=token,
+            # Evaluated on the old row: a row still "sending" was leased by a worker that died.
+            in_doubt=case((Notification.status == "sending", True), else_=False),
         )
         .execution_options(synchronize_session=False)
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
 from bot.domain import Actor, Ok
 from bot.notifications import Kind
 from bot.runtime import Runtime
+from handlers.slack import SlackSender
+from jobs.delivery import Delivery
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Notification
@@ -156,3 +159,33 @@ async def test_rate_limited_channel_waits_for_retry_after(
         clock.advance(seconds=5)
     assert len(fake_slack.messages[FEED]) == 6
     assert await statuses(runtime) == {"sent": 12}
+
+
+class _Killed(Exception):
+    """Stands in for SIGKILL at the worst moment: after the platform accepted the message."""
+
+
+class DiesBeforeRecording(Delivery):
+    async def _record(self, *args: object, **kwargs: object) -> None:
+        raise _Killed
+
+
+async def test_runner_killed_after_sending_before_recording_sends_nothing_twice(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    doomed = DiesBeforeRecording(database, clock)
+    doomed.add_sender(SlackSender(runtime.settings, min_interval=0))
+    with pytest.raises(_Killed):
+        await doomed.run_once()
+    assert posted(fake_slack) >= 1  # Slack has the card and/or the DM, the database doesn't know
+    assert (await runtime.delivery.run_once()).sent == 0  # leased by the dead runner
+    clock.advance(minutes=2)  # its lease runs out
+    assert (await runtime.delivery.run_once()).sent == 2
+    assert posted(fake_slack) == 2  # one post per notification: what was sent is found, not re-sent
+    assert await statuses(runtime) == {"sent": 2}
+    async with runtime.db.transaction() as session:
+        card = await repo.feed_post(session, created.value.id)
+    assert card is not None and card.message_ref == fake_slack.messages[FEED][0]["ts"]

@@ -178,6 +178,9 @@ async def test_manifest() -> None:
         "channels:read",
         "groups:read",
         "files:write",
+        "channels:history",
+        "groups:history",
+        "im:history",
     }
     http = manifest(None, base_url="https://bot.example.org/")
     assert http.count('"https://bot.example.org/slack/events"') == 3 and "socket_mode_enabled: false" in http

@@ -188,6 +188,7 @@ async def test_happy_path(slack: SlackHarness, clock: ManualClock) -> None:
         "chat.postEphemeral": "chat:write",
         "conversations.open": "im:write",
         "conversations.members": "channels:read",
+        "conversations.history": "im:history",
         "users.info": "users:read",
         "files.getUploadURLExternal": "files:write",
         "files.completeUploadExternal": "files:write",

@@ -138,6 +138,7 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('in_doubt', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column('claim_token', sa.String(length=36), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('failed_reason', sa.String(length=500), nullable=True),
