@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str | None = None
     slack_mentor_channel: str | None = None
+    slack_channel_post_interval: float = Field(default=1.0, ge=0, le=60)
 
     discord_token: str | None = None
     discord_mentor_channel_id: int | None = None

@@ -58,7 +58,8 @@ METADATA_EVENT = "mm_notification"
 
 def _metadata(outgoing: Outgoing) -> dict[str, object]:
     """Slack message metadata naming the outbox row, so a re-delivery can find the original."""
-    return {"event_type": METADATA_EVENT, "event_payload": {"notification": outgoing.id}}
+    payload = {"notification": outgoing.id, "request": outgoing.request.id, "kind": outgoing.kind.value}
+    return {"event_type": METADATA_EVENT, "event_payload": payload}
 
 
 def api_url(settings: Settings) -> str:
@@ -114,11 +115,12 @@ class SlackSender:
     platform = "slack"
 
     def __init__(
-        self, settings: Settings, *, client: AsyncWebClient | None = None, min_interval: float = 1.0
+        self, settings: Settings, *, client: AsyncWebClient | None = None, min_interval: float | None = None
     ) -> None:
         self.settings = settings
         self.client = client or make_client(settings, interactive=False)
-        self.min_interval = min_interval
+        # Slack allows about one message per second per channel (SLACK_CHANNEL_POST_INTERVAL).
+        self.min_interval = settings.slack_channel_post_interval if min_interval is None else min_interval
         self._dm_channels: dict[str, str] = {}
         # A DM posted whose calendar file then failed: on retry only the file is sent again,
         # so the person doesn't get the message twice.
@@ -150,6 +152,16 @@ class SlackSender:
         zone = forms.zone(self.settings.default_timezone)
         text, blocks = fallback_text(outgoing.message), message_blocks(outgoing.message, zone)
         ref = outgoing.feed_ref
+        if outgoing.kind is Kind.CARD and ref is None and outgoing.in_doubt:
+            # The card may be in the channel already, posted by an attempt that was never
+            # recorded: bring that one up to date instead of posting a second card.
+            found = await self._already_posted(channel, outgoing, same_request_card=True)
+            if found is not None:
+                ref = FeedRef(found["channel"], found["ts"])
+                await self.client.chat_update(
+                    channel=ref.channel, ts=ref.message_ref, text=text, blocks=blocks
+                )
+                return Delivered(ref)
         if outgoing.kind is Kind.CARD and ref is not None:
             await self.client.chat_update(channel=ref.channel, ts=ref.message_ref, text=text, blocks=blocks)
             return Delivered()
@@ -197,15 +209,24 @@ class SlackSender:
             self._posted.pop(outgoing.id, None)
         return Delivered()
 
-    async def _already_posted(self, channel: str, outgoing: Outgoing) -> dict[str, str] | None:
-        """After a crash between Slack accepting a message and the outbox recording it, find
-        that message (by the notification id in its metadata) instead of posting it twice."""
+    async def _already_posted(
+        self, channel: str, outgoing: Outgoing, *, same_request_card: bool = False
+    ) -> dict[str, str] | None:
+        """After a crash or a timeout between Slack accepting a message and the outbox recording
+        it, find that message by its metadata (this notification, or any card of the same
+        request) instead of posting it twice."""
         response = await self.client.conversations_history(
             channel=channel, limit=RECENT_MESSAGES, include_all_metadata=True
         )
         for message in response.get("messages") or []:
             payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("notification") == outgoing.id:
+            if same_request_card:
+                match = (
+                    payload.get("kind") == Kind.CARD.value and payload.get("request") == outgoing.request.id
+                )
+            else:
+                match = payload.get("notification") == outgoing.id
+            if match:
                 log.info("notification %s was already in %s; not posting it again", outgoing.id, channel)
                 return {"channel": channel, "ts": str(message["ts"])}
         return None

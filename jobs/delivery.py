@@ -70,6 +70,7 @@ class Delivery:
         self.max_attempts = max_attempts
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
+        self._pass = asyncio.Lock()
         self._last_send: dict[str, float] = {}
         self._paused_until: dict[str, datetime] = {}  # channel -> Retry-After, on the clock
 
@@ -83,7 +84,12 @@ class Delivery:
     # One pass ------------------------------------------------------------------------------
 
     async def run_once(self) -> DeliveryStats:
-        """Deliver everything due now, batch after batch, then return."""
+        """Deliver everything due now, batch after batch, then return. One pass at a time per
+        process, so two passes never race to post the same request's card."""
+        async with self._pass:
+            return await self._run_passes()
+
+    async def _run_passes(self) -> DeliveryStats:
         stats = DeliveryStats()
         while True:
             before = stats.handled
@@ -139,6 +145,10 @@ class Delivery:
             payload["late"] = now - row.due_at > LATE_AFTER
         if kind is Kind.NUDGE and request.status is not Status.OPEN:
             return None, "request no longer open"
+        # Could an earlier attempt have reached the platform unrecorded? Then the sender looks first.
+        in_doubt = bool(row.in_doubt) or row.attempts > 0
+        if kind is Kind.CARD and post is None and not in_doubt:
+            in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
         reader = repo.member_ref(recipient) if recipient is not None else None
         message = compose(kind, payload, request, reader, now)
         feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else None
@@ -152,7 +162,7 @@ class Delivery:
                 request=request,
                 message=message,
                 feed_ref=feed_ref,
-                in_doubt=bool(row.in_doubt),
+                in_doubt=in_doubt,
             ),
             "",
         )

@@ -418,6 +418,22 @@ async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict
     return problems
 
 
+async def card_maybe_posted(session: AsyncSession, request_id: int, other_than: int) -> bool:
+    """Whether another card row of this request was ever attempted: if so, its post may have
+    reached the platform without the outbox recording where (a crash or a timeout)."""
+    attempted = await session.scalar(
+        select(Notification.id)
+        .where(
+            Notification.request_id == request_id,
+            Notification.kind == "card",
+            Notification.id != other_than,
+            or_(Notification.status == "sending", Notification.attempts > 0, Notification.in_doubt),
+        )
+        .limit(1)
+    )
+    return attempted is not None
+
+
 async def claim_due_notifications(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int, platforms: Iterable[str]
 ) -> list[Notification]:

@@ -189,3 +189,28 @@ async def test_runner_killed_after_sending_before_recording_sends_nothing_twice(
     async with runtime.db.transaction() as session:
         card = await repo.feed_post(session, created.value.id)
     assert card is not None and card.message_ref == fake_slack.messages[FEED][0]["ts"]
+
+
+async def test_card_posted_by_a_dead_runner_is_updated_not_posted_again(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    doomed = DiesBeforeRecording(database, clock)
+    doomed.add_sender(SlackSender(runtime.settings, min_interval=0))
+    with pytest.raises(_Killed):
+        await doomed.run_once()
+    cards = [m for m in fake_slack.messages.get(FEED, [])]
+    assert len(cards) == 1  # Slack shows the card; the outbox never learnt where it is
+    # Before the dead runner's lease runs out, a mentor claims: a new card row is owed.
+    assert isinstance(await runtime.mentorship.claim(MENTOR, created.value.id), Ok)
+    await runtime.delivery.run_once()
+    clock.advance(minutes=2)
+    await runtime.delivery.run_once()
+    assert len(fake_slack.messages[FEED]) == 1  # the same card, brought up to date
+    assert "Claimed" in str(fake_slack.messages[FEED][0]["blocks"])
+    async with runtime.db.transaction() as session:
+        post = await repo.feed_post(session, created.value.id)
+    assert post is not None and post.message_ref == cards[0]["ts"]
+    assert await statuses(runtime) == {"sent": 4}  # the dead runner's card row ends as an update
