@@ -77,7 +77,17 @@ def _parser() -> argparse.ArgumentParser:
         help="upgrade the database to the latest schema (Alembic)",
         description="Apply Alembic migrations up to head. SQLite databases are also migrated on start.",
     )
-    commands.add_parser("manifest", help="print the Slack app manifest (YAML), ready to paste")
+    manifest = commands.add_parser(
+        "manifest",
+        help="print the Slack app manifest (YAML), ready to paste",
+        description="Print the Slack app manifest. By default it sets the app up for Socket Mode "
+        "(no public URL needed); with --http-url it points Slack at https://HOST/slack/events instead.",
+    )
+    manifest.add_argument(
+        "--http-url",
+        metavar="URL",
+        help="public base URL of `mini-mentorship slack --http`, e.g. https://bot.example.org",
+    )
     commands.add_parser("demo", help="the whole story against local fakes; no credentials needed")
     return parser
 
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "manifest":
         from handlers.slack import manifest
 
-        print(manifest(settings))
+        print(manifest(settings, base_url=args.http_url))
         return 0
     handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = {
         "run": _run,

@@ -129,6 +129,15 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         assert moment in out, moment
 
 
+def test_manifest_for_socket_mode_and_http(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifest"]) == 0
+    socket_mode = capsys.readouterr().out
+    assert "socket_mode_enabled: true" in socket_mode and "/mini-session" in socket_mode
+    assert main(["manifest", "--http-url", "https://bot.example.org"]) == 0
+    http = capsys.readouterr().out
+    assert "socket_mode_enabled: false" in http and "https://bot.example.org/slack/events" in http
+
+
 def test_console_script_and_module_entry_points() -> None:
     script = Path(sys.executable).with_name("mini-mentorship")
     for command in ([str(script), "--help"], [sys.executable, "-m", "bot", "--help"]):
