@@ -47,10 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser(
+    run = commands.add_parser(
         "run",
         help="every platform whose credentials are set, plus the jobs, in one process",
-        description="Run Slack and/or Discord (whichever is configured) and the scheduled jobs.",
+        description="Run Slack and/or Discord (whichever is configured) and the scheduled jobs. "
+        "Slack uses Socket Mode when SLACK_APP_TOKEN is set, else serves HTTP on --port.",
+    )
+    run.add_argument(
+        "--port", type=int, default=3000, help="Slack HTTP port without SLACK_APP_TOKEN (default 3000)"
     )
     slack = commands.add_parser(
         "slack",
@@ -170,7 +174,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from handlers import slack
 
         slack.build_app(settings, runtime=runtime)  # registers the Slack sender
-        jobs.append(slack.serve(runtime, http=not settings.slack_app_token, port=3000))
+        jobs.append(slack.serve(runtime, http=not settings.slack_app_token, port=args.port))
     if settings.discord_configured:
         from handlers import discord
 
