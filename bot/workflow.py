@@ -128,6 +128,10 @@ class Mentorship:
     async def create_request(self, actor: Actor, values: forms.Values) -> Result[RequestView]:
         now = self.clock.now()
         tz_name = self.tz_of(None, actor)
+        if actor.timezone is None:  # Discord gives no zone: use the one the member set, if any
+            async with self.db.transaction() as session:
+                stored = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+            tz_name = self.tz_of(stored, actor)
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
@@ -216,6 +220,11 @@ class Mentorship:
         async with self.db.transaction() as session:
             view = await self._load(session, actor, request_id, Act.VIEW)
         return view if isinstance(view, Refused) else Ok(view)
+
+    async def workspace_of(self, request_id: int) -> tuple[str, str] | None:
+        """(platform, workspace) of a request: for clicks in DMs, which carry no workspace."""
+        async with self.db.transaction() as session:
+            return await repo.request_workspace(session, request_id)
 
     async def dashboard(self, actor: Actor) -> Dashboard:
         async with self.db.transaction() as session:

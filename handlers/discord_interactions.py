@@ -1,0 +1,477 @@
+"""Buttons and modal submissions: Discord payload → Actor + plain values → core call → reply.
+
+- Who is acting is decided here, server-side, on every click: a mentor holds
+  DISCORD_MENTOR_ROLE_ID; an admin is in ADMIN_USER_IDS or has the Administrator permission.
+  A click in a DM has no server: the request says which server, and the member is fetched there.
+- Acknowledge first: a modal, or an ephemeral "thinking" defer; then the work; then a reply.
+- A form the core rejects is answered with exactly what to fix and an "Edit and resubmit"
+  button that reopens it with what was typed (kept in memory; after a restart it reopens empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.authz import NOT_FOUND, Act, authorize
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Slot
+from bot.messages import Action, Button
+from bot.workflow import Mentorship
+from modals import forms
+from modals.discord import (
+    NO_PINGS,
+    OOPS,
+    RequestChoices,
+    availability_modal,
+    button_view,
+    escape,
+    fix_view,
+    form_errors,
+    modal_values,
+    request_item,
+    request_modal,
+    review_modal,
+    schedule_modal,
+    timestamp,
+)
+
+if TYPE_CHECKING:
+    from handlers.discord import MentorBot
+
+log = logging.getLogger(__name__)
+
+PREPARE_TIMEOUT = 2.0  # a modal must be the first answer, within Discord's 3 s
+FORMS = {
+    spec.id: spec
+    for spec in (forms.REQUEST_FORM, forms.SCHEDULE_FORM, forms.REVIEW_FORM, forms.AVAILABILITY_FORM)
+}
+
+
+class Replies:
+    """Ephemeral answers that never ping anyone, whether or not the interaction was deferred."""
+
+    @staticmethod
+    async def ack(interaction: discord.Interaction[Any]) -> bool:
+        """An ephemeral "thinking…" within the 3 s; False when Discord no longer takes it."""
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException:
+            log.warning("could not acknowledge interaction %s", interaction.id, exc_info=True)
+            return False
+        return True
+
+    @staticmethod
+    async def send(
+        interaction: discord.Interaction[Any],
+        content: str | None = None,
+        *,
+        embed: discord.Embed | None = None,
+        embeds: list[discord.Embed] | None = None,
+        view: discord.ui.View | None = None,
+        file: discord.File | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": NO_PINGS}
+        if content:
+            kwargs["content"] = content
+        if embed is not None:
+            kwargs["embed"] = embed
+        if embeds:
+            kwargs["embeds"] = embeds[:10]
+        if view is not None:
+            kwargs["view"] = view
+        if file is not None:
+            kwargs["file"] = file
+        if interaction.response.is_done():
+            await interaction.followup.send(**kwargs)
+        else:
+            await interaction.response.send_message(**kwargs)
+
+    @staticmethod
+    async def oops(interaction: discord.Interaction[Any], view: discord.ui.View | None = None) -> None:
+        try:
+            await Replies.send(interaction, OOPS, view=view)
+        except discord.HTTPException:
+            log.warning("could not tell the user something went wrong", exc_info=True)
+
+
+class Drafts:
+    """What people typed into forms the core rejected, so "Edit and resubmit" can refill them."""
+
+    def __init__(self, capacity: int = 500) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    def put(self, values: Mapping[str, str]) -> str:
+        token = secrets.token_hex(4)
+        self._items[token] = dict(values)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> dict[str, str]:
+        return dict(self._items.get(token, {}))
+
+
+CONFIRMATIONS = {
+    Action.CLAIM: "You claimed request #{id}. Next, pick a time with **Schedule**.",
+    Action.RELEASE: "You released request #{id}; it's back in the mentors' feed.",
+    Action.CANCEL: "Request #{id} is cancelled.",
+    Action.CANCEL_SESSION: "The session for request #{id} is cancelled. The request is still yours: "
+    "schedule a new time when you can.",
+    Action.COMPLETE: "Request #{id} is marked done. The student will be asked for a rating.",
+    Action.NO_SHOW: "Recorded a no-show for request #{id}.",
+    Action.REPOST: "Posted again as request #{id}. Mentors have been told.",
+    Action.RATE: "Thanks for rating your session {stars}! You can add a few words too.",
+}
+
+
+class Components:
+    def __init__(self, bot: MentorBot) -> None:
+        self.bot = bot
+        self.drafts = Drafts()
+
+    @property
+    def mentorship(self) -> Mentorship:
+        return self.bot.runtime.mentorship
+
+    # Who is acting ---------------------------------------------------------------------------
+
+    def make_actor(self, workspace: str, user: discord.abc.User, member: discord.Member | None) -> Actor:
+        settings = self.bot.settings
+        role_id = settings.discord_mentor_role_id
+        is_mentor = member is not None and role_id is not None and member.get_role(role_id) is not None
+        is_admin = str(user.id) in settings.admin_ids or (
+            member is not None and member.guild_permissions.administrator
+        )
+        return Actor(
+            platform="discord",
+            workspace=workspace,
+            user_id=str(user.id),
+            display_name=(member or user).display_name,
+            timezone=None,  # Discord doesn't say; the core uses the zone set with /mini-session timezone
+            is_mentor=is_mentor,
+            is_admin=is_admin,
+        )
+
+    def guild_actor(self, interaction: discord.Interaction[Any]) -> Actor | None:
+        if interaction.guild_id is None:
+            return None
+        member = interaction.user if isinstance(interaction.user, discord.Member) else None
+        return self.make_actor(str(interaction.guild_id), interaction.user, member)
+
+    async def actor_for(self, interaction: discord.Interaction[Any], request_id: int) -> Actor | None:
+        """In a server, from the payload; in a DM, from the request's server and a member fetch."""
+        actor = self.guild_actor(interaction)
+        if actor is not None:
+            return actor
+        scope = await self.mentorship.workspace_of(request_id)
+        if scope is None or scope[0] != "discord" or not scope[1].isdigit():
+            return None
+        member: discord.Member | None = None
+        guild = self.bot.get_guild(int(scope[1]))
+        if guild is not None:
+            member = guild.get_member(interaction.user.id)
+            if member is None:
+                try:
+                    member = await guild.fetch_member(interaction.user.id)
+                except discord.NotFound:
+                    member = None  # left the server: acts with no roles
+        return self.make_actor(scope[1], interaction.user, member)
+
+    async def quick_timezone(self, actor: Actor) -> str:
+        """The member's zone if the database answers at once; the default otherwise."""
+        try:
+            _, tz = await asyncio.wait_for(self.mentorship.get_availability(actor), PREPARE_TIMEOUT / 2)
+            return str(tz)
+        except Exception:
+            log.warning("no time zone for %s in time; using the default", actor.user_id, exc_info=True)
+            return self.bot.settings.default_timezone
+
+    # Plumbing --------------------------------------------------------------------------------
+
+    async def guarded(self, interaction: discord.Interaction[Any], work: Coroutine[Any, Any, Any]) -> None:
+        """Run a handler; anything unexpected (the database away…) becomes a polite ephemeral."""
+        try:
+            await work
+        except Exception:
+            log.exception("interaction %s failed", interaction.id)
+            await Replies.oops(interaction)
+
+    async def reply_result(
+        self,
+        interaction: discord.Interaction[Any],
+        actor: Actor,
+        result: Ok[RequestView] | Refused | Invalid,
+        confirmation: str,
+        *,
+        extra_buttons: tuple[Button, ...] = (),
+    ) -> None:
+        if isinstance(result, Ok) and isinstance(result.value, RequestView):
+            item = request_item(result.value, actor.user_id)
+            view = item.view
+            if extra_buttons:
+                view = button_view(extra_buttons, view=view)
+            await Replies.send(interaction, confirmation, embed=item.embed, view=view)
+        elif isinstance(result, Refused):
+            await Replies.send(interaction, escape(result.message))
+        elif isinstance(result, Invalid):
+            await Replies.send(interaction, "\n".join(escape(m) for m in result.errors.values()))
+        else:
+            await Replies.send(interaction, confirmation)
+
+    # Buttons ---------------------------------------------------------------------------------
+
+    async def on_action(self, interaction: discord.Interaction[Any], action: Action, value: str) -> None:
+        request_id, _, extra = value.partition(":")
+        rid = int(request_id)
+        if action in (Action.SCHEDULE, Action.RESCHEDULE):
+            await self.guarded(
+                interaction,
+                self.open_schedule(interaction, rid, {}, rescheduling=action is Action.RESCHEDULE),
+            )
+            return
+        if action is Action.REVIEW:
+            await self.guarded(interaction, interaction.response.send_modal(review_modal(rid, {})))
+            return
+        if not await Replies.ack(interaction):
+            return
+        await self.guarded(interaction, self._act(interaction, action, rid, extra))
+
+    async def _act(self, interaction: discord.Interaction[Any], action: Action, rid: int, extra: str) -> None:
+        actor = await self.actor_for(interaction, rid)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        m = self.mentorship
+        calls = {
+            Action.CLAIM: m.claim,
+            Action.RELEASE: m.release,
+            Action.CANCEL: m.cancel,
+            Action.CANCEL_SESSION: m.cancel_session,
+            Action.COMPLETE: m.complete,
+            Action.NO_SHOW: m.no_show,
+            Action.REPOST: m.repost,
+        }
+        extra_buttons: tuple[Button, ...] = ()
+        stars = ""
+        if action is Action.RATE:
+            rating = forms.parse_rating(extra) or 0
+            stars = "★" * rating + "☆" * (5 - rating)
+            result = await m.rate(actor, rid, rating)
+            extra_buttons = (Button("Write a review", Action.REVIEW, str(rid), "primary"),)
+        else:
+            result = await calls[action](actor, rid)
+        new_id = result.value.id if isinstance(result, Ok) else rid
+        confirmation = CONFIRMATIONS[action].format(id=new_id, stars=stars)
+        await self.reply_result(interaction, actor, result, confirmation, extra_buttons=extra_buttons)
+
+    async def on_fix(self, interaction: discord.Interaction[Any], token: str, form: str) -> None:
+        values = self.drafts.get(token)
+        kind, *parts = form.split(":")
+        work: Coroutine[Any, Any, Any]
+        if kind == "request" and (choices := RequestChoices.parse(parts)) is not None:
+            work = self.open_request(interaction, choices, values)
+        elif kind == "schedule" and parts and parts[0].isdigit():
+            work = self.open_schedule(interaction, int(parts[0]), values)
+        elif kind == "review" and parts and parts[0].isdigit():
+            work = interaction.response.send_modal(review_modal(int(parts[0]), values))
+        elif kind == "availability":
+            work = self.open_availability(interaction, values)
+        else:
+            work = Replies.send(interaction, "That form is no longer available.")
+        await self.guarded(interaction, work)
+
+    # Opening forms (the modal is the first answer, so only quick reads happen before it) ------
+
+    async def open_request(
+        self, interaction: discord.Interaction[Any], choices: RequestChoices, values: Mapping[str, str]
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        if actor is None:
+            await Replies.send(interaction, "Please ask for a session from the server, not a DM.")
+            return
+        home = self.bot.home_guild_id()
+        if home is not None and interaction.guild_id != home:
+            await Replies.send(interaction, "This server isn't set up for Mini Mentorship.")
+            return
+        tz = await self.quick_timezone(actor)
+        today = self.mentorship.today_for(tz)
+        await interaction.response.send_modal(request_modal(choices, values, tz=tz, today=today))
+
+    async def open_schedule(
+        self,
+        interaction: discord.Interaction[Any],
+        request_id: int,
+        values: Mapping[str, str],
+        *,
+        rescheduling: bool = False,
+    ) -> None:
+        """Suggested slots (the mentor's availability ∩ the student's dates) or a typed time.
+        Who may schedule is checked now and again on submit."""
+        try:
+            prepared = await asyncio.wait_for(self._schedule_prep(interaction, request_id), PREPARE_TIMEOUT)
+        except TimeoutError:
+            log.warning("slot suggestions for request %s took too long; opening without", request_id)
+            prepared = ([], self.bot.settings.default_timezone)
+        if isinstance(prepared, Refused):
+            await Replies.send(interaction, escape(prepared.message))
+            return
+        slots, tz = prepared
+        modal = schedule_modal(request_id, slots, values, tz=tz, rescheduling=rescheduling)
+        await interaction.response.send_modal(modal)
+
+    async def _schedule_prep(
+        self, interaction: discord.Interaction[Any], request_id: int
+    ) -> tuple[list[Slot], str] | Refused:
+        actor = await self.actor_for(interaction, request_id)
+        if actor is None:
+            return NOT_FOUND
+        suggested, (_, tz) = await asyncio.gather(
+            self.mentorship.suggest_slots(actor, request_id), self.mentorship.get_availability(actor)
+        )
+        if isinstance(suggested, Refused):
+            return suggested
+        return (list(suggested.value) if isinstance(suggested, Ok) else []), str(tz)
+
+    async def open_availability(
+        self, interaction: discord.Interaction[Any], values: Mapping[str, str] | None
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        refused = authorize(Act.AVAILABILITY, actor) if actor is not None else NOT_FOUND
+        if refused is not None or actor is None:
+            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+            return
+        if not values:
+            try:
+                windows, tz = await asyncio.wait_for(
+                    self.mentorship.get_availability(actor), PREPARE_TIMEOUT / 2
+                )
+                values = {"windows": forms.format_availability(windows), "timezone": str(tz)}
+            except Exception:
+                log.warning("couldn't load availability in time; opening the form empty", exc_info=True)
+                values = {"timezone": self.bot.settings.default_timezone}
+        await interaction.response.send_modal(availability_modal(values))
+
+    # Modal submissions -------------------------------------------------------------------------
+
+    async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
+        data: Mapping[str, Any] = interaction.data or {}  # type: ignore[assignment]
+        custom_id = str(data.get("custom_id", ""))
+        if not custom_id.startswith("mm:form:"):
+            return
+        form = custom_id.removeprefix("mm:form:")
+        values = modal_values(data)
+        kind, *parts = form.split(":")
+        if not await Replies.ack(interaction):
+            return
+        try:
+            if kind == "request" and (choices := RequestChoices.parse(parts)) is not None:
+                await self._submit_request(interaction, choices, values)
+            elif kind == "schedule" and parts and parts[0].isdigit():
+                await self._submit_schedule(interaction, int(parts[0]), values)
+            elif kind == "review" and parts and parts[0].isdigit():
+                await self._submit_review(interaction, int(parts[0]), values)
+            elif kind == "availability":
+                await self._submit_availability(interaction, values)
+            else:
+                await Replies.send(interaction, "That form is no longer available.")
+        except Exception:
+            # Keep what they typed: the database may be back in a moment.
+            log.exception("form %s failed", form)
+            await Replies.oops(interaction, view=fix_view(self.drafts.put(values), form, "Try again"))
+
+    async def _rejected(
+        self,
+        interaction: discord.Interaction[Any],
+        form: str,
+        errors: Mapping[str, str],
+        values: dict[str, str],
+    ) -> None:
+        spec = FORMS[form.split(":")[0]]
+        token = self.drafts.put(values)
+        await Replies.send(interaction, form_errors(spec, errors, values), view=fix_view(token, form))
+
+    async def _submit_request(
+        self, interaction: discord.Interaction[Any], choices: RequestChoices, values: dict[str, str]
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        if actor is None:
+            await Replies.send(interaction, "Please ask for a session from the server, not a DM.")
+            return
+        result = await self.mentorship.create_request(actor, {**values, **choices.values()})
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, choices.form, result.errors, values)
+            return
+        confirmation = ""
+        if isinstance(result, Ok):
+            confirmation = (
+                f"Your request #{result.value.id} is posted to the mentors. I'll DM you when one claims it."
+            )
+        await self.reply_result(interaction, actor, result, confirmation)
+
+    async def _submit_schedule(
+        self, interaction: discord.Interaction[Any], request_id: int, values: dict[str, str]
+    ) -> None:
+        actor = await self.actor_for(interaction, request_id)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        result = await self.mentorship.schedule(actor, request_id, values)
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, f"schedule:{request_id}", result.errors, values)
+            return
+        confirmation = ""
+        if isinstance(result, Ok) and result.value.session is not None:
+            starts = result.value.session.starts_at
+            confirmation = (
+                f"Scheduled request #{request_id} for {timestamp(starts)} ({timestamp(starts, 'R')}). "
+                "You'll both get a DM with the link and a calendar file."
+            )
+        await self.reply_result(interaction, actor, result, confirmation)
+
+    async def _submit_review(
+        self, interaction: discord.Interaction[Any], request_id: int, values: dict[str, str]
+    ) -> None:
+        actor = await self.actor_for(interaction, request_id)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        parsed = forms.parse_review(values)
+        if isinstance(parsed, dict):
+            await self._rejected(interaction, f"review:{request_id}", parsed, values)
+            return
+        rating, review = parsed
+        result = await self.mentorship.rate(actor, request_id, rating, review)
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, f"review:{request_id}", result.errors, values)
+            return
+        await self.reply_result(interaction, actor, result, "Thank you for your feedback!")
+
+    async def _submit_availability(
+        self, interaction: discord.Interaction[Any], values: dict[str, str]
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        result = await self.mentorship.set_availability(actor, values)
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, "availability", result.errors, values)
+            return
+        if isinstance(result, Refused):
+            await Replies.send(interaction, escape(result.message))
+            return
+        windows = forms.format_availability(result.value)
+        tz = values.get("timezone", "").strip()
+        text = (
+            f"Saved: {escape(windows)} ({escape(tz)}). I'll suggest times from these when you schedule."
+            if windows
+            else f"Cleared your weekly availability. Your time zone is {escape(tz)}."
+        )
+        await Replies.send(interaction, text)

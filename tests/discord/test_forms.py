@@ -1,0 +1,153 @@
+"""Forms on Discord: field-level errors answered ephemerally, with "Edit and resubmit" reopening
+the modal with what was typed; time zones; availability; limits from the form specs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from bot.runtime import Runtime
+from handlers.discord import build_bot
+from modals import forms
+from storage.models import Request
+from tests.discord.conftest import World, attach_sender, modal_fields, request_values
+
+
+async def count_requests(world: World) -> int:
+    async with world.runtime.db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(Request)) or 0)
+
+
+async def test_invalid_fields_are_listed_and_the_form_reopens_with_what_was_typed(world: World) -> None:
+    sam = world.sam
+    shown = await world.open_request_form(sam, session_type="career_advice", urgency="high")
+    typed = request_values(
+        title="hey", available_from="tomorrow", available_until="2030-01-05", tags="a, b, c, d, e, f"
+    )
+    rejected = await sam.submit_modal(shown, typed)
+    text = rejected.response.content
+    assert rejected.response.ephemeral
+    assert text.splitlines() == [
+        "Please fix these and submit again:",
+        "• **What do you need help with?**: Please write at least 5 characters (you wrote 3). "
+        "— you typed “hey”",
+        "• **Available from**: Please give a date like 2030-01-31. — you typed “tomorrow”",
+        "• **Tags**: Please use at most 5 tags (you gave 6). — you typed “a, b, c, d, e, f”",
+    ]
+    assert await count_requests(world) == 0
+
+    # The button reopens the same form (same choices) with exactly what was typed.
+    reopened = await sam.click(rejected.response, label="Edit and resubmit")
+    assert reopened.modal["custom_id"] == "mm:form:request:career_advice:30:high"
+    prefilled = {key: field.get("value") for key, field in modal_fields(reopened.modal).items()}
+    assert prefilled == typed
+    # Once "from" is a date, the "until" problem shows too: every round says exactly what's left.
+    fixed = {
+        **typed,
+        "title": "Switching from QA to backend",
+        "available_from": "2030-01-07",
+        "tags": "career",
+    }
+    still = await sam.submit_modal(reopened, fixed)
+    assert still.response.content.splitlines()[1:] == [
+        "• **Available until**: This must be on or after the 'from' date. — you typed “2030-01-05”"
+    ]
+    reopened = await sam.click(still.response, label="Edit and resubmit")
+    posted = await sam.submit_modal(reopened, {**fixed, "available_until": "2030-01-10"})
+    assert "Your request #1 is posted" in posted.response.content
+    embed = posted.response.embeds[0]
+    facts = {f.name: f.value for f in embed.fields}
+    assert facts["Type"] == "Career advice" and facts["Urgency"] == "🔥 High"
+
+
+async def test_edit_and_resubmit_after_a_restart_reopens_a_fresh_form(world: World) -> None:
+    """Drafts live in memory; after a restart the button still answers (with a fresh form)."""
+    shown = await world.open_request_form(world.sam)
+    rejected = await world.sam.submit_modal(shown, request_values(title="hey"))
+    runtime = Runtime(world.settings, clock=world.clock, db=world.runtime.db)
+    await world.env.restart_bot(
+        attach_sender(build_bot(world.settings, runtime=runtime), runtime, world.settings)
+    )
+    reopened = await world.sam.click(rejected.response, label="Edit and resubmit")
+    fields = modal_fields(reopened.modal)
+    assert "value" not in fields["title"] and fields["available_from"]["value"] == "2030-01-07"
+
+
+async def test_limits_come_from_the_form_specs(world: World) -> None:
+    shown = await world.open_request_form(world.sam)
+    fields = modal_fields(shown.modal)
+    for field in forms.REQUEST_FORM.fields:
+        if field.id in fields and field.max_length:
+            assert fields[field.id]["max_length"] == field.max_length
+    assert fields["tags"]["required"] is False and fields["title"]["required"] is True
+    labels = [row["label"] for row in shown.modal["components"]]
+    assert labels[0] == "What do you need help with?"
+    assert len(shown.modal["components"]) == 5  # Discord's limit; the choices came from the command
+
+
+async def test_dates_are_read_in_the_members_own_zone(world: World) -> None:
+    sam = world.sam
+    matches = await sam.autocomplete(world.lobby, "mini-session timezone", "zone", "kirit")
+    assert matches == [{"name": "Pacific/Kiritimati", "value": "Pacific/Kiritimati"}]
+    berlin = await sam.autocomplete(world.lobby, "mini-session timezone", "zone", "berl")
+    assert berlin[0]["value"] == "Europe/Berlin"
+    wrong = await sam.slash(world.lobby, "mini-session timezone", zone="Mars/Olympus")
+    assert wrong.response.content.startswith("Please give an IANA zone such as Europe/Berlin.")
+    await sam.slash(world.lobby, "mini-session timezone", zone="Pacific/Kiritimati")
+
+    # 11:00 UTC on 7 January is already 8 January in Kiritimati (UTC+14).
+    world.clock.set(datetime(2030, 1, 7, 11, 0, tzinfo=UTC))
+    shown = await world.open_request_form(sam)
+    fields = modal_fields(shown.modal)
+    assert fields["available_from"]["value"] == "2030-01-08"
+    assert shown.modal["components"][2]["description"] == "YYYY-MM-DD, in your time zone (Pacific/Kiritimati)"
+    late = await sam.submit_modal(shown, request_values(available_from="2030-01-07"))
+    assert "Please pick today (2030-01-08) or a later date." in late.response.content
+
+
+async def test_open_request_cap_is_a_polite_refusal(world: World) -> None:
+    await world.post_request(deliver=False)
+    await world.post_request(deliver=False)
+    shown = await world.open_request_form(world.sam)
+    third = await world.sam.submit_modal(shown, request_values(available_from="2030-01-07"))
+    assert third.response.content.startswith("You already have 2 active requests.")
+
+
+async def test_schedule_errors_are_per_field(world: World) -> None:
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    bad = await world.mia.submit_modal(
+        shown, {"starts_at": "next tuesday", "meeting_url": "javascript:alert(1)", "note": "Bring code"}
+    )
+    assert bad.response.content.splitlines() == [
+        "Please fix these and submit again:",
+        "• **Or pick a time**: Please give a time like 2030-01-31 18:30. — you typed “next tuesday”",
+        "• **Meeting link**: Please give a full http:// or https:// link, or leave it empty. "
+        "— you typed “javascript:alert(1)”",
+    ]
+    again = await world.mia.click(bad.response, label="Edit and resubmit")
+    assert modal_fields(again.modal)["note"]["value"] == "Bring code"
+    outside = await world.mia.submit_modal(again, {"starts_at": "2030-02-20 10:00", "note": "Bring code"})
+    assert (
+        "Please pick a time inside the student's dates (2030-01-07 – 2030-01-14)." in outside.response.content
+    )
+
+
+async def test_availability_is_for_mentors_and_validated(world: World) -> None:
+    refused = await world.ola.slash(world.lobby, "mini-session availability")
+    assert refused.modal is None
+    assert refused.response.content == "Only mentors can do that. Ask an admin if you'd like to mentor."
+
+    shown = await world.mia.slash(world.lobby, "mini-session availability")
+    bad = await world.mia.submit_modal(shown, {"windows": "Funday 25:00-26:00", "timezone": "Europe/Berlin"})
+    assert "I couldn't read 'Funday 25:00-26:00'; write it like 'Mon 18:00-20:00'." in bad.response.content
+    again = await world.mia.click(bad.response, label="Edit and resubmit")
+    assert modal_fields(again.modal)["windows"]["value"] == "Funday 25:00-26:00"
+    ok = await world.mia.submit_modal(again, {"windows": "Mon 18:00-20:00", "timezone": "Europe/Berlin"})
+    assert ok.response.content.startswith("Saved: Mon 18:00-20:00 (Europe/Berlin).")
+    reopened = await world.mia.slash(world.lobby, "mini-session availability")
+    fields = modal_fields(reopened.modal)
+    assert fields["windows"]["value"] == "Mon 18:00-20:00" and fields["timezone"]["value"] == "Europe/Berlin"
