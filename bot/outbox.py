@@ -19,6 +19,39 @@ from bot.notifications import FEED_KINDS, Kind
 from storage import repository as repo
 
 
+async def _owe(
+    session: AsyncSession,
+    *,
+    request: RequestView,
+    audience: str,
+    kind: Kind,
+    dedupe_key: str,
+    now: datetime,
+    member_id: int | None = None,
+    session_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    due_at: datetime | None = None,
+) -> bool:
+    """One outbox row; a second row with the same dedupe key is silently not added."""
+    return await repo.add_notification(
+        session,
+        platform=request.platform,
+        workspace=request.workspace,
+        audience=audience,
+        member_id=member_id,
+        request_id=request.id,
+        session_id=session_id,
+        kind=kind.value,
+        payload=payload or {},
+        dedupe_key=dedupe_key,
+        status="pending",
+        due_at=due_at or now,
+        next_attempt_at=due_at or now,
+        attempts=0,
+        created_at=now,
+    )
+
+
 async def owe_dm(
     session: AsyncSession,
     *,
@@ -31,22 +64,17 @@ async def owe_dm(
     due_at: datetime | None = None,
     session_id: int | None = None,
 ) -> bool:
-    return await repo.add_notification(
+    return await _owe(
         session,
-        platform=request.platform,
-        workspace=request.workspace,
+        request=request,
         audience="dm",
+        kind=kind,
+        now=now,
         member_id=to.id,
-        request_id=request.id,
         session_id=session_id,
-        kind=kind.value,
-        payload=payload or {},
+        payload=payload,
+        due_at=due_at,
         dedupe_key=f"{kind.value}:{key}:to:{to.id}",
-        status="pending",
-        due_at=due_at or now,
-        next_attempt_at=due_at or now,
-        attempts=0,
-        created_at=now,
     )
 
 
@@ -54,22 +82,13 @@ async def owe_card(session: AsyncSession, *, request: RequestView, now: datetime
     """Owe an update of the request's feed card. Older pending updates are superseded: the card
     is drawn from the current state at delivery, so only the newest matters."""
     await repo.retire_pending(session, status="superseded", request_id=request.id, kinds=["card"])
-    await repo.add_notification(
+    await _owe(
         session,
-        platform=request.platform,
-        workspace=request.workspace,
+        request=request,
         audience="feed",
-        member_id=None,
-        request_id=request.id,
-        session_id=None,
-        kind=Kind.CARD.value,
-        payload={},
+        kind=Kind.CARD,
+        now=now,
         dedupe_key=f"card:{request.id}:v{request.version}",
-        status="pending",
-        due_at=now,
-        next_attempt_at=now,
-        attempts=0,
-        created_at=now,
     )
 
 
@@ -77,22 +96,8 @@ async def owe_feed(
     session: AsyncSession, *, request: RequestView, kind: Kind, key: str, now: datetime
 ) -> bool:
     assert kind in FEED_KINDS
-    return await repo.add_notification(
-        session,
-        platform=request.platform,
-        workspace=request.workspace,
-        audience="feed",
-        member_id=None,
-        request_id=request.id,
-        session_id=None,
-        kind=kind.value,
-        payload={},
-        dedupe_key=f"{kind.value}:{key}",
-        status="pending",
-        due_at=now,
-        next_attempt_at=now,
-        attempts=0,
-        created_at=now,
+    return await _owe(
+        session, request=request, audience="feed", kind=kind, now=now, dedupe_key=f"{kind.value}:{key}"
     )
 
 

@@ -110,6 +110,13 @@ class Mentorship:
             return NOT_FOUND
         return authorize(act, actor, view) or view
 
+    async def _card_changed(self, session: AsyncSession, request_id: int, now: datetime) -> RequestView:
+        """The request after a transition, with its feed card update owed."""
+        after = await repo.request_view(session, request_id)
+        assert after is not None
+        await owe_card(session, request=after, now=now)
+        return after
+
     def _refuse_state(self, view: RequestView, wanted: str) -> Refused:
         if view.status in (Status.CLAIMED, Status.SCHEDULED) and view.claimed_by is not None:
             return Refused("already_claimed", f"Already claimed by {view.claimed_by.display_name}.", view)
@@ -174,9 +181,7 @@ class Mentorship:
             expires_at=now + self.settings.expiry,
             nudge_due_at=now + nudge_after,
         )
-        view = await repo.request_view(session, request.id)
-        assert view is not None
-        await owe_card(session, request=view, now=now)
+        view = await self._card_changed(session, request.id, now)
         await owe_dm(
             session,
             request=view,
@@ -281,9 +286,7 @@ class Mentorship:
                 if current.claimed_by is not None and current.claimed_by.id == me.id:
                     return Refused("already_yours", "You've already claimed this request.", current)
                 return self._refuse_state(current, "claimed")
-            after = await repo.request_view(session, request_id)
-            assert after is not None
-            await owe_card(session, request=after, now=now)
+            after = await self._card_changed(session, request_id, now)
             await owe_dm(
                 session,
                 request=after,
@@ -316,9 +319,7 @@ class Mentorship:
             if not won:
                 return self._refuse_state(view, "released")
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
-            after = await repo.request_view(session, request_id)
-            assert after is not None
-            await owe_card(session, request=after, now=now)
+            after = await self._card_changed(session, request_id, now)
             await owe_dm(
                 session,
                 request=after,
@@ -485,9 +486,7 @@ class Mentorship:
             ):
                 return self._refuse_state(view, "unscheduled")
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
-            after = await repo.request_view(session, request_id)
-            assert after is not None
-            await owe_card(session, request=after, now=now)
+            after = await self._card_changed(session, request_id, now)
             await owe_dm(
                 session,
                 request=after,
@@ -543,9 +542,7 @@ class Mentorship:
             ):
                 return Refused("wrong_state", f"This request is already {view.status.value}.", view)
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
-            after = await repo.request_view(session, request_id)
-            assert after is not None
-            await owe_card(session, request=after, now=now)
+            after = await self._card_changed(session, request_id, now)
             if view.claimed_by is not None:
                 await owe_dm(
                     session,
@@ -595,9 +592,8 @@ class Mentorship:
         ):
             return None
         await self._close_session(session, view, outcome, now)
-        after = await repo.request_view(session, view.id)
-        assert after is not None and after.session is not None
-        await owe_card(session, request=after, now=now)
+        after = await self._card_changed(session, view.id, now)
+        assert after.session is not None
         if outcome is SessionStatus.COMPLETED:
             await owe_dm(
                 session,
@@ -699,9 +695,7 @@ class Mentorship:
                     nudge_due_at=None,
                 ):
                     continue
-                view = await repo.request_view(session, request_id)
-                assert view is not None
-                await owe_card(session, request=view, now=now)
+                view = await self._card_changed(session, request_id, now)
                 await owe_dm(
                     session,
                     request=view,
