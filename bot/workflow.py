@@ -196,10 +196,10 @@ class Mentorship:
         """Post an expired or cancelled request again, with its dates moved to the future."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            me = await self._me(session, actor)
             old = await self._load(session, actor, request_id, Act.CANCEL)
             if isinstance(old, Refused):
                 return old
+            me = await self._me(session, actor)
             if old.status not in (Status.EXPIRED, Status.CANCELLED):
                 return Refused("wrong_state", "Only expired or cancelled requests can be posted again.", old)
             today = self.today_for(self.tz_of(me, actor))
@@ -666,9 +666,11 @@ class Mentorship:
         return Ok(parsed)
 
     async def get_availability(self, actor: Actor) -> tuple[list[Availability], str]:
+        """The actor's weekly windows and time zone. Read-only: looking never records anyone."""
         async with self.db.transaction() as session:
-            me = await self._me(session, actor)
-            return await repo.availability(session, me.id), self.tz_of(me, actor)
+            me = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+            windows = await repo.availability(session, me.id) if me is not None else []
+            return windows, self.tz_of(me, actor)
 
     async def set_timezone(self, actor: Actor, timezone: str) -> Result[str]:
         if not forms.is_timezone(timezone):

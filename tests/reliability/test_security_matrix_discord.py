@@ -627,14 +627,6 @@ async def test_a_form_kept_open_by_the_former_claimer_changes_nothing(stage: Sta
     w.env.raise_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a refused Schedule/Reschedule click stores the clicker as a member "
-    "(handlers/discord_interactions.py Components._schedule_prep runs get_availability, which "
-    "upserts, alongside the check), and so does a refused repost (bot/workflow.py "
-    "Mentorship.repost calls _me before _load) — for a DM click by someone outside the server, "
-    "a members row in the home server's workspace",
-)
 @pytest.mark.parametrize(("action", "state"), [("schedule", "claimed"), ("repost", "expired")])
 async def test_refusals_do_not_record_the_refused_as_members(stage: Stage, action: str, state: str) -> None:
     w = stage.world
