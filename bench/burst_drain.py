@@ -23,8 +23,8 @@ from bench.common import postgres_scratch_url
 from bot.config import Settings
 from bot.domain import Actor, Ok
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from handlers.slack import SlackSender
-from tests.fakes.slack_api import FakeSlack
 
 FEED = "C_MENTORS"
 BURST = 300

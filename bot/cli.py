@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("aiosqlite", "sqlalchemy.engine", "discord.gateway", "slack_bolt.App"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "demo":
-        from bot.demo import run_demo
+        from handlers.slack_demo import run_demo
 
         if not args.verbose:
             logging.getLogger().setLevel(logging.WARNING)

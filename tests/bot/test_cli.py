@@ -116,15 +116,21 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     for moment in (
+        "#mentors (new)",
         "New mentorship request",
+        "only Max (mentor) sees",
         "Already claimed by Mia",
         "Your mentorship session is scheduled",
-        ".ics",
+        "times in Europe/Berlin",  # each reader sees times in their own zone
+        "times in America/New_York",
+        "mentorship-1.ics",
         "Reminder: your session starts in 24 hours",
         "Reminder: your session starts in 15 minutes",
         "How was your session?",
         "You got a rating",
-        "average rating 5.0",
+        "Super practical",
+        "Average rating: 5.00",
+        "mentorship-stats-",
     ):
         assert moment in out, moment
 

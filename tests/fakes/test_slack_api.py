@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from .slack_api import FakeSlack
+from fakes.slack_api import FakeSlack
 
 pytestmark = pytest.mark.asyncio
 

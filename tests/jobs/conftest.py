@@ -8,11 +8,11 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from handlers.slack import SlackSender
 from jobs.sweeps import Sweeps
 from storage.db import Database
 from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT, make_settings
-from tests.fakes.slack_api import FakeSlack
 
 FEED = "C_MENTORS"
 

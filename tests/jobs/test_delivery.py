@@ -12,13 +12,13 @@ from bot.clock import ManualClock
 from bot.domain import Actor, Ok
 from bot.notifications import Kind
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from handlers.slack import SlackSender
 from jobs.delivery import Delivery
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Notification
 from tests.conftest import MENTOR, STUDENT, request_form
-from tests.fakes.slack_api import FakeSlack
 from tests.jobs.conftest import FEED, slack_runtime
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.domain import Ok, RequestView
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from jobs.sweeps import Sweeps
 from storage.models import JobRun, Notification
 from tests.conftest import MENTOR, STUDENT, request_form
-from tests.fakes.slack_api import FakeSlack
 from tests.jobs.conftest import FEED
 
 

@@ -9,7 +9,6 @@ notification each post came from.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import socket
@@ -23,33 +22,17 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select
 
+from fakes.slack_api import FakeSlack
+from fakes.slack_driver import SlackDriver
 from storage.db import Database
 from storage.models import Notification, Request
-from tests.fakes.slack_api import FakeSlack
-from tests.slack.harness import SECRET, SlackHarness
+
+SECRET = "crash-test-signing-secret"
 
 FEED, GENERAL = "C_MENTORS", "C_GENERAL"
 STUDENTS = [f"U_S{i:02d}" for i in range(10)]
 MENTORS = ["U_M1", "U_M2"]
 KILL_AFTER = 4  # responses seen before the process is killed
-
-
-class RemoteHarness(SlackHarness):
-    """The Slack harness, pointed at the app running in another process."""
-
-    def __init__(self, fake: FakeSlack, base_url: str) -> None:
-        self.fake = fake
-        self.base_url = base_url
-        self._runner = None
-        self._session = None
-        self._ids = itertools.count(1)
-
-    async def open(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 def _free_port() -> int:
@@ -155,7 +138,7 @@ async def test_sigkill_mid_burst_loses_and_duplicates_nothing(database_url: str,
         fake.add_channel(FEED, members=[*MENTORS, "UBOT"])
         fake.add_channel(GENERAL, members=[*STUDENTS, *MENTORS, "UBOT"])
         env, port = _environment(database_url, fake), _free_port()
-        harness = RemoteHarness(fake, f"http://127.0.0.1:{port}")
+        harness = SlackDriver(fake, secret=SECRET, base_url=f"http://127.0.0.1:{port}")
         await harness.open()
         await _cli(env, tmp_path, "migrate")  # the release step (SQLite would also migrate on start)
         app = await _start_app(env, port, tmp_path)

@@ -13,11 +13,11 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from handlers.slack import build_app
 from storage import migrate
 from storage.db import Database
 from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
 from tests.slack.harness import SlackHarness, populate, slack_settings
 
 MakeSlack = Callable[..., Awaitable[SlackHarness]]

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
 from handlers.slack import build_app, manifest, runtime_of, serve
 from handlers.slack_manifest import BOT_SCOPES
 from storage.db import Database
 from storage.models import Request
 from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
 from tests.slack.harness import (
     MENTOR,
     MENTORS,

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from fakes.slack_api import FakeSlack
 from handlers.slack_directory import Directory, TtlCache
 from handlers.slack_sender import make_client
 from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
 from tests.slack.harness import ADMIN, MENTOR, MENTORS, OTHER, STUDENT, SlackHarness, slack_settings
 
 
