@@ -65,7 +65,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 __all__ = ["Call", "FakeSlack"]
 
@@ -569,8 +569,13 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._origin: str | None = None
         self._stopping = asyncio.Event()
+        # Socket Mode: connected app websockets, and acks awaited by envelope id.
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_ready = asyncio.Event()
+        self._socket_acks: dict[str, asyncio.Future[JSONDict]] = {}
 
         self._handlers: dict[str, Handler] = {
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -600,7 +605,9 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_post("/response_url/{key}", self._handle_response_url)
+        app.router.add_get("/socket-mode/{n}", self._handle_socket)
         self._stopping = asyncio.Event()  # fresh: a restart may run on another event loop
+        self._socket_ready = asyncio.Event()
         # Short shutdown_timeout: stop() must not wait on slow (delayed) handlers.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -612,6 +619,8 @@ class FakeSlack:
     async def stop(self) -> None:
         # Wake handlers sleeping in an injected delay so shutdown is instant.
         self._stopping.set()
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -862,7 +871,7 @@ class FakeSlack:
         try:
             if handler is None:
                 raise _SlackError("unknown_method", problems=[f"unknown API method {method!r}"])
-            self._check_token(token)
+            self._check_token(token, app_level=method == "apps.connections.open")
             retry_after = self._check_rate_limit(method, call.args)
             if retry_after is not None:
                 call.error = "ratelimited"
@@ -910,11 +919,70 @@ class FakeSlack:
         token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else body_token
         return args, (token if isinstance(token, str) else None)
 
-    def _check_token(self, token: str | None) -> None:
+    def _check_token(self, token: str | None, *, app_level: bool = False) -> None:
         if not token:
             raise _SlackError("not_authed", problems=["no token (expected an Authorization: Bearer header)"])
-        if not token.startswith("xox"):
-            raise _SlackError("invalid_auth", problems=[f"token {token[:8]!r}... is not a Slack token"])
+        # Socket Mode wants the app-level token (xapp-…); every other method a bot/user token.
+        expected = "xapp-" if app_level else "xox"
+        if not token.startswith(expected):
+            raise _SlackError("invalid_auth", problems=[f"token {token[:8]!r}... is not a {expected}… token"])
+
+    # -- Socket Mode -----------------------------------------------------------
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> JSONDict:
+        assert self._origin is not None
+        return {"url": self._origin.replace("http://", "ws://", 1) + f"/socket-mode/{self._next_id()}"}
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """One Socket Mode connection: hello, then envelopes out and acknowledgements back."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
+                "connection_info": {"app_id": "A1"},
+            }
+        )
+        self._socket_ready.set()
+        try:
+            async for frame in ws:
+                if frame.type is not WSMsgType.TEXT:
+                    continue
+                with contextlib.suppress(ValueError):
+                    ack = json.loads(frame.data)
+                    waiter = self._socket_acks.pop(str(ack.get("envelope_id")), None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(ack)
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._socket_ready.clear()
+        return ws
+
+    async def socket_send(self, kind: str, payload: JSONDict, *, wait_seconds: float = 10.0) -> JSONDict:
+        """Deliver a `slash_commands`, `interactive` or `events_api` envelope to the connected
+        app, as Slack does in Socket Mode; returns the app's acknowledgement (with any payload)."""
+        await asyncio.wait_for(self._socket_ready.wait(), wait_seconds)
+        envelope_id = f"env-{self._next_id()}"
+        waiter: asyncio.Future[JSONDict] = asyncio.get_running_loop().create_future()
+        self._socket_acks[envelope_id] = waiter
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return await asyncio.wait_for(waiter, wait_seconds)
+
+    async def wait_for_socket(self, wait_seconds: float = 10.0) -> None:
+        await asyncio.wait_for(self._socket_ready.wait(), wait_seconds)
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
         file_id = request.match_info["file_id"]
