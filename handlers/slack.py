@@ -53,6 +53,14 @@ log = logging.getLogger(__name__)
 COMMAND = "/mini-session"
 ACTION_ID = re.compile(r"^mm_(" + "|".join(a.value for a in Action) + r")(?:\.\d+)?$")
 SHUTDOWN_GRACE = 5.0
+# Background interactions doing their work at once. Acks don't wait for the work, so a burst can
+# start thousands; unbounded, they all queue for a database connection and those waiting longer
+# than the pool's timeout fail ("try again"). Bounded below the pool size, the rest wait here,
+# without a timeout, and are merely late.
+MAX_CONCURRENT_WORK = 20
+# Request ids are 32-bit integers in the database; a bigger one from a forged button or form is
+# no request at all, rather than an error out of the driver.
+MAX_ID = 2**31 - 1
 
 # What the clicker is told after a use case succeeds (the card and DMs tell everyone else).
 CONFIRMATIONS: dict[Action, str] = {
@@ -66,6 +74,14 @@ CONFIRMATIONS: dict[Action, str] = {
     Action.NO_SHOW: "Recorded “{title}” as a no-show; the student has been told.",
     Action.REPOST: "Posted again as request #{id}: “{title}”.",
 }
+
+
+def parse_id(text: str) -> int | None:
+    """A request id from a button value: ASCII digits within the database's range, else None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID))):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 def why(result: Refused | Invalid) -> str:
@@ -96,6 +112,7 @@ class SlackBot:
         self.sender = SlackSender(settings)
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._working = asyncio.Semaphore(MAX_CONCURRENT_WORK)
         self.app = AsyncApp(
             name="mini-mentorship",
             client=self.client,
@@ -134,7 +151,8 @@ class SlackBot:
     def spawn(self, work: Coroutine[Any, Any, None], reply: Reply | None) -> None:
         async def run() -> None:
             try:
-                await work
+                async with self._working:
+                    await work
             except Exception:
                 log.exception("slack interaction failed")
                 if reply is not None:
@@ -315,10 +333,10 @@ class SlackBot:
     ) -> None:
         actor = await self.actor(context, body)
         request_part, _, extra = value.partition(":")
-        if not request_part.isdigit():
+        request_id = parse_id(request_part)
+        if request_id is None:
             await self.tell(reply, "I couldn't find that request.")
             return
-        request_id = int(request_part)
         trigger_id = str(body.get("trigger_id") or "")
         if action in (Action.SCHEDULE, Action.RESCHEDULE):
             await self.open_schedule_modal(actor, request_id, trigger_id, reply)
@@ -452,7 +470,7 @@ class SlackBot:
     @staticmethod
     def _request_id(metadata: Mapping[str, Any]) -> int:
         value = metadata.get("r")
-        return value if isinstance(value, int) else 0
+        return value if isinstance(value, int) and 0 < value <= MAX_ID else 0
 
     async def on_request_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext

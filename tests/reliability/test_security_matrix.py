@@ -1,0 +1,418 @@
+"""The authorization table of DESIGN.md §1, on Slack: every role × action, driven through signed
+HTTP into the Slack app. An allowed pair must do what it says; a refused one must answer with a
+short ephemeral explanation (or the refusal in place of the form) and change nothing at all in
+the database.
+
+Roles, for each request: its student, another student, the mentor who claimed it, another mentor,
+a workspace admin, and an outsider from another workspace (T2) who is an admin there and a member
+of our mentors' channel (a Slack Connect shared channel), so only the workspace check stands in
+their way. Mentors are members of the mentors' channel; the admin is a workspace admin
+(users.info), not a mentor.
+
+"view" is the gate on a request's full details (Act.VIEW): the one Slack surface that asks for a
+request by id is its "Write a review" button, which answers "Only the student who asked, mentors
+and admins can see this request." (or, elsewhere, "I couldn't find that request.") before
+anything else; the dashboards and the stats CSV must not show the request to those refused.
+"stats" for the outsider: allowed for their own workspace, which has none of our requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import Table, select
+
+from bot.clock import ManualClock
+from bot.domain import Actor, Ok
+from storage.models import AvailabilityWindow, FeedPost, Member, MentorSession, Notification, Request
+from tests.conftest import request_form
+from tests.slack.conftest import MakeSlack
+from tests.slack.harness import (
+    ADMIN,
+    MENTOR,
+    MENTOR_2,
+    MENTORS,
+    OTHER,
+    REQUEST_VALUES,
+    STUDENT,
+    Answer,
+    SlackHarness,
+)
+
+OUTSIDER = "UOUTSIDER"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    team: str
+    user: str
+
+
+ROLES = [
+    Role("student", "T1", STUDENT),
+    Role("other student", "T1", OTHER),
+    Role("claiming mentor", "T1", MENTOR),
+    Role("other mentor", "T1", MENTOR_2),
+    Role("admin", "T1", ADMIN),
+    Role("outsider", "T2", OUTSIDER),
+]
+EVERYONE = frozenset(r.name for r in ROLES)
+MENTORS_ONLY = frozenset({"claiming mentor", "other mentor"})
+CLAIMER = frozenset({"claiming mentor"})
+STUDENT_ONLY = frozenset({"student"})
+
+# Who may, per DESIGN.md §1 (and the state the request is in when they try).
+MATRIX: dict[str, tuple[str, frozenset[str]]] = {
+    "create": ("none", EVERYONE),
+    "view": ("claimed", frozenset({"student", "claiming mentor", "other mentor", "admin"})),
+    "claim": ("open", MENTORS_ONLY),
+    "release": ("claimed", CLAIMER),
+    "schedule": ("claimed", CLAIMER),
+    "reschedule": ("scheduled", CLAIMER),
+    "mark done": ("started", CLAIMER),
+    "no-show": ("started", CLAIMER),
+    "cancel": ("claimed", STUDENT_ONLY),
+    "rate": ("completed", STUDENT_ONLY),
+    "stats": ("open", frozenset({"admin", "outsider"})),
+}
+
+# Where each role's own dashboards show "their" claimed request. The other mentor sees it in the
+# mentors' channel (the card) rather than on a dashboard of theirs; the admin in the stats CSV.
+SEEN = {
+    "student": ["list"],
+    "other student": [],
+    "claiming mentor": ["list"],
+    "other mentor": [],
+    "admin": ["csv"],
+    "outsider": [],
+}
+NOT_FOUND = "I couldn't find that request."
+REFUSAL_FOR = {
+    "view": "Only the student who asked, mentors and admins can see this request.",
+    "claim": "Only mentors can do that.",
+    "release": "who claimed this request, can do that.",
+    "schedule": "who claimed this request, can do that.",
+    "reschedule": "who claimed this request, can do that.",
+    "mark done": "who claimed this request, can do that.",
+    "no-show": "who claimed this request, can do that.",
+    "cancel": "Only the student who made this request can do that.",
+    "rate": "Only the student who made this request can do that.",
+    "stats": "Only admins can see stats.",
+}
+
+STUDENT_ACTOR = Actor("slack", "T1", STUDENT, "Sam Student", "Europe/Berlin")
+MENTOR_ACTOR = Actor("slack", "T1", MENTOR, "Mia Mentor", "America/New_York", is_mentor=True)
+AFTER_STARTS = datetime(2030, 1, 9, 2, 0, tzinfo=UTC)  # every session of the setup has started
+NEW_TIME = str(int(datetime(2030, 1, 10, 16, 0, tzinfo=UTC).timestamp()))  # free in everyone's week
+
+
+# Driving Slack as a role ------------------------------------------------------------------------
+
+
+def as_role(payload: dict[str, Any], role: Role) -> dict[str, Any]:
+    """A payload built for our workspace, sent from the role's workspace instead."""
+    payload["team"] = {"id": role.team, "domain": "x"}
+    payload["user"]["team_id"] = role.team
+    return payload
+
+
+async def command(slack: SlackHarness, role: Role, text: str = "") -> Answer:
+    body = {**slack.command_body(role.user, text), "team_id": role.team}
+    answer = await slack.post(urlencode(body).encode(), "application/x-www-form-urlencoded")
+    answer.sent = dict(body)
+    return answer
+
+
+def button(action_id: str, value: str) -> dict[str, Any]:
+    return {"action_id": action_id, "text": {"type": "plain_text", "text": "x"}, "value": value}
+
+
+async def click(slack: SlackHarness, role: Role, action_id: str, value: str) -> Answer:
+    payload = slack.click_payload(role.user, button(action_id, value), channel=MENTORS)
+    return await slack.interact(as_role(payload, role))
+
+
+async def submit(
+    slack: SlackHarness, role: Role, view: dict[str, Any], values: dict[str, str | None]
+) -> Answer:
+    return await slack.interact(as_role(slack.submission(role.user, view, values), role))
+
+
+def opened(slack: SlackHarness, answer: Answer, callback_id: str) -> dict[str, Any] | None:
+    """The modal this interaction opened (its trigger_id was used), if any; the newest view with
+    `callback_id`, as interactions here run one at a time."""
+    assert answer.sent is not None
+    trigger = answer.sent["trigger_id"]
+    calls = [c for c in slack.fake.calls_to("views.open") if c.ok and c.args.get("trigger_id") == trigger]
+    return slack.latest_view(callback_id) if calls else None
+
+
+# The database -----------------------------------------------------------------------------------
+
+
+async def everything(slack: SlackHarness) -> list[Any]:
+    """Every row of every table a use case writes, all columns: a refusal must leave it alone."""
+    async with slack.runtime.db.transaction() as session:
+        rows = []
+        for model in (Member, Request, MentorSession, AvailabilityWindow, FeedPost, Notification):
+            table = model.__table__
+            assert isinstance(table, Table)
+            rows.append((await session.execute(select(table).order_by(*table.primary_key))).all())
+        return rows
+
+
+async def request_row(
+    slack: SlackHarness, request_id: int
+) -> tuple[Request, MentorSession | None, str | None]:
+    async with slack.runtime.db.transaction() as session:
+        request = await session.get(Request, request_id)
+        assert request is not None
+        latest = await session.scalar(
+            select(MentorSession)
+            .where(MentorSession.request_id == request_id)
+            .order_by(MentorSession.id.desc())
+        )
+        claimer = await session.get(Member, request.claimed_by_id) if request.claimed_by_id else None
+        return request, latest, claimer.external_id if claimer else None
+
+
+# Setting the scene (through the core: the subject here is the Slack side) --------------------------
+
+
+async def prepare(slack: SlackHarness, clock: ManualClock, state: str) -> list[int]:
+    """One request per role, each in `state` (a request's role players are the same people)."""
+    if state == "none":
+        return [0] * len(ROLES)
+    m = slack.runtime.mentorship
+    ids: list[int] = []
+    # Newest first on dashboards (which show five): the student's own request is made last.
+    for index, role in reversed(list(enumerate(ROLES))):
+        created = await m.create_request(STUDENT_ACTOR, request_form(title=f"Request for the {role.name}"))
+        assert isinstance(created, Ok), created
+        rid = created.value.id
+        ids.append(rid)
+        if state == "open":
+            continue
+        assert isinstance(await m.claim(MENTOR_ACTOR, rid), Ok)
+        if state == "claimed":
+            continue
+        when = f"2030-01-08 {9 + index:02d}:00"  # New York time; one hour apart
+        assert isinstance(await m.schedule(MENTOR_ACTOR, rid, {"starts_at": when}), Ok)
+    ids.reverse()
+    if state in ("started", "completed"):
+        clock.set(AFTER_STARTS)
+    if state == "completed":
+        for rid in ids:
+            assert isinstance(await m.complete(MENTOR_ACTOR, rid), Ok)
+    await slack.settle()
+    # The two people of the setup as Slack describes them (names, zones), so that what their
+    # first click records about them is not mistaken for a change made by someone else.
+    for user in (STUDENT, MENTOR):
+        await slack.command(user, "list")
+    await slack.settle()
+    return ids
+
+
+# Doing each action as a role: returns what the person was told --------------------------------------
+
+Act = Callable[[SlackHarness, Role, int], Awaitable[str]]
+
+
+async def told(slack: SlackHarness, answer: Answer) -> str:
+    assert answer.status == 200, answer
+    await slack.settle()
+    return slack.reply_text(answer)
+
+
+async def do_create(slack: SlackHarness, role: Role, _: int) -> str:
+    answer = await command(slack, role)
+    await slack.settle()
+    view = opened(slack, answer, "mm_request")
+    assert view is not None, "the request form did not open"
+    title = f"Asked by the {role.name}"
+    answer = await submit(slack, role, view, {**REQUEST_VALUES, "title": title})
+    assert (answer.status, answer.text) == (200, ""), answer  # an empty answer closes the form
+    await slack.settle()
+    return f"created {title}"
+
+
+async def do_view(slack: SlackHarness, role: Role, rid: int) -> str:
+    """The VIEW gate: the review button asks for the request before anything else."""
+    return await told(slack, await click(slack, role, "mm_review", str(rid)))
+
+
+async def where_seen(slack: SlackHarness, role: Role) -> list[str]:
+    """Where the role's own dashboards (`list`, `stats` and its CSV) show the request."""
+    listing = await told(slack, await command(slack, role, "list"))
+    files = len(slack.fake.files)
+    stats = await told(slack, await command(slack, role, "stats"))
+    csv = b"".join(f["content"] for f in slack.fake.files[files:])
+    title = f"Request for the {role.name}"
+    seen = [where for where, text in (("list", listing), ("stats", stats)) if title in text]
+    return [*seen, "csv"] if title.encode() in csv else seen
+
+
+async def do_claim(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_claim", str(rid)))
+
+
+async def do_release(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_release", str(rid)))
+
+
+async def schedule_as(slack: SlackHarness, role: Role, rid: int, action_id: str) -> str:
+    """The role clicks Schedule (a modal opens, or a refusal), and also submits the form the
+    claiming mentor was given: a forged submission must be refused just the same."""
+    answer = await click(slack, role, action_id, str(rid))
+    reply = await told(slack, answer)
+    own = opened(slack, answer, "mm_schedule")
+    if own is None:
+        mentor = await click(slack, ROLES[2], action_id, str(rid))
+        await slack.settle()
+        form = opened(slack, mentor, "mm_schedule")
+        assert form is not None
+    else:
+        form = own
+    answer = await submit(slack, role, form, {"starts_at": NEW_TIME})
+    assert answer.status == 200
+    await slack.settle()
+    if answer.text:
+        body = answer.json()
+        assert body["response_action"] in ("update", "errors"), body
+        reply += "\n" + json.dumps(body)
+    return reply + ("\nFORM OPENED" if own is not None else "")
+
+
+async def do_schedule(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await schedule_as(slack, role, rid, "mm_schedule")
+
+
+async def do_reschedule(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await schedule_as(slack, role, rid, "mm_reschedule")
+
+
+async def do_complete(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_complete", str(rid)))
+
+
+async def do_no_show(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_no_show", str(rid)))
+
+
+async def do_cancel(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_cancel", str(rid)))
+
+
+async def do_rate(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_rate.5", f"{rid}:5"))
+
+
+async def do_stats(slack: SlackHarness, role: Role, _: int) -> str:
+    files = len(slack.fake.files)
+    reply = await told(slack, await command(slack, role, "stats"))
+    csv = b"".join(f["content"] for f in slack.fake.files[files:])
+    return reply + f"\nCSV {len(slack.fake.files) - files} {b'Request for' in csv or b'Asked by' in csv}"
+
+
+ACTS: dict[str, Act] = {
+    "create": do_create,
+    "view": do_view,
+    "claim": do_claim,
+    "release": do_release,
+    "schedule": do_schedule,
+    "reschedule": do_reschedule,
+    "mark done": do_complete,
+    "no-show": do_no_show,
+    "cancel": do_cancel,
+    "rate": do_rate,
+    "stats": do_stats,
+}
+
+
+# What success looks like ----------------------------------------------------------------------------
+
+
+async def check_success(slack: SlackHarness, action: str, role: Role, rid: int, reply: str) -> None:
+    if action == "create":
+        async with slack.runtime.db.transaction() as db:
+            student = await db.scalar(
+                select(Member.external_id)
+                .join(Request, Request.student_id == Member.id)
+                .where(Request.title == f"Asked by the {role.name}", Member.workspace == role.team)
+            )
+        assert student == role.user
+        return
+    if action == "stats":
+        assert "Mentorship stats" in reply
+        if role.name == "outsider":  # their own workspace: none of ours
+            assert "CSV 0 False" in reply and "No CSV" in reply, reply
+        else:
+            assert "CSV 1 True" in reply, reply
+        return
+    if action == "view":
+        assert REFUSAL_FOR["view"] not in reply and NOT_FOUND not in reply, reply
+        return
+    request, meeting, claimer = await request_row(slack, rid)
+    if action == "claim":
+        assert "You claimed" in reply and (request.status, claimer) == ("claimed", role.user)
+    elif action == "release":
+        assert "You released" in reply and request.status == "open"
+    elif action in ("schedule", "reschedule"):
+        assert "FORM OPENED" in reply and request.status == "scheduled", reply
+        assert meeting is not None and str(int(meeting.starts_at.timestamp())) == NEW_TIME
+    elif action == "mark done":
+        assert (
+            "Marked" in reply and request.status == "completed" and meeting and meeting.status == "completed"
+        )
+    elif action == "no-show":
+        assert "no-show" in reply and meeting is not None and meeting.status == "no_show"
+    elif action == "cancel":
+        assert "is cancelled" in reply and request.status == "cancelled"
+    elif action == "rate":
+        assert "Thanks for your rating" in reply and meeting is not None and meeting.rating == 5
+    else:
+        raise AssertionError(action)
+
+
+def expected_refusal(action: str, role: Role) -> str:
+    if role.name == "outsider" and action not in ("create", "stats"):
+        return NOT_FOUND  # another workspace's request does not exist for them
+    return REFUSAL_FOR[action]
+
+
+@pytest.mark.parametrize("action", list(MATRIX))
+async def test_matrix(
+    make_slack: MakeSlack, clock: ManualClock, action: str, subtests: pytest.Subtests
+) -> None:
+    slack = await make_slack(max_open_requests_per_student=50)
+    fake = slack.fake
+    # The outsider: an admin of their own workspace, in our mentors' channel by Slack Connect.
+    fake.add_user(OUTSIDER, name="oscar", tz="UTC", is_admin=True)
+    fake.channels[MENTORS]["members"].append(OUTSIDER)
+    state, allowed = MATRIX[action]
+    ids = await prepare(slack, clock, state)
+    for role, rid in zip(ROLES, ids, strict=True):
+        with subtests.test(role=role.name, allowed=role.name in allowed):
+            before = await everything(slack)
+            reply = await ACTS[action](slack, role, rid)
+            if role.name in allowed:
+                await check_success(slack, action, role, rid, reply)
+            else:
+                # For schedule and reschedule: refused on the click and on the forged form too.
+                times = 2 if action in ("schedule", "reschedule") else 1
+                assert reply.count(expected_refusal(action, role)) == times, reply
+                after = await everything(slack)
+                changed = [t for t, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+                assert not changed, (changed, [(b, a) for b, a in zip(before, after, strict=True) if b != a])
+            if action == "view":  # and the dashboards show it to those allowed only
+                assert await where_seen(slack, role) == SEEN[role.name]
+    # Every refusal was private: only response_url answers (ephemeral) and nothing in a channel.
+    assert all(e["response_type"] == "ephemeral" for e in fake.ephemerals)
+    assert fake.validation_errors == []
