@@ -47,6 +47,7 @@ COMPLETE_AFTER_END = timedelta(minutes=10)
 SLOT_STEP = timedelta(minutes=30)
 SLOT_LEAD = timedelta(hours=1)  # don't suggest a slot starting sooner than this
 MAX_SLOTS = 25
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Mentorship:
     async def _load(
         self, session: AsyncSession, actor: Actor, request_id: int, act: Act
     ) -> RequestView | Refused:
+        if not 0 < request_id <= MAX_ID:
+            return NOT_FOUND  # a forged id beyond the column's range is no request at all
         view = await repo.request_view(session, request_id)
         if view is None:
             return NOT_FOUND
@@ -228,6 +231,8 @@ class Mentorship:
 
     async def workspace_of(self, request_id: int) -> tuple[str, str] | None:
         """(platform, workspace) of a request: for clicks in DMs, which carry no workspace."""
+        if not 0 < request_id <= MAX_ID:
+            return None
         async with self.db.transaction() as session:
             return await repo.request_workspace(session, request_id)
 

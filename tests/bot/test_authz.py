@@ -108,9 +108,14 @@ async def test_mentor_cannot_claim_own_request(runtime: Runtime) -> None:
 
 
 async def test_unknown_request(runtime: Runtime) -> None:
-    for name, call in ACTIONS.items():
-        result = await call(runtime, MENTOR, 999_999)
-        assert isinstance(result, Refused) and result.code in {"not_found", "not_mentor"}, name
+    for request_id in (999_999, 0, -1, 2**31, 2**63, 10**90):  # forged ids past the column's range too
+        for name, call in ACTIONS.items():
+            result = await call(runtime, MENTOR, request_id)
+            assert isinstance(result, Refused) and result.code in {"not_found", "not_mentor"}, (
+                name,
+                request_id,
+            )
+    assert await runtime.mentorship.workspace_of(2**63) is None
 
 
 async def test_stats_only_for_admins(runtime: Runtime, clock: ManualClock) -> None:
