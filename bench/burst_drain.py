@@ -25,6 +25,7 @@ from bot.domain import Actor, Ok
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
 from handlers.slack import SlackSender
+from storage import migrate
 
 FEED = "C_MENTORS"
 BURST = 300
@@ -49,7 +50,7 @@ async def run(rate: float, engine: str) -> None:
                 max_open_requests_per_student=2,
             )
             runtime = Runtime(settings)
-            await runtime.prepare()
+            await migrate.upgrade(runtime.db)  # a fresh database on either engine
             # A hair over the limit's interval: Slack counts in a rolling second.
             runtime.delivery.add_sender(SlackSender(settings, min_interval=1.02 / rate))
             form = {
