@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -54,6 +52,7 @@ from bot.config import Settings, load_settings
 from bot.domain import Actor, Ok
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
+from fakes.slack_driver import sign
 from handlers.slack_sender import SlackSender
 from storage import migrate
 
@@ -96,13 +95,7 @@ def ms(seconds: float) -> str:
 
 def signed(body: bytes) -> dict[str, str]:
     """Slack's v0 signature over the body, as Slack sends it."""
-    ts = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
+    return {**sign(body, SECRET), "Content-Type": "application/x-www-form-urlencoded"}
 
 
 _IDS = itertools.count(1)

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -52,7 +50,7 @@ import aiohttp
 
 from bench.common import postgres_scratch_url
 from fakes.slack_api import FakeSlack
-from fakes.slack_driver import SlackDriver
+from fakes.slack_driver import SlackDriver, sign
 from modals import slack as ui
 
 SECRET = "bench-signing-secret"
@@ -102,13 +100,7 @@ async def settled_rss(pid: int, *, window: float = 3.0, limit: float = 60.0) -> 
 
 
 def signed_headers(body: bytes, content_type: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-        "Content-Type": content_type,
-    }
+    return {**sign(body, SECRET), "Content-Type": content_type}
 
 
 class Outcomes:
