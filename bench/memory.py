@@ -141,6 +141,7 @@ class Traffic:
         self.open_loop = open_loop
         self.pending: list[tuple[Callable[[], bool], Callable[[], bool]]] = []
         self.ids = itertools.count(1)
+        self.driver = SlackDriver(fake, secret=SECRET, team=TEAM)  # builds what Slack sends
         self.statuses: dict[int, int] = {}
         self.outcomes = Outcomes(fake)
         self.unanswered = 0
@@ -193,22 +194,8 @@ class Traffic:
         )
 
     async def command(self, user: str, text: str) -> None:
-        n = next(self.ids)
-        key, trigger = f"cmd-{n}", f"trigger-{n}"
-        body = {
-            "token": "legacy",
-            "team_id": TEAM,
-            "team_domain": "bench",
-            "channel_id": "CGENERAL",
-            "channel_name": "general",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": "/mini-session",
-            "text": text,
-            "api_app_id": "A1",
-            "response_url": self.fake.response_url(key),
-            "trigger_id": trigger,
-        }
+        body = self.driver.command_body(user, text)
+        key, trigger = body["response_url"].rsplit("/", 1)[1], body["trigger_id"]
         await self.post(urlencode(body).encode(), "application/x-www-form-urlencoded")
         if text:
             await self.replied(key)

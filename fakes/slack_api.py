@@ -590,7 +590,7 @@ class FakeSlack:
             "users.list": self._users_list,
             "views.open": self._views_open,
             "views.update": self._views_update,
-            "views.push": self._views_push,
+            "views.push": self._views_open,  # same arguments and checks as views.open
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -1379,13 +1379,6 @@ class FakeSlack:
         return {"members": json.loads(json.dumps(members)), "response_metadata": meta}
 
     def _views_open(self, args: dict[str, Any]) -> JSONDict:
-        if not (args.get("trigger_id") or args.get("interactivity_pointer")):
-            raise _invalid_arguments(["missing required field: trigger_id"])
-        self._require(args, "view")
-        view = self._validate_view(args["view"], "modal")
-        return {"view": self._store_view(view)}
-
-    def _views_push(self, args: dict[str, Any]) -> JSONDict:
         if not (args.get("trigger_id") or args.get("interactivity_pointer")):
             raise _invalid_arguments(["missing required field: trigger_id"])
         self._require(args, "view")
