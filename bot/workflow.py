@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.authz import NOT_FOUND, Act, authorize
@@ -60,6 +61,23 @@ class Dashboard:
     is_mentor: bool
     # request id -> messages we could not deliver about it (e.g. "Couldn't DM Sam: DMs closed")
     problems: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+
+class _RepostLost(Exception):
+    """Another click posted this request again first; raised to roll back our copy."""
+
+    def __init__(self, old: RequestView) -> None:
+        super().__init__(old.id)
+        self.old = old
+
+
+def _already_reposted(old: RequestView, copy: int | None) -> Refused:
+    where = f" as request #{copy}" if copy is not None else ""
+    return Refused(
+        "already_reposted",
+        f"Request #{old.id} was already posted again{where}, so nothing new was posted.",
+        old,
+    )
 
 
 class Mentorship:
@@ -196,30 +214,57 @@ class Mentorship:
         return Ok(view)
 
     async def repost(self, actor: Actor, request_id: int) -> Result[RequestView]:
-        """Post an expired or cancelled request again, with its dates moved to the future."""
+        """Post an expired or cancelled request again, with its dates moved to the future.
+
+        Once only: the old request records the new one with a guarded update in the same
+        transaction as the insert, so a double click (or two replicas) posts one copy; the loser's
+        insert rolls back and it is told where the copy is.
+        """
         now = self.clock.now()
-        async with self.db.transaction() as session:
-            old = await self._load(session, actor, request_id, Act.CANCEL)
-            if isinstance(old, Refused):
-                return old
-            me = await self._me(session, actor)
-            if old.status not in (Status.EXPIRED, Status.CANCELLED):
-                return Refused("wrong_state", "Only expired or cancelled requests can be posted again.", old)
-            today = self.today_for(self.tz_of(me, actor))
-            start = max(old.available_from, today)
-            span = (old.available_until - old.available_from).days
-            end = max(old.available_until, start + timedelta(days=max(span, 7)))
-            data = forms.RequestInput(
-                title=old.title,
-                session_type=old.session_type,
-                description=old.description,
-                duration_minutes=old.duration_minutes,
-                available_from=start,
-                available_until=min(end, start + timedelta(days=forms.MAX_RANGE_DAYS)),
-                urgency=old.urgency,
-                tags=old.tags,
-            )
-            result = await self._insert_request(session, me, actor, data, now)
+        final = (Status.EXPIRED.value, Status.CANCELLED.value)
+        try:
+            async with self.db.transaction() as session:
+                old = await self._load(session, actor, request_id, Act.CANCEL)
+                if isinstance(old, Refused):
+                    return old
+                me = await self._me(session, actor)
+                if old.status not in (Status.EXPIRED, Status.CANCELLED):
+                    return Refused(
+                        "wrong_state", "Only expired or cancelled requests can be posted again.", old
+                    )
+                copy = await session.scalar(select(Request.reposted_as_id).where(Request.id == old.id))
+                if copy is not None:
+                    return _already_reposted(old, copy)
+                today = self.today_for(self.tz_of(me, actor))
+                start = max(old.available_from, today)
+                span = (old.available_until - old.available_from).days
+                end = max(old.available_until, start + timedelta(days=max(span, 7)))
+                data = forms.RequestInput(
+                    title=old.title,
+                    session_type=old.session_type,
+                    description=old.description,
+                    duration_minutes=old.duration_minutes,
+                    available_from=start,
+                    available_until=min(end, start + timedelta(days=forms.MAX_RANGE_DAYS)),
+                    urgency=old.urgency,
+                    tags=old.tags,
+                )
+                result = await self._insert_request(session, me, actor, data, now)
+                if isinstance(result, Ok):
+                    won = await session.execute(
+                        update(Request)
+                        .where(
+                            Request.id == old.id, Request.reposted_as_id.is_(None), Request.status.in_(final)
+                        )
+                        .values(reposted_as_id=result.value.id, reposted_at=now)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if getattr(won, "rowcount", 0) != 1:
+                        raise _RepostLost(old)  # rolls back the copy we just inserted
+        except _RepostLost as lost:
+            async with self.db.transaction() as session:
+                copy = await session.scalar(select(Request.reposted_as_id).where(Request.id == request_id))
+            return _already_reposted(lost.old, copy)
         if isinstance(result, Ok):
             self._owed()
         return result

@@ -110,6 +110,10 @@ class Request(Base):
     cancelled_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # The request "Post again" made from this one. Set once, by a guarded update in the same
+    # transaction as the new request's insert, so a double click cannot post two copies.
+    reposted_as_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    reposted_at: Mapped[datetime | None]
 
 
 class MentorSession(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -234,6 +235,45 @@ async def test_repost_expired_request_moves_dates(runtime: Runtime, clock: Manua
     assert again.available_until >= again.available_from + timedelta(days=4)
     not_expired = await runtime.mentorship.repost(STUDENT, again.id)
     assert isinstance(not_expired, Refused)
+
+
+async def _open_copies(runtime: Runtime, title: str) -> list[Request]:
+    async with runtime.db.transaction() as session:
+        rows = await session.scalars(select(Request).where(Request.title == title, Request.status == "open"))
+        return list(rows.all())
+
+
+async def test_repost_once_then_pointed_at_the_copy(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime)
+    clock.set(request.expires_at)
+    await runtime.mentorship.expire_due()
+    again = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    before = len(await owed(runtime))
+    second = await runtime.mentorship.repost(STUDENT, request.id)
+    assert isinstance(second, Refused) and second.code == "already_reposted"
+    pointer = f"Request #{request.id} was already posted again as request #{again.id}"
+    assert second.message == f"{pointer}, so nothing new was posted."
+    assert [r.id for r in await _open_copies(runtime, request.title)] == [again.id]
+    assert len(await owed(runtime)) == before  # no card, no DM owed for the refused click
+    async with runtime.db.transaction() as session:
+        old = await session.get(Request, request.id)
+        assert old is not None and old.reposted_as_id == again.id and old.reposted_at == clock.now()
+
+
+async def test_concurrent_double_click_on_post_again_posts_one_copy(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    request = await create(runtime)
+    ok(await runtime.mentorship.cancel(STUDENT, request.id))
+    results = await asyncio.gather(*(runtime.mentorship.repost(STUDENT, request.id) for _ in range(4)))
+    won = [r for r in results if isinstance(r, Ok)]
+    lost = [r for r in results if isinstance(r, Refused)]
+    assert len(won) == 1 and len(lost) == 3
+    copy = won[0].value.id
+    assert all(r.code == "already_reposted" and f"as request #{copy}" in r.message for r in lost)
+    assert [r.id for r in await _open_copies(runtime, request.title)] == [copy]
+    posted = await owed(runtime, kind="request_posted")
+    assert [n.request_id for n in posted] == [request.id, copy]
 
 
 async def test_nudge_once_and_sooner_for_high_urgency(runtime: Runtime, clock: ManualClock) -> None:

@@ -201,7 +201,7 @@ def _component_payload(
 
 async def click_at_once(
     env: simcord.Env,
-    people: Iterable[simcord.MemberActor],
+    people: Iterable[simcord.MemberActor | UserHandle],
     message: discord.Message,
     custom_id: str,
 ) -> list[InteractionResult]:
