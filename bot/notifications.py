@@ -69,9 +69,13 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     if with_student:
         fields.append(("Student", (person(request.student),)))
     fields.append(("Status", (t(request.status.badge),)))
-    if request.claimed_by is not None and request.status in (Status.CLAIMED, Status.SCHEDULED):
+    # A completed card keeps who mentored and when: organisers read the feed as a record.
+    mentor = request.session.mentor if request.session is not None else request.claimed_by
+    if request.status is Status.COMPLETED and mentor is not None:
+        fields.append(("Mentor", (person(mentor),)))
+    elif request.claimed_by is not None and request.status in (Status.CLAIMED, Status.SCHEDULED):
         fields.append(("Mentor", (person(request.claimed_by),)))
-    if request.session is not None and request.status is Status.SCHEDULED:
+    if request.session is not None and request.status in (Status.SCHEDULED, Status.COMPLETED):
         fields.append(("When", (When(request.session.starts_at),)))
     return tuple(fields)
 
@@ -159,9 +163,9 @@ def _session_lines(request: RequestView, late: bool = False) -> list[Line]:
         (
             t("When: ", bold=True),
             When(session.starts_at),
-            t(" ("),
+            # The length and the countdown apart, so "in 29 hours, 45 min" never reads as one span.
+            t(f" · {request.duration_minutes} min session, starts "),
             When(session.starts_at, "relative"),
-            t(f", {request.duration_minutes} min)"),
         ),
         (t("Join: ", bold=True), Link(session.meeting_url, session.meeting_url)),
         (Link(google_calendar_url(request, session), "Add to Google Calendar"),),
@@ -324,11 +328,17 @@ def compose(
         )
     if kind is Kind.RATED:
         stars = int(payload.get("rating", 0))
-        lines = [
-            (person(request.student), t(f" rated your session {'★' * stars}{'☆' * (5 - stars)} for ")) + title
-        ]
+        shown = f"{'★' * stars}{'☆' * (5 - stars)}"
         if payload.get("review"):
-            lines.append((t("“"), t(str(payload["review"])), t("”")))
+            # Owed apart from the stars' DM when the review follows them: say what is new.
+            return Message(
+                headline="You got a review",
+                lines=(
+                    (person(request.student), t(f" wrote a review ({shown}) of your session for ")) + title,
+                    (t("“"), t(str(payload["review"])), t("”")),
+                ),
+            )
+        lines = [(person(request.student), t(f" rated your session {shown} for ")) + title]
         return Message(headline="You got a rating", lines=tuple(lines))
     raise AssertionError(f"no composer for {kind}")
 

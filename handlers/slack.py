@@ -496,7 +496,8 @@ class SlackBot:
 
         def done(windows: list[Any]) -> ui.View:
             text = (
-                f"Saved. Your weekly availability: {forms.format_availability(windows)}."
+                f"Saved. Your weekly availability, in {windows[0].timezone}: "
+                f"{forms.format_availability(windows)}."
                 if windows
                 else "Saved. You have no weekly availability now; set some to get suggested times."
             )
@@ -514,8 +515,9 @@ class SlackBot:
             rating, review = parsed
             return await self.mentorship.rate(actor, self._request_id(metadata), rating, review)
 
-        def done(_: Any) -> ui.View:
-            return ui.notice_view(forms.REVIEW_FORM.title, "Thank you! Your mentor will see your rating.")
+        def done(rated: RequestView) -> ui.View:
+            what = "rating and review" if rated.session and rated.session.review else "rating"
+            return ui.notice_view(forms.REVIEW_FORM.title, f"Thank you! Your mentor will see your {what}.")
 
         await self.submitted(ack, body, context, forms.REVIEW_FORM, run, done)
 

@@ -43,6 +43,7 @@ PEOPLE = {
 DATE = re.compile(r"<!date\^(\d+)\^([^|>]*)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 MENTION = re.compile(r"<@(\w+)>")
+FENCE = re.compile(r"```(.*?)```", re.DOTALL)  # Slack draws a code block; here, indented rows
 
 
 class DemoDriver(SlackDriver):
@@ -104,6 +105,9 @@ class Screen:
             return at.astimezone(forms.zone(zone)).strftime("%a %d %b %Y, %H:%M %Z")
 
         text = DATE.sub(when, mrkdwn)
+        text = FENCE.sub(
+            lambda m: "\n".join(f"    {row}" for row in m.group(1).strip("\n").splitlines()), text
+        )
         text = LINK.sub(lambda m: m.group(2) if m.group(2).startswith("http") else f"{m.group(2)} ↗", text)
         text = MENTION.sub(lambda m: "@" + PEOPLE.get(m.group(1), (m.group(1), ""))[0], text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
@@ -128,7 +132,9 @@ class Screen:
                     continue  # the placeholder message of a file upload
                 self._box(f"{where} ({label}), times in {zone}", text)
         for upload in self.fake.files[self.files_seen :]:
-            print(f"  📎 {upload['filename']} ({len(upload['content'])} bytes) in {upload.get('channel_id')}")
+            self._box(
+                f"{self.where(upload)} (file)", f"📎 {upload['filename']} ({len(upload['content'])} bytes)"
+            )
         self.files_seen = len(self.fake.files)
         for reply in self.fake.ephemerals[self.replies_seen :]:
             user = str(reply.get("user") or self.driver.actor_of.get(str(reply.get("key")), ""))
@@ -137,6 +143,15 @@ class Screen:
             text = self.to_text(blocks, zone) if blocks else self.plain(str(reply.get("text") or ""), zone)
             self._box(f"only {name} sees", text.strip())
         self.replies_seen = len(self.fake.ephemerals)
+
+    @staticmethod
+    def where(upload: dict[str, Any]) -> str:
+        """A file's place as a person reads it: "your DM with the bot", not the channel id."""
+        channel = str(upload.get("channel_id") or "")
+        if channel == FEED:
+            return "#mentors"
+        person = PEOPLE.get(channel[1:]) if channel.startswith("D") else None
+        return f"DM to {person[0]}" if person else channel
 
     def form_answer(self, user: str, answer: Answer) -> None:
         """A submitted form answers with the next screen of the modal (or inline errors)."""
@@ -151,7 +166,9 @@ class Screen:
     def _box(title: str, text: str) -> None:
         print(f"\n  ┌─ {title}")
         for line in text.splitlines():
-            for wrapped in textwrap.wrap(line, WIDTH - 4) or [""]:
+            # Rows of a table keep their columns; prose wraps to fit the box.
+            indent = " " * (len(line) - len(line.lstrip(" ")))
+            for wrapped in textwrap.wrap(line, WIDTH - 4, subsequent_indent=indent) or [""]:
                 print(f"  │ {wrapped}")
 
 
@@ -223,7 +240,8 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     sweeps = Sweeps(runtime)
 
     async def step(title: str) -> None:
-        print(f"\n{'═' * WIDTH}\n{clock.now():%a %d %b %Y %H:%M} UTC · {title}\n{'═' * WIDTH}")
+        heading = textwrap.fill(f"{clock.now():%a %d %b %Y %H:%M} UTC · {title}", WIDTH)
+        print(f"\n{'═' * WIDTH}\n{heading}\n{'═' * WIDTH}")
 
     async def settle() -> None:
         for _ in range(3):
@@ -232,8 +250,13 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
                 break
         screen.show()
 
-    print("Mini Mentorship demo: the real Slack app against a local fake of Slack, on a throwaway")
-    print("database. The clock jumps to each moment; each box is what one person sees in Slack.")
+    print(
+        textwrap.fill(
+            "Mini Mentorship demo: the real Slack app against a local fake of Slack, on a throwaway "
+            "database. The clock jumps to each moment; each box is what one person sees in Slack.",
+            WIDTH,
+        )
+    )
 
     await step("Sam runs /mini-session and fills the form")
     await driver.command(SAM, channel=GENERAL)
@@ -302,11 +325,14 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await sweeps.run_all_once()
     await settle()
 
-    await step("Sam clicks ★★★★★, then writes a short review")
+    await step("Sam clicks ★★★★★")
     prompt = next(m for m in reversed(driver.dms(SAM)) if "mm_rate" in str(m["blocks"]))
     await driver.click(
         SAM, find_button(prompt["blocks"], "mm_rate.5"), channel=f"D{SAM}", message_ts=prompt["ts"]
     )
+    await settle()
+
+    await step("Sam clicks Write a review and sends a few words")
     await driver.click(
         SAM, find_button(prompt["blocks"], "mm_review"), channel=f"D{SAM}", message_ts=prompt["ts"]
     )
@@ -318,9 +344,13 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await step("Ada (organiser) runs /mini-session stats")
     await driver.command(ADA, "stats", channel=GENERAL)
     await settle()
+    print()
     print(
-        "\nThat's the whole flow. Set the SLACK_* or DISCORD_* variables and run "
-        "`mini-mentorship run` to do it for real (see README)."
+        textwrap.fill(
+            "That's the whole flow. Set the SLACK_* or DISCORD_* variables and run "
+            "`.venv/bin/mini-mentorship run` to do it for real (see README).",
+            WIDTH,
+        )
     )
 
 

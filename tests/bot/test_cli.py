@@ -128,11 +128,25 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "Reminder: your session starts in 15 minutes",
         "How was your session?",
         "You got a rating",
+        "You got a review",  # the review's DM says what is new
         "Super practical",
+        "will see your rating and review",
         "Average rating: 5.00",
-        "mentorship-stats-",
+        "DM to Ada (organiser) (file)",  # a person's name, not a DM channel id
+        "📎 mentorship-stats-",
+        "Saved. Your weekly availability, in America/New_York",
+        "45 min session, starts in 29 hours",  # the length apart from the countdown
+        "    Mia (mentor)               1     1       0   5.00",  # the table as a table
+        "`.venv/bin/mini-mentorship run`",
     ):
         assert moment in out, moment
+    assert "```" not in out and " in DU_" not in out
+    assert max(len(line) for line in out.splitlines()) <= 78
+    # The completed card keeps the mentor and the time.
+    completed = out[out.index("» ✅ Completed") :]
+    assert "Mentor: Mia (mentor)" in completed[: completed.index("Request #1")]
+    # The hint to add a review comes before the review is written, not after.
+    assert out.index("You can add a short review with") < out.index("Write a review and sends")
 
 
 def test_manifest_for_socket_mode_and_http(capsys: pytest.CaptureFixture[str]) -> None:

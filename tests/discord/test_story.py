@@ -135,7 +135,10 @@ async def test_whole_story_student_to_review(world: World) -> None:
     assert prompt.content == "How was your session?"
     labels = [c.label for row in prompt.components for c in row.children]
     assert labels == ["★", "★★", "★★★", "★★★★", "★★★★★", "Write a review"]
-    assert badge(await world.card(1)) == Status.COMPLETED.badge
+    completed = await world.card(1)
+    assert badge(completed) == Status.COMPLETED.badge
+    # Who mentored and when stay on the completed card.
+    assert {"Mentor", "When"} <= {f.name for f in completed.embeds[0].fields}
 
     rated = await sam.user.click(prompt, label="★★★★★")  # a click in a DM: no server in the payload
     assert rated.response.content == "Thanks for rating your session ★★★★★! You can add a few words too."
@@ -147,6 +150,7 @@ async def test_whole_story_student_to_review(world: World) -> None:
     reviewed = await sam.user.submit_modal(shown, {"rating": ["5"], "review": "Clear and kind, thank you!"})
     assert reviewed.response.content == "Thank you for your feedback!"
     await world.deliver()
+    assert world.last_dm(mia).content == "You got a review"
     assert "Clear and kind, thank you!" in (world.last_dm(mia).embeds[0].description or "")
     again = await sam.user.click(prompt, label="★")
     assert again.response.content == "You've already rated this session. Thank you!"

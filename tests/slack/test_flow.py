@@ -154,6 +154,13 @@ async def test_happy_path(slack: SlackHarness, clock: ManualClock) -> None:
     review_view = slack.latest_view("mm_review")
     answer = await slack.submit(STUDENT, review_view, {"review": "Very helpful, thanks!"})
     assert answer.json()["response_action"] == "update"
+    assert "will see your rating and review" in block_text(answer.json()["view"]["blocks"])
+    await slack.settle()
+    # The second DM to the mentor is about the review, not a copy of the rating's.
+    review_dm = block_text(slack.dms(MENTOR)[-1]["blocks"])
+    assert "You got a review" in review_dm and "Very helpful, thanks!" in review_dm
+    completed_card = block_text(slack.fake.messages[MENTORS][0]["blocks"])
+    assert "Mentor" in completed_card and "When" in completed_card  # kept on the completed card
 
     async with slack.runtime.db.transaction() as session:
         request = (await session.scalars(select(Request))).one()
