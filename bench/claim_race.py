@@ -1,6 +1,6 @@
 """Claim race: 50 mentors click Claim on the same request at the same moment, 20 times over (a new
 request each time), as signed HTTP requests to the Slack app in HTTP mode, with the fake Slack and
-PostgreSQL. Bar (DESIGN.md §4): exactly 1 winner, 49 told who has it, 0 errors.
+PostgreSQL. Bar (docs/quality.md): exactly 1 winner, 49 told who has it, 0 errors.
 
 Reports per race: winners (replies saying "You claimed" and the database's claimed_by, which must
 agree), losers told "Already claimed by <the winner>", errors (a non-200 answer, no reply, or any

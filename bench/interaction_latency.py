@@ -6,7 +6,7 @@ For each click it measures
   card         click → the moment the fake Slack receives the chat.update of that request's card,
 and, in the same run, the ack of a bare Bolt AsyncApp whose only listener acks (with Bolt's
 defaults, and with process_before_response=True as our app runs). It prints the ratio the bar is
-about (DESIGN.md §4): card p99 at 50 concurrent clicks ≤ 3 × a bare Bolt app's ack p99. It also
+about (docs/quality.md): card p99 against a bare Bolt app's ack p99, at 50 and at 1 click. It also
 prints the CPU time the server process spent per click (/proc/<pid>/stat).
 
 The app is the real `mini-mentorship slack --http --port N`, a process of its own (the Slack app

@@ -1,5 +1,5 @@
 """Memory: RSS of `mini-mentorship run` (a subprocess: Slack in HTTP mode + Discord + the jobs),
-idle after start and after 10,000 handled interactions. Bar (DESIGN.md §4): one process running
+idle after start and after 10,000 handled interactions. Bar (docs/quality.md): one process running
 Slack, Discord and jobs idles under 150 MB RSS.
 
 Two runs by default, each a fresh process and database:

@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md §1), enforced in one place for every platform.
+"""Who may do what (the table in docs/authorization.md), enforced in one place for every platform.
 
 The platform adapter decides the roles (mentor: Slack channel membership / Discord role; admin:
 ADMIN_USER_IDS or workspace/guild admin) and passes them in `Actor`; this module decides what

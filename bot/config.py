@@ -1,7 +1,7 @@
 """Configuration: environment variables (and a `.env` file), validated at start.
 
-The variable names are a contract (DESIGN.md §2); every error names the variable and says how
-to fix it, so an admin never has to read a traceback to find a typo.
+The variable names are a contract (docs/configuration.md lists them); every error names the
+variable and says how to fix it, so an admin never has to read a traceback to find a typo.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ The scopes are exactly the Web API methods handlers/slack*.py call:
   channels:history, groups:history, im:history
                   conversations.history, only after a crash, to find a message that may
                   already have been sent (so it is not sent twice)
-views.open / views.publish and app_home_opened need no scope.
+views.open / views.publish and app_home_opened need no scope. docs/configuration.md explains each
+scope for admins, and why no narrower lookup can replace the *:history ones.
 """
 
 from __future__ import annotations

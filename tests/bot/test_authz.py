@@ -1,4 +1,4 @@
-"""Every refusal of the authorization table (DESIGN.md §1): refused politely, nothing changes."""
+"""Every refusal of the authorization table (docs/authorization.md): refused politely, nothing changes."""
 
 from __future__ import annotations
 

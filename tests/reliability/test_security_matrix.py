@@ -1,4 +1,4 @@
-"""The authorization table of DESIGN.md §1, on Slack: every role × action, driven through signed
+"""The authorization table of docs/authorization.md, on Slack: every role × action, driven through signed
 HTTP into the Slack app. An allowed pair must do what it says; a refused one must answer with a
 short ephemeral explanation (or the refusal in place of the form) and change nothing at all in
 the database.
@@ -68,7 +68,7 @@ MENTORS_ONLY = frozenset({"claiming mentor", "other mentor"})
 CLAIMER = frozenset({"claiming mentor"})
 STUDENT_ONLY = frozenset({"student"})
 
-# Who may, per DESIGN.md §1 (and the state the request is in when they try).
+# Who may, per docs/authorization.md (and the state the request is in when they try).
 MATRIX: dict[str, tuple[str, frozenset[str]]] = {
     "create": ("none", EVERYONE),
     "view": ("claimed", frozenset({"student", "claiming mentor", "other mentor", "admin"})),

@@ -1,4 +1,4 @@
-"""The security matrix, Discord half: every (role × action) pair of DESIGN.md §1, driven through
+"""The security matrix, Discord half: every (role × action) pair of docs/authorization.md, driven through
 the real discord.py client on SimCord — slash commands, button clicks and modal submissions.
 
 Each row of BUTTON_ROWS / SLASH_ROWS is one action taken from one state; each column is one
