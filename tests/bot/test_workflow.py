@@ -6,11 +6,13 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from bot.clock import ManualClock
 from bot.domain import Invalid, Ok, Refused, RequestView, SessionStatus, Status
 from bot.runtime import Runtime
+from storage.db import Database
 from storage.models import MentorSession, Notification, Request
 from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT, request_form
 
@@ -274,6 +276,39 @@ async def test_concurrent_double_click_on_post_again_posts_one_copy(
     assert [r.id for r in await _open_copies(runtime, request.title)] == [copy]
     posted = await owed(runtime, kind="request_posted")
     assert [n.request_id for n in posted] == [request.id, copy]
+
+
+async def test_repost_guard_holds_when_another_replica_wins_in_between(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the insert can be passed by two replicas at once; the guarded update
+    after it lets one through. Here another replica's repost commits between the two."""
+    if not runtime.db.is_postgres:
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE), so nothing can commit in between")
+    request = await create(runtime, title="Portfolio review please")
+    ok(await runtime.mentorship.cancel(STUDENT, request.id))
+    elsewhere = await create(runtime, title="The copy another replica posted")
+    real_insert = runtime.mentorship._insert_request
+    other = Database(runtime.db.url)
+
+    async def insert_while_another_replica_wins(*args: Any) -> Any:
+        result = await real_insert(*args)
+        async with other.transaction() as session:
+            await session.execute(
+                update(Request).where(Request.id == request.id).values(reposted_as_id=elsewhere.id)
+            )
+        return result
+
+    monkeypatch.setattr(runtime.mentorship, "_insert_request", insert_while_another_replica_wins)
+    try:
+        lost = await runtime.mentorship.repost(STUDENT, request.id)
+    finally:
+        await other.dispose()
+    assert isinstance(lost, Refused) and lost.code == "already_reposted"
+    assert f"as request #{elsewhere.id}" in lost.message
+    # Our copy was rolled back with its card and DM.
+    assert [r.id for r in await _open_copies(runtime, "Portfolio review please")] == []
+    assert [n.request_id for n in await owed(runtime, kind="request_posted")] == [request.id, elsewhere.id]
 
 
 async def test_nudge_once_and_sooner_for_high_urgency(runtime: Runtime, clock: ManualClock) -> None:
