@@ -96,8 +96,10 @@ REQUEST_FORM = FormSpec(
             default="30",
             choices=tuple(Choice(str(d), f"{d} minutes") for d in DURATIONS),
         ),
-        Field("available_from", "Available from", "date", hint="YYYY-MM-DD"),
-        Field("available_until", "Available until", "date", hint="YYYY-MM-DD"),
+        Field("available_from", "Available from", "date", hint=f"YYYY-MM-DD, within {HORIZON_DAYS} days"),
+        Field(
+            "available_until", "Available until", "date", hint=f"YYYY-MM-DD, at most {MAX_RANGE_DAYS} days on"
+        ),
         Field(
             "urgency",
             "Urgency",
@@ -368,6 +370,16 @@ def parse_local_datetime(text: str, tz: ZoneInfo) -> datetime | None:
         return None
 
 
+def _latest_start(now: datetime) -> datetime:
+    """The latest time a session may start: past every request's dates, but a day short of the
+    end of time, so that its end (start + at most an hour) can still be computed."""
+    last = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+    try:
+        return min(now + timedelta(days=HORIZON_DAYS + MAX_RANGE_DAYS + 1), last)
+    except OverflowError:
+        return last
+
+
 def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleInput | Errors:
     """Shape only; the request's dates and the mentor's calendar are checked by the use case."""
     errors: Errors = {}
@@ -385,7 +397,7 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
         errors["starts_at"] = "Please pick a suggested time or enter one."
     if starts_at is not None and starts_at <= now:
         errors["starts_at" if typed else "slot"] = "That time has passed; please pick a future time."
-    elif starts_at is not None and starts_at > now + timedelta(days=HORIZON_DAYS + MAX_RANGE_DAYS + 1):
+    elif starts_at is not None and starts_at > _latest_start(now):
         # No request's dates reach this far, and the session's end must stay computable.
         errors["starts_at" if typed else "slot"] = (
             "That's too far ahead; please pick a time in the student's dates."
