@@ -651,8 +651,15 @@ class Mentorship:
         return after
 
     async def rate(
-        self, actor: Actor, request_id: int, rating: int, review: str | None = None
+        self,
+        actor: Actor,
+        request_id: int,
+        rating: int,
+        review: str | None = None,
+        *,
+        once: str | None = None,
     ) -> Result[RequestView]:
+        """`once` as for create_request (the review form; star buttons are safe by themselves)."""
         now = self.clock.now()
         if not 1 <= rating <= 5:
             return Invalid({"rating": "Please choose 1 to 5 stars."})
@@ -660,6 +667,8 @@ class Mentorship:
             return Invalid({"review": f"Please keep it to {forms.REVIEW_LENGTH} characters."})
         review = (review or "").strip() or None
         async with self.db.transaction() as session:
+            if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
+                return earlier
             view = await self._load(session, actor, request_id, Act.RATE)
             if isinstance(view, Refused):
                 return view
@@ -682,6 +691,8 @@ class Mentorship:
                 key=f"session:{s.id}:{'review' if after.session.review else 'stars'}",
                 payload={"rating": after.session.rating, "review": after.session.review},
             )
+            if once is not None:
+                await repo.record_submission(session, once, request_id, now)
         self._owed()
         return Ok(after)
 

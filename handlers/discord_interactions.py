@@ -455,7 +455,9 @@ class Components:
             await self._rejected(interaction, f"review:{request_id}", parsed, values)
             return
         rating, review = parsed
-        result = await self.mentorship.rate(actor, request_id, rating, review)
+        result = await self.mentorship.rate(
+            actor, request_id, rating, review, once=submission_key(interaction)
+        )
         if isinstance(result, Invalid):
             await self._rejected(interaction, f"review:{request_id}", result.errors, values)
             return

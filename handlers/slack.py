@@ -626,13 +626,13 @@ class SlackBot:
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         async def run(
-            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], _: str | None
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
         ) -> Any:
             parsed = forms.parse_review(values)
             if isinstance(parsed, dict):
                 return Invalid(parsed)
             rating, review = parsed
-            return await self.mentorship.rate(actor, self._request_id(metadata), rating, review)
+            return await self.mentorship.rate(actor, self._request_id(metadata), rating, review, once=once)
 
         def done(_: Any) -> ui.View:
             return ui.notice_view(forms.REVIEW_FORM.title, "Thank you! Your mentor will see your rating.")

@@ -150,6 +150,27 @@ async def test_rescheduling_to_the_time_already_set_sends_nothing(slack: SlackHa
     assert mentor_session.schedule_version == 1
 
 
+async def test_a_replayed_review_is_thanked_again_and_changes_nothing(
+    slack: SlackHarness, clock: ManualClock
+) -> None:
+    await _request(slack)
+    await _availability(slack, "Mon 10:00-17:00")
+    await _claim_and_schedule(slack)
+    clock.advance(hours=7)
+    assert await slack.runtime.mentorship.complete_due() == 1
+    await slack.settle()
+    prompt = slack.dms(STUDENT)[-1]
+    await slack.click(STUDENT, find_button(prompt["blocks"], "mm_review"), channel=f"D{STUDENT}")
+    await slack.settle()
+    payload = slack.submission(STUDENT, slack.latest_view("mm_review"), {"rating": "4", "review": "Helpful"})
+    first = await slack.interact(payload)
+    assert "Thank you" in block_text(first.json()["view"]["blocks"])
+    before = await snapshot(slack)
+    again = await slack.interact(payload)
+    assert again.json() == first.json()
+    assert await snapshot(slack) == before
+
+
 async def test_clicks_stay_safe_when_replayed(slack: SlackHarness) -> None:
     await _request(slack)
     card = slack.card()
