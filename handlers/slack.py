@@ -106,7 +106,7 @@ class NotServed(Exception):
 def acting_user(body: Mapping[str, Any]) -> str | None:
     """Who acts, only from where Slack puts it: a slash command's `user_id`, an interaction's
     `user.id`. Never from `message.user` or a bare string where the object belongs."""
-    if "command" in body:
+    if "command" in body and "type" not in body:  # a slash command (interactions have a type)
         user_id = body.get("user_id")
     else:
         user = body.get("user")
