@@ -6,8 +6,8 @@ the database.
 Roles, for each request: its student, another student, the mentor who claimed it, another mentor,
 a workspace admin, and an outsider from another workspace (T2) who is an admin there and a member
 of our mentors' channel (a Slack Connect shared channel), so only the workspace check stands in
-their way: it refuses them everything, politely, before anything is read or written. Mentors are members of the mentors' channel; the admin is a workspace admin
-(users.info), not a mentor.
+their way: it refuses them everything, politely, before anything is read or written. Mentors
+are members of the mentors' channel; the admin is a workspace admin (users.info), not a mentor.
 
 "view" is the gate on a request's full details (Act.VIEW): the one Slack surface that asks for a
 request by id is its "Write a review" button, which answers "Only the student who asked, mentors
