@@ -4,6 +4,7 @@ database or in what Slack was sent."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -96,6 +97,22 @@ async def test_a_replayed_request_form_posts_once(slack10: SlackHarness) -> None
     view = payload["view"]
     assert submission.key == f"slack:view:{view['id']}:{view['hash']}"
     assert len(slack.fake.messages[MENTORS]) == 1
+
+
+async def test_copies_of_one_submission_arriving_at_once_post_once(slack10: SlackHarness) -> None:
+    """Five copies in flight together (a retry racing the original, two replicas): the key is
+    held for the transaction, so exactly one takes effect and every copy gets its answer."""
+    slack = slack10
+    await slack.command(STUDENT)
+    await slack.settle()
+    payload = slack.submission(STUDENT, slack.latest_view("mm_request"), REQUEST_VALUES)
+    answers = await asyncio.gather(*(slack.interact(payload) for _ in range(5)))
+    assert [(a.status, a.text) for a in answers] == [(200, "")] * 5
+    await slack.settle()
+    async with slack.runtime.db.transaction() as session:
+        assert len((await session.scalars(select(Request))).all()) == 1
+    assert len(slack.fake.messages[MENTORS]) == 1
+    assert len(slack.dms(STUDENT)) == 1
 
 
 async def test_a_form_corrected_after_errors_still_posts(slack: SlackHarness) -> None:
