@@ -170,9 +170,17 @@ def _median(values: list[timedelta]) -> timedelta | None:
     return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
 
 
+_FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")  # with the full-width forms some spreadsheets fold
+# Invisible characters a spreadsheet may skip before reading the first one: zero-width spaces and
+# joiners, the word joiner, the byte-order mark, soft hyphen.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+
+
 def _csv_safe(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas; user text must stay text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """Spreadsheets run cells that start with = + - @ as formulas; user text must stay text.
+    Leading whitespace and invisible characters are looked through, and full-width signs count."""
+    first = text.lstrip(_INVISIBLE + " ")[:1]
+    return "'" + text if first in _FORMULA_STARTS or text[:1] in ("\t", "\r") else text
 
 
 def format_duration(value: timedelta | None) -> str:

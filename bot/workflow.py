@@ -151,9 +151,20 @@ class Mentorship:
         end = datetime.combine(view.available_until + timedelta(days=1), time(0), zone)
         return start, end
 
+    async def _replayed(self, session: AsyncSession, actor: Actor, once: str) -> Result[RequestView] | None:
+        """The answer to a submission that already took effect (what the first one got), or None."""
+        seen, request_id = await repo.earlier_submission(session, once)
+        if not seen:
+            return None
+        view = await self._load(session, actor, request_id or 0, Act.VIEW)
+        return view if isinstance(view, Refused) else Ok(view)
+
     # Requests ------------------------------------------------------------------------------
 
-    async def create_request(self, actor: Actor, values: forms.Values) -> Result[RequestView]:
+    async def create_request(
+        self, actor: Actor, values: forms.Values, *, once: str | None = None
+    ) -> Result[RequestView]:
+        """`once`: the platform's id for this submission; a replay of it changes nothing."""
         now = self.clock.now()
         tz_name = self.tz_of(None, actor)
         if actor.timezone is None:  # Discord gives no zone: use the one the member set, if any
@@ -164,8 +175,12 @@ class Mentorship:
         if isinstance(parsed, dict):
             return Invalid(parsed)
         async with self.db.transaction() as session:
+            if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
+                return earlier
             me = await self._me(session, actor)
             result = await self._insert_request(session, me, actor, parsed, now)
+            if once is not None and isinstance(result, Ok):
+                await repo.record_submission(session, once, result.value.id, now)
         if isinstance(result, Ok):
             self._owed()
         return result
@@ -403,10 +418,15 @@ class Mentorship:
 
     # Scheduling ----------------------------------------------------------------------------
 
-    async def schedule(self, actor: Actor, request_id: int, values: forms.Values) -> Result[RequestView]:
-        """Schedule a claimed request, or move a scheduled one (a reschedule)."""
+    async def schedule(
+        self, actor: Actor, request_id: int, values: forms.Values, *, once: str | None = None
+    ) -> Result[RequestView]:
+        """Schedule a claimed request, or move a scheduled one (a reschedule). Moving it to the
+        time and link it already has changes nothing; `once` as for create_request."""
         now = self.clock.now()
         async with self.db.transaction() as session:
+            if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
+                return earlier
             view = await self._load(session, actor, request_id, Act.SCHEDULE)
             if isinstance(view, Refused):
                 return view
@@ -428,6 +448,13 @@ class Mentorship:
                     }
                 )
             live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
+            if (
+                live is not None
+                and starts_at == live.starts_at
+                and parsed.meeting_url in (None, live.meeting_url)
+                and parsed.note in ("", live.note)
+            ):
+                return Ok(view)  # already so: no new version, no DMs, no reminders re-queued
             clashes = await repo.mentor_sessions_between(
                 session, me.id, starts_at, ends_at, exclude_session_id=live.id if live else None
             )
@@ -487,6 +514,8 @@ class Mentorship:
             after = await repo.request_view(session, request_id)
             assert after is not None and after.session is not None
             await self._owe_schedule_messages(session, after, session_id, rescheduling, now)
+            if once is not None:
+                await repo.record_submission(session, once, request_id, now)
         self._owed()
         return Ok(after)
 
@@ -667,8 +696,15 @@ class Mentorship:
         return after
 
     async def rate(
-        self, actor: Actor, request_id: int, rating: int, review: str | None = None
+        self,
+        actor: Actor,
+        request_id: int,
+        rating: int,
+        review: str | None = None,
+        *,
+        once: str | None = None,
     ) -> Result[RequestView]:
+        """`once` as for create_request (the review form; star buttons are safe by themselves)."""
         now = self.clock.now()
         if not 1 <= rating <= 5:
             return Invalid({"rating": "Please choose 1 to 5 stars."})
@@ -676,6 +712,8 @@ class Mentorship:
             return Invalid({"review": f"Please keep it to {forms.REVIEW_LENGTH} characters."})
         review = (review or "").strip() or None
         async with self.db.transaction() as session:
+            if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
+                return earlier
             view = await self._load(session, actor, request_id, Act.RATE)
             if isinstance(view, Refused):
                 return view
@@ -698,6 +736,8 @@ class Mentorship:
                 key=f"session:{s.id}:{'review' if after.session.review else 'stars'}",
                 payload={"rating": after.session.rating, "review": after.session.review},
             )
+            if once is not None:
+                await repo.record_submission(session, once, request_id, now)
         self._owed()
         return Ok(after)
 

@@ -131,6 +131,12 @@ CONFIRMATIONS = {
 }
 
 
+def submission_key(interaction: discord.Interaction[Any]) -> str:
+    """Discord's identity of one modal submission: its interaction id. The same interaction
+    delivered again (a gateway replay after a resume, a second replica) takes effect once."""
+    return f"discord:interaction:{interaction.id}"
+
+
 class Components:
     def __init__(self, bot: MentorBot) -> None:
         self.bot = bot
@@ -404,7 +410,9 @@ class Components:
         if actor is None:
             await Replies.send(interaction, "Please ask for a session from the server, not a DM.")
             return
-        result = await self.mentorship.create_request(actor, {**values, **choices.values()})
+        result = await self.mentorship.create_request(
+            actor, {**values, **choices.values()}, once=submission_key(interaction)
+        )
         if isinstance(result, Invalid):
             await self._rejected(interaction, choices.form, result.errors, values)
             return
@@ -422,7 +430,7 @@ class Components:
         if actor is None:
             await Replies.send(interaction, NOT_FOUND.message)
             return
-        result = await self.mentorship.schedule(actor, request_id, values)
+        result = await self.mentorship.schedule(actor, request_id, values, once=submission_key(interaction))
         if isinstance(result, Invalid):
             await self._rejected(interaction, f"schedule:{request_id}", result.errors, values)
             return
@@ -447,7 +455,9 @@ class Components:
             await self._rejected(interaction, f"review:{request_id}", parsed, values)
             return
         rating, review = parsed
-        result = await self.mentorship.rate(actor, request_id, rating, review)
+        result = await self.mentorship.rate(
+            actor, request_id, rating, review, once=submission_key(interaction)
+        )
         if isinstance(result, Invalid):
             await self._rejected(interaction, f"review:{request_id}", result.errors, values)
             return

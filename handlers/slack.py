@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -28,6 +30,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
@@ -84,6 +87,79 @@ def parse_id(text: str) -> int | None:
     return value if value <= MAX_ID else None
 
 
+FOREIGN = (
+    "Sorry, Mini Mentorship only serves members of the workspace it is installed in, so it can't "
+    "act for accounts from another workspace or organisation (such as Slack Connect guests)."
+)
+NO_USER = "Sorry, I couldn't tell who sent that, so I didn't act on it."
+
+
+class NotServed(Exception):
+    """The sender is not a member of the installed workspace (or not named where Slack names
+    them): refused politely before anything is read or written for them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def acting_user(body: Mapping[str, Any]) -> str | None:
+    """Who acts, only from where Slack puts it: a slash command's `user_id`, an interaction's
+    `user.id`. Never from `message.user` or a bare string where the object belongs."""
+    if "command" in body and "type" not in body:  # a slash command (interactions have a type)
+        user_id = body.get("user_id")
+    else:
+        user = body.get("user")
+        user_id = user.get("id") if isinstance(user, dict) else None
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
+def claimed_teams(body: Mapping[str, Any]) -> list[object]:
+    """Every workspace the payload says the sender belongs to or acts in. A Slack Connect user
+    from another organisation carries their own `user.team_id` even where `team.id` is ours."""
+    teams: list[object] = []
+    if "team_id" in body:
+        teams.append(body.get("team_id"))
+    team, user = body.get("team"), body.get("user")
+    if team is not None:
+        teams.append(team.get("id") if isinstance(team, dict) else team)
+    if isinstance(user, dict) and "team_id" in user:
+        teams.append(user.get("team_id"))
+    return teams
+
+
+def form_body(raw: str) -> dict[str, Any]:
+    """A form-encoded body as Slack means it: a JSON `payload` field for interactions, plain
+    fields for slash commands. Raises ValueError on a `payload` that isn't a JSON object."""
+    fields = dict(parse_qsl(raw, keep_blank_values=True))
+    if "payload" not in fields:
+        return fields
+    payload = json.loads(fields["payload"])
+    if not isinstance(payload, dict):
+        raise ValueError("payload is not a JSON object")
+    return payload
+
+
+class FormBodyRequest(AsyncBoltRequest):
+    """Works around slack_bolt's parse_body (slack_bolt/request/internals.py, 1.30): it takes
+    any form body in which the text "payload" appears anywhere for an interactive payload, and
+    when there is no `payload` field it returns {} (so `/mini-session help payload`, or any
+    command run in a channel named `payload-team`, matched no listener and got 404). We parse
+    the fields ourselves; `raw_body` is left as sent, so Bolt's signature check still runs on
+    the exact bytes Slack signed."""
+
+    def __init__(self, *, body: str, **kwargs: Any) -> None:
+        super().__init__(body=body, **kwargs)
+        if not body.lstrip().startswith("{") and self.content_type != "application/json":
+            self.body = form_body(self.raw_body)
+            self.context = build_async_context(AsyncBoltContext({}), self.body)
+
+    def to_copyable(self) -> FormBodyRequest:
+        return FormBodyRequest(
+            body=self.raw_body, query=self.query, headers=self.headers, context=self.context.to_copyable()
+        )
+
+
 def why(result: Refused | Invalid) -> str:
     """What to tell the person when a use case said no (plain text, escaped when sent)."""
     if isinstance(result, Refused):
@@ -113,6 +189,8 @@ class SlackBot:
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()
         self._working = asyncio.Semaphore(MAX_CONCURRENT_WORK)
+        self._team: str | None = None
+        self._team_lock = asyncio.Lock()
         self.app = AsyncApp(
             name="mini-mentorship",
             client=self.client,
@@ -153,6 +231,11 @@ class SlackBot:
             try:
                 async with self._working:
                     await work
+            except NotServed as refused:
+                if reply is not None:
+                    with contextlib.suppress(Exception):
+                        # generic: on a Home tab, the notice alone (building it would record them)
+                        await self.tell(reply, refused.message, generic=True)
             except Exception:
                 log.exception("slack interaction failed")
                 if reply is not None:
@@ -169,14 +252,30 @@ class SlackBot:
 
     # Who and where -----------------------------------------------------------------------
 
+    async def installed_team(self) -> str:
+        """The workspace the bot is installed in, as auth.test reports it (asked once, at start)."""
+        if self._team is None:
+            async with self._team_lock:
+                if self._team is None:
+                    answer = await self.client.auth_test()
+                    team = answer.get("team_id")
+                    if not isinstance(team, str) or not team:
+                        raise RuntimeError("auth.test named no team")
+                    self._team = team
+        return self._team
+
     async def actor(self, context: AsyncBoltContext, body: Mapping[str, Any]) -> Actor:
-        user_id = context.user_id
-        if not user_id:
-            raise ValueError("interaction without a user")
+        """The person acting, if they belong to the installed workspace; else NotServed."""
+        user_id = acting_user(body)
+        if user_id is None:
+            raise NotServed(NO_USER)
+        team = await self.installed_team()
+        teams = claimed_teams(body)
+        if not teams or any(t != team for t in teams):
+            raise NotServed(FOREIGN)
         user = body.get("user")
         name = body.get("user_name") or (user.get("name") if isinstance(user, dict) else None) or ""
-        team_id = context.team_id or context.enterprise_id or ""
-        return await self.directory.actor(team_id, user_id, str(name))
+        return await self.directory.actor(team, user_id, str(name))
 
     @staticmethod
     def reply_for(body: Mapping[str, Any], context: AsyncBoltContext) -> Reply:
@@ -244,7 +343,10 @@ class SlackBot:
                 log.exception("could not build the home tab for %s", user_id)
             view = {
                 "type": "home",
-                "blocks": [ui.header("Mini Mentorship"), *ui.notice_blocks(ui.GENERIC_ERROR)],
+                "blocks": [
+                    ui.header("Mini Mentorship"),
+                    *ui.notice_blocks(notice if fallback_only and notice else ui.GENERIC_ERROR),
+                ],
             }
         await self.client.views_publish(user_id=user_id, view=view)
 
@@ -437,7 +539,7 @@ class SlackBot:
         body: dict[str, Any],
         context: AsyncBoltContext,
         spec: forms.FormSpec,
-        run: Callable[[Actor, dict[str, str | None], dict[str, Any]], Awaitable[Any]],
+        run: Callable[[Actor, dict[str, str | None], dict[str, Any], str | None], Awaitable[Any]],
         done: Callable[[Any], ui.View | None] = lambda _: None,
     ) -> None:
         """Validate and act before answering: errors go back inline on their fields, a refusal
@@ -447,7 +549,10 @@ class SlackBot:
         metadata = ui.metadata_of(view)
         try:
             actor = await self.actor(context, body)
-            result = await run(actor, ui.view_values(view, spec), metadata)
+            result = await run(actor, ui.view_values(view, spec), metadata, self.submission_key(view))
+        except NotServed as refused:
+            await ack(response_action="update", view=ui.notice_view(spec.title, refused.message))
+            return
         except Exception:
             log.exception("form %s failed", spec.id)
             # Keep the form (and what was typed): the error sits on its first field.
@@ -468,6 +573,15 @@ class SlackBot:
             self.spawn(self.publish_home(actor.workspace, actor.user_id), None)
 
     @staticmethod
+    def submission_key(view: Mapping[str, Any]) -> str | None:
+        """Slack's identity of one submission: the view's id and hash (the hash changes whenever
+        the view does). The same pair again is the same submission replayed."""
+        view_id, view_hash = view.get("id"), view.get("hash")
+        if not (isinstance(view_id, str) and view_id and isinstance(view_hash, str) and view_hash):
+            return None
+        return f"slack:view:{view_id}:{view_hash}"[:200]
+
+    @staticmethod
     def _request_id(metadata: Mapping[str, Any]) -> int:
         value = metadata.get("r")
         return value if isinstance(value, int) and 0 < value <= MAX_ID else 0
@@ -475,24 +589,28 @@ class SlackBot:
     async def on_request_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any]) -> Any:
-            return await self.mentorship.create_request(actor, values)
+        async def run(
+            actor: Actor, values: dict[str, str | None], _: dict[str, Any], once: str | None
+        ) -> Any:
+            return await self.mentorship.create_request(actor, values, once=once)
 
         await self.submitted(ack, body, context, forms.REQUEST_FORM, run)
 
     async def on_schedule_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        async def run(actor: Actor, values: dict[str, str | None], metadata: dict[str, Any]) -> Any:
-            return await self.mentorship.schedule(actor, self._request_id(metadata), values)
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
+        ) -> Any:
+            return await self.mentorship.schedule(actor, self._request_id(metadata), values, once=once)
 
         await self.submitted(ack, body, context, forms.SCHEDULE_FORM, run)
 
     async def on_availability_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any]) -> Any:
-            return await self.mentorship.set_availability(actor, values)
+        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any], __: str | None) -> Any:
+            return await self.mentorship.set_availability(actor, values)  # the same again is the same
 
         def done(windows: list[Any]) -> ui.View:
             text = (
@@ -508,12 +626,14 @@ class SlackBot:
     async def on_review_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        async def run(actor: Actor, values: dict[str, str | None], metadata: dict[str, Any]) -> Any:
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
+        ) -> Any:
             parsed = forms.parse_review(values)
             if isinstance(parsed, dict):
                 return Invalid(parsed)
             rating, review = parsed
-            return await self.mentorship.rate(actor, self._request_id(metadata), rating, review)
+            return await self.mentorship.rate(actor, self._request_id(metadata), rating, review, once=once)
 
         def done(rated: RequestView) -> ui.View:
             what = "rating and review" if rated.session and rated.session.review else "rating"
@@ -527,7 +647,13 @@ class SlackBot:
         if event.get("tab", "home") != "home" or not context.user_id:
             return
         team_id = context.team_id or context.enterprise_id or ""
-        self.spawn(self.publish_home(team_id, context.user_id), None)
+        user = event.get("user")
+
+        async def work() -> None:
+            if team_id == await self.installed_team() and isinstance(user, str) and user:
+                await self.publish_home(team_id, user)
+
+        self.spawn(work(), None)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -587,7 +713,7 @@ def web_app(app: AsyncApp) -> web.Application:
         except ValueError:  # not UTF-8: it can't have been signed by Slack
             return unauthorized()
         try:
-            bolt_request = AsyncBoltRequest(
+            bolt_request = FormBodyRequest(
                 body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
             )
             bolt_response = await app.async_dispatch(bolt_request)
@@ -603,7 +729,14 @@ def web_app(app: AsyncApp) -> web.Application:
             log.warning("health check failed: %s", exc)
             return web.json_response({"ok": False, "error": "database unavailable"}, status=503)
 
+    async def learn_team(_: web.Application) -> None:
+        try:
+            await bot.installed_team()
+        except Exception as exc:  # asked again at the first request; until then nothing is served
+            log.warning("slack: auth.test failed at start: %s", exc)
+
     application = web.Application()
+    application.on_startup.append(learn_team)
     application.router.add_post("/slack/events", events)
     application.router.add_get("/healthz", healthz)
     return application
@@ -622,6 +755,8 @@ async def serve(runtime: Runtime, *, http: bool, port: int) -> None:
     bot = _bot(app)
     forever: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     try:
+        with contextlib.suppress(Exception):  # asked again at the first request
+            await bot.installed_team()
         if runtime.settings.slack_app_token and not http:
             handler = AsyncSocketModeHandler(app, runtime.settings.slack_app_token)
             await handler.connect_async()  # type: ignore[no-untyped-call]

@@ -55,6 +55,9 @@ TITLE = (5, 100)
 DESCRIPTION = (20, 2000)
 MAX_TAGS, TAG_LENGTH = 5, 30
 MAX_RANGE_DAYS = 30
+# How far ahead a request may start (the README says so): far enough for any real plan, near
+# enough that no date arithmetic downstream comes close to datetime's limits.
+HORIZON_DAYS = 60
 NOTE_LENGTH = 500
 REVIEW_LENGTH = 1000
 URL_LENGTH = 500
@@ -93,8 +96,10 @@ REQUEST_FORM = FormSpec(
             default="30",
             choices=tuple(Choice(str(d), f"{d} minutes") for d in DURATIONS),
         ),
-        Field("available_from", "Available from", "date", hint="YYYY-MM-DD"),
-        Field("available_until", "Available until", "date", hint="YYYY-MM-DD"),
+        Field("available_from", "Available from", "date", hint=f"YYYY-MM-DD, within {HORIZON_DAYS} days"),
+        Field(
+            "available_until", "Available until", "date", hint=f"YYYY-MM-DD, at most {MAX_RANGE_DAYS} days on"
+        ),
         Field(
             "urgency",
             "Urgency",
@@ -232,11 +237,31 @@ def _choice(spec: Field, values: Values, errors: Errors) -> str | None:
     return raw
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# A typed time: the date, then HH:MM with optional seconds and fraction, then an optional offset.
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?", re.ASCII
+)
+_EPOCH = re.compile(r"\d{9,11}", re.ASCII)
+
+
 def parse_date(text: str) -> date | None:
+    """YYYY-MM-DD in ASCII digits, else None (never raises)."""
+    text = text.strip()
+    if not _ISO_DATE.fullmatch(text):
+        return None
     try:
-        return date.fromisoformat(text.strip())
+        return date.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _days_after(day: date, days: int) -> date:
+    """`day` + `days`, stopping at the last date there is rather than overflowing."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max
 
 
 def parse_tags(text: str) -> tuple[list[str], str | None]:
@@ -256,7 +281,7 @@ def parse_tags(text: str) -> tuple[list[str], str | None]:
 def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
     try:
         return ZoneInfo(name or default)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder
         return ZoneInfo(default)
 
 
@@ -265,7 +290,7 @@ def is_timezone(name: str) -> bool:
         return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder
         return False
     return True
 
@@ -294,6 +319,11 @@ def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
         errors["available_from"] = "Please give a date like 2030-01-31."
     elif start < today:
         errors["available_from"] = f"Please pick today ({today.isoformat()}) or a later date."
+    elif start > (last := _days_after(today, HORIZON_DAYS)):
+        errors["available_from"] = (
+            f"Please pick a date within {HORIZON_DAYS} days (by {last.isoformat()}); "
+            "you can post another request nearer the time."
+        )
     if end is None:
         errors["available_until"] = "Please give a date like 2030-01-31."
     elif start is not None and end < start:
@@ -301,8 +331,10 @@ def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
     elif start is not None and (end - start).days > MAX_RANGE_DAYS:
         errors["available_until"] = f"Please keep the range within {MAX_RANGE_DAYS} days."
 
-    tags, tag_error = parse_tags(_text(values, "tags"))
-    if tag_error:
+    tags_text = _text(values, "tags")
+    _check_length(spec.field("tags"), tags_text, errors)  # the form's limit holds here too
+    tags, tag_error = parse_tags(tags_text)
+    if tag_error and "tags" not in errors:
         errors["tags"] = tag_error
 
     if errors:
@@ -322,17 +354,30 @@ def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
 
 def parse_local_datetime(text: str, tz: ZoneInfo) -> datetime | None:
     """`2030-01-31 18:30` (or with a T) in `tz`; an epoch-seconds number (Slack's picker); or an
-    ISO instant with an offset (our slot values)."""
+    ISO instant with an offset (our slot values). Anything else, or a moment at the very edge of
+    datetime's range that can't be put in UTC, is None: this never raises."""
     text = text.strip()
-    if re.fullmatch(r"\d{9,11}", text):
-        return datetime.fromtimestamp(int(text), UTC)
     try:
+        if _EPOCH.fullmatch(text):
+            return datetime.fromtimestamp(int(text), UTC)
+        if not _ISO_DATETIME.fullmatch(text):
+            return None
         parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+
+
+def _latest_start(now: datetime) -> datetime:
+    """The latest time a session may start: past every request's dates, but a day short of the
+    end of time, so that its end (start + at most an hour) can still be computed."""
+    last = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+    try:
+        return min(now + timedelta(days=HORIZON_DAYS + MAX_RANGE_DAYS + 1), last)
+    except OverflowError:
+        return last
 
 
 def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleInput | Errors:
@@ -352,6 +397,11 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
         errors["starts_at"] = "Please pick a suggested time or enter one."
     if starts_at is not None and starts_at <= now:
         errors["starts_at" if typed else "slot"] = "That time has passed; please pick a future time."
+    elif starts_at is not None and starts_at > _latest_start(now):
+        # No request's dates reach this far, and the session's end must stay computable.
+        errors["starts_at" if typed else "slot"] = (
+            "That's too far ahead; please pick a time in the student's dates."
+        )
 
     url = _text(values, "meeting_url")
     if url:
@@ -370,7 +420,7 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
 
 _DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _WINDOW = re.compile(
-    r"^(?P<day>[a-z]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$", re.IGNORECASE
+    r"^(?P<day>[a-z]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$", re.IGNORECASE | re.ASCII
 )
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -415,11 +465,9 @@ def format_availability(windows: list[Availability]) -> str:
 
 
 def parse_rating(text: str | None) -> int | None:
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        return None
-    return value if 1 <= value <= 5 else None
+    """One ASCII digit 1-5 (int() would take "٥" or "５" as 5), else None."""
+    text = (text or "").strip()
+    return int(text) if len(text) == 1 and text in "12345" else None
 
 
 def parse_review(values: Values) -> tuple[int, str | None] | Errors:

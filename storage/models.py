@@ -218,3 +218,17 @@ class JobRun(Base):
     last_success_at: Mapped[datetime]
     last_count: Mapped[int] = mapped_column(Integer, default=0)
     last_duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Submission(Base):
+    """A form submission that took effect, under the platform's own id for it (a Slack view's id
+    and hash, a Discord interaction id), written in the transaction of the change it made: a
+    replay of the same submission finds it and is answered like the first, changing nothing."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    created_at: Mapped[datetime]

@@ -34,6 +34,7 @@ from storage.models import (
     MentorSession,
     Notification,
     Request,
+    Submission,
 )
 
 
@@ -363,6 +364,26 @@ async def record_feed_post(
         request_id=request_id, platform=platform, channel=channel, message_ref=message_ref, created_at=now
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id"]))
+
+
+# Submissions --------------------------------------------------------------------------------
+
+
+async def earlier_submission(session: AsyncSession, key: str) -> tuple[bool, int | None]:
+    """Whether a submission with `key` already took effect (and the request it concerned).
+
+    Holds the key until the transaction ends, so two copies of one submission arriving at once
+    (two replicas, a retry racing the original) are decided one after the other: on PostgreSQL
+    by a transaction-level advisory lock on the key's hash, on SQLite by BEGIN IMMEDIATE."""
+    if _is_postgres(session):
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+    row = (await session.execute(select(Submission.request_id).where(Submission.key == key))).first()
+    return (False, None) if row is None else (True, row[0])
+
+
+async def record_submission(session: AsyncSession, key: str, request_id: int | None, now: datetime) -> None:
+    session.add(Submission(key=key, request_id=request_id, created_at=now))
+    await session.flush()
 
 
 # Outbox -------------------------------------------------------------------------------------

@@ -6,14 +6,13 @@ the database.
 Roles, for each request: its student, another student, the mentor who claimed it, another mentor,
 a workspace admin, and an outsider from another workspace (T2) who is an admin there and a member
 of our mentors' channel (a Slack Connect shared channel), so only the workspace check stands in
-their way. Mentors are members of the mentors' channel; the admin is a workspace admin
-(users.info), not a mentor.
+their way: it refuses them everything, politely, before anything is read or written. Mentors
+are members of the mentors' channel; the admin is a workspace admin (users.info), not a mentor.
 
 "view" is the gate on a request's full details (Act.VIEW): the one Slack surface that asks for a
 request by id is its "Write a review" button, which answers "Only the student who asked, mentors
 and admins can see this request." (or, elsewhere, "I couldn't find that request.") before
 anything else; the dashboards and the stats CSV must not show the request to those refused.
-"stats" for the outsider: allowed for their own workspace, which has none of our requests.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ STUDENT_ONLY = frozenset({"student"})
 
 # Who may, per docs/authorization.md (and the state the request is in when they try).
 MATRIX: dict[str, tuple[str, frozenset[str]]] = {
-    "create": ("none", EVERYONE),
+    "create": ("none", EVERYONE - {"outsider"}),
     "view": ("claimed", frozenset({"student", "claiming mentor", "other mentor", "admin"})),
     "claim": ("open", MENTORS_ONLY),
     "release": ("claimed", CLAIMER),
@@ -80,7 +79,7 @@ MATRIX: dict[str, tuple[str, frozenset[str]]] = {
     "no-show": ("started", CLAIMER),
     "cancel": ("claimed", STUDENT_ONLY),
     "rate": ("completed", STUDENT_ONLY),
-    "stats": ("open", frozenset({"admin", "outsider"})),
+    "stats": ("open", frozenset({"admin"})),
 }
 
 # Where each role's own dashboards show "their" claimed request. The other mentor sees it in the
@@ -235,8 +234,16 @@ async def do_create(slack: SlackHarness, role: Role, _: int) -> str:
     answer = await command(slack, role)
     await slack.settle()
     view = opened(slack, answer, "mm_request")
-    assert view is not None, "the request form did not open"
     title = f"Asked by the {role.name}"
+    if view is None:  # refused on the command: then a form opened by someone else, forged as theirs
+        reply = await told(slack, answer)
+        student = await command(slack, ROLES[0])
+        await slack.settle()
+        form = opened(slack, student, "mm_request")
+        assert form is not None, "the request form did not open"
+        forged = await submit(slack, role, form, {**REQUEST_VALUES, "title": title})
+        assert forged.status == 200 and forged.json()["response_action"] == "update", forged
+        return reply + "\n" + json.dumps(forged.json())
     answer = await submit(slack, role, view, {**REQUEST_VALUES, "title": title})
     assert (answer.status, answer.text) == (200, ""), answer  # an empty answer closes the form
     await slack.settle()
@@ -382,8 +389,8 @@ async def check_success(slack: SlackHarness, action: str, role: Role, rid: int, 
 
 
 def expected_refusal(action: str, role: Role) -> str:
-    if role.name == "outsider" and action not in ("create", "stats"):
-        return NOT_FOUND  # another workspace's request does not exist for them
+    if role.name == "outsider":
+        return "only serves members of the workspace it is installed in"
     return REFUSAL_FOR[action]
 
 
@@ -406,7 +413,8 @@ async def test_matrix(
                 await check_success(slack, action, role, rid, reply)
             else:
                 # For schedule and reschedule: refused on the click and on the forged form too.
-                times = 2 if action in ("schedule", "reschedule") else 1
+                # For create: on the command and on a forged form.
+                times = 2 if action in ("schedule", "reschedule", "create") else 1
                 assert reply.count(expected_refusal(action, role)) == times, reply
                 after = await everything(slack)
                 changed = [t for t, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]

@@ -28,7 +28,8 @@ from tests.slack.test_flow import _availability
 
 async def _nothing_happened(slack: SlackHarness) -> None:
     await slack.settle()
-    assert slack.fake.calls == []
+    # auth.test is the app learning its workspace at start, before any request came.
+    assert [c for c in slack.fake.calls if c.method != "auth.test"] == []
     async with slack.runtime.db.transaction() as session:
         for model in (Member, Request, Notification):
             assert await session.scalar(select(func.count()).select_from(model)) == 0
