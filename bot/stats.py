@@ -1,22 +1,32 @@
-"""Admin figures for one workspace: volume, time to claim, completion, ratings, per mentor, CSV."""
+"""Admin figures for one workspace: volume, time to claim, completion, ratings, per mentor, CSV,
+and the charts (figures from bot/insight.py, drawn by bot/charts.py, cached here)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import statistics
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from bot import charts, insight
 from bot.authz import Act, authorize
+from bot.charts import ChartSet
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import Actor, Ok, Result, SessionStatus, Status
 from storage.db import Database
 from storage.models import Member, MentorSession, Request
+
+# Charts are redrawn when the data changes (the stamp) and at least this often (an admin clicking
+# around the App Home reuses them in between).
+CHART_TTL = timedelta(minutes=5)
+CHART_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,41 @@ class Stats:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self._charts: OrderedDict[tuple[str, str, int], tuple[str, datetime, ChartSet]] = OrderedDict()
+        self.drawn = 0  # how many chart sets were drawn (not served from the cache)
+
+    async def figures(self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS) -> Result[insight.Figures]:
+        if refused := authorize(Act.STATS, actor):
+            return refused
+        async with self.db.transaction() as session:
+            figures = await insight.Aggregates(session).figures(
+                actor.platform, actor.workspace, self.clock.now(), weeks
+            )
+        return Ok(figures)
+
+    async def charts(self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS) -> Result[ChartSet]:
+        """The workspace's charts over `weeks`, from the cache while its data is unchanged."""
+        if refused := authorize(Act.STATS, actor):
+            return refused
+        key = (actor.platform, actor.workspace, weeks)
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            aggregates = insight.Aggregates(session)
+            # The current week is part of the stamp: a new week moves every bar.
+            stamp = f"{insight.week_start(now)}|{await aggregates.stamp(actor.platform, actor.workspace)}"
+            cached = self._charts.get(key)
+            if cached is not None and cached[0] == stamp and now - cached[1] < CHART_TTL:
+                self._charts.move_to_end(key)
+                return Ok(cached[2])
+            figures = await aggregates.figures(actor.platform, actor.workspace, now, weeks)
+        # Drawing is CPU work of a few hundred ms: off the event loop, so acks stay quick.
+        drawn = await asyncio.to_thread(charts.draw, figures)
+        self.drawn += 1
+        self._charts[key] = (stamp, now, drawn)
+        self._charts.move_to_end(key)
+        while len(self._charts) > CHART_CACHE_SIZE:
+            self._charts.popitem(last=False)
+        return Ok(drawn)
 
     async def report(self, actor: Actor) -> Result[Report]:
         if refused := authorize(Act.STATS, actor):
