@@ -184,6 +184,19 @@ class Aggregates:
             result.append(ClaimTimes(urgency, n, p10, p25, p50, p75, p90, targets.get(urgency)))
         return result
 
+    async def claim_median(self, platform: str, workspace: str) -> timedelta | None:
+        """Median time to claim over every claimed request of the workspace (the stats summary)."""
+        claimed = Request.claimed_at.is_not(None)
+        if self.postgres:
+            epoch = func.extract("epoch", Request.claimed_at - Request.created_at)
+            query = self._scope(select(func.percentile_cont(0.5).within_group(epoch)), platform, workspace)
+            value = (await self.session.execute(query.where(claimed))).scalar()
+            return None if value is None else timedelta(seconds=round(float(value)))
+        seconds = (func.julianday(Request.claimed_at) - func.julianday(Request.created_at)) * 86400.0
+        query = self._scope(select(cast(seconds, Float)), platform, workspace).where(claimed)
+        values = sorted(float(v) for v in (await self.session.scalars(query)).all())
+        return timedelta(seconds=round(percentile_cont(values, 0.5))) if values else None
+
     async def _tags(self, platform: str, workspace: str, start: datetime) -> list[TagDemand]:
         if self.postgres:
             each = func.json_array_elements_text(Request.tags).table_valued("value").alias("tag")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.config import Settings
 from bot.insight import (
     Aggregates,
     ClaimTimes,
@@ -238,3 +239,46 @@ def test_ranges_and_percentiles() -> None:
     assert [parse_range(t) for t in ("", None, "4", "12w", "52", "7", "x")] == [12, 12, 4, 12, 52, None, None]
     assert percentile_cont([1.0, 2.0, 3.0, 10.0], 0.5) == 2.5
     assert percentile_cont([7.0], 0.9) == 7.0
+
+
+async def test_report_summary_and_csv_from_aggregates(database: Database, settings: Settings) -> None:
+    """The stats summary (bot/stats.py) over the same hand-made data: counts, median, rates,
+    per-mentor figures with a request's last session counting, and one CSV row per request."""
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok, Status
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "=Mia")  # a formula-looking name stays text in the CSV
+    await seed.member("N", "Noor")
+    day = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
+    await seed.request(
+        day, status="completed", claimed=day + H, mentor="M", session_status="completed", rating=5
+    )
+    await seed.request(
+        day, status="completed", claimed=day + 3 * H, mentor="M", session_status="completed", rating=2
+    )
+    await seed.request(day, status="completed", claimed=day + 5 * H, mentor="N", session_status="no_show")
+    await seed.request(day, status="claimed", claimed=day + 7 * H, mentor="N")
+    await seed.request(day, status="expired", tags=["python"])
+    stats = Stats(database, settings, ManualClock(NOW))
+    result = await stats.report(Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True))
+    assert isinstance(result, Ok)
+    report = result.value
+    assert report.total == 5
+    assert {s: n for s, n in report.by_status.items() if n} == {
+        Status.COMPLETED: 3,
+        Status.CLAIMED: 1,
+        Status.EXPIRED: 1,
+    }
+    assert report.median_time_to_claim == 4 * H  # 1, 3, 5, 7 hours
+    assert report.completion_rate == 0.75 and (report.average_rating, report.ratings) == (3.5, 2)
+    assert [(m.name, m.claimed, m.completed, m.no_shows, m.average_rating) for m in report.mentors] == [
+        ("=Mia", 2, 2, 0, 3.5),
+        ("Noor", 2, 0, 1, None),
+    ]
+    lines = report.csv.decode().splitlines()
+    assert len(lines) == 6 and lines[0].startswith("request_id,status,created_at")
+    assert lines[1].split(",")[9] == "'=Mia" and lines[1].endswith(",completed,5")
+    assert lines[5].split(",")[8] == "python"
