@@ -186,6 +186,9 @@ def _claim_time(ax: Any, f: Figures) -> bool:
             va="center",
             fontsize=8,
         )
+    # From zero, with room for the labels: a single sample must not zoom into a sliver.
+    widest = max(max(c.p90, c.target or c.p90).total_seconds() / 3600 for c in f.claim_times)
+    ax.set_xlim(0, max(widest * 1.35, 1.0))
     ax.set_yticks(range(len(f.claim_times)), [c.urgency for c in f.claim_times])
     ax.invert_yaxis()
     ax.set_xlabel("hours from posting to claim (box: middle half; line: 10th–90th percentile)")

@@ -43,6 +43,8 @@ PEOPLE = {
 DATE = re.compile(r"<!date\^(\d+)\^([^|>]*)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 MENTION = re.compile(r"<@(\w+)>")
+# Where the demo leaves the admin's charts (it says so at the end).
+CHARTS_FOLDER = Path(tempfile.gettempdir()) / "mini-mentorship-demo-charts"
 
 
 class DemoDriver(SlackDriver):
@@ -318,10 +320,22 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await step("Ada (organiser) runs /mini-session stats")
     await driver.command(ADA, "stats", channel=GENERAL)
     await settle()
+    _save_charts(driver.fake, CHARTS_FOLDER)
     print(
         "\nThat's the whole flow. Set the SLACK_* or DISCORD_* variables and run "
         "`mini-mentorship run` to do it for real (see README)."
     )
+
+
+def _save_charts(fake: FakeSlack, folder: Path) -> None:
+    """The chart images Ada was sent, as PNG files a person can open."""
+    charts = [f for f in fake.files if f["filename"].endswith(".png") and f["channels"] == [f"D{ADA}"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nAda's charts, written to {folder}:")
+    for chart in charts:
+        path = folder / chart["filename"]
+        path.write_bytes(chart["content"])
+        print(f"  {path.name}: {chart['alt_txt']}")
 
 
 def _actor(user: str) -> Actor:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.cli import main
 from bot.clock import ManualClock
@@ -131,8 +132,15 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "Super practical",
         "Average rating: 5.00",
         "mentorship-stats-",
+        "Ada's charts, written to",
+        "Requests per week over the last 12 weeks: 1 posted, 1 claimed, 1 completed.",
     ):
         assert moment in out, moment
+    # The charts are there for a person to open: real PNG files in the folder the demo named.
+    folder = Path(out.split("Ada's charts, written to ", 1)[1].split(":\n", 1)[0])
+    for name in ("volume", "claim_time", "tags", "mentors"):
+        with Image.open(folder / f"mentorship-{name}-12w.png") as image:
+            assert image.format == "PNG" and image.size == (800, 400)
 
 
 def test_manifest_for_socket_mode_and_http(capsys: pytest.CaptureFixture[str]) -> None:
