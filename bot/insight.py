@@ -134,6 +134,20 @@ class Aggregates:
         # SQLite stores naive UTC text; 'weekday 0' moves to the coming Sunday, -6 days its Monday.
         return func.date(column, "weekday 0", "-6 days")
 
+    def iso_text(self, column: Any) -> ColumnElement[Any]:
+        """An instant as ISO 8601 text in UTC, made by the database (the CSV: no parsing in Python)."""
+        if self.postgres:
+            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+        return func.replace(column, " ", "T") + "+00:00"
+
+    def joined_tags(self) -> ColumnElement[Any]:
+        """A request's tags joined with ';', by the database."""
+        if self.postgres:
+            each = func.json_array_elements_text(Request.tags).table_valued("value")
+            return select(func.string_agg(each.c.value, ";")).scalar_subquery()
+        each = func.json_each(Request.tags).table_valued("value")
+        return select(func.group_concat(each.c.value, ";")).scalar_subquery()
+
     def _scope(self, query: _Q, platform: str, workspace: str) -> _Q:
         return query.where(Request.platform == platform, Request.workspace == workspace)
 

@@ -282,3 +282,7 @@ async def test_report_summary_and_csv_from_aggregates(database: Database, settin
     assert len(lines) == 6 and lines[0].startswith("request_id,status,created_at")
     assert lines[1].split(",")[9] == "'=Mia" and lines[1].endswith(",completed,5")
     assert lines[5].split(",")[8] == "python"
+    # Instants in ISO 8601, UTC, the same on both engines (made by the database).
+    assert lines[1].split(",")[2] == "2030-03-04T08:00:00.000000+00:00"
+    assert lines[1].split(",")[10] == "2030-03-04T09:00:00.000000+00:00"
+    assert lines[1].split(",")[11] == "2030-03-04T10:00:00.000000+00:00"
