@@ -258,10 +258,15 @@ class SlackBot:
 
     async def program(self, actor: Actor) -> list[ui.Block]:
         """The Program section of an admin's App Home (nothing for anyone else)."""
-        charts = await self.runtime.stats.charts(actor)
-        if not isinstance(charts, Ok):
+        try:
+            charts = await self.runtime.stats.charts(actor)
+            if not isinstance(charts, Ok):
+                return []
+            return ui.program_blocks(charts.value, await self.chart_files(actor, charts.value))
+        except Exception:
+            # The rest of the Home is worth showing without its charts.
+            log.exception("could not show the charts on the home tab of %s", actor.user_id)
             return []
-        return ui.program_blocks(charts.value, await self.chart_files(actor, charts.value))
 
     # Slash command -------------------------------------------------------------------------
 
