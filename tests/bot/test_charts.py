@@ -4,6 +4,8 @@ that state the numbers, the empty state, and the per-workspace cache redrawn on 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import date, timedelta
 
 from PIL import Image
@@ -140,3 +142,16 @@ async def test_charts_are_cached_per_workspace_and_range_until_the_data_changes(
     clock.advance(timedelta(minutes=6))
     await stats.charts(ADMIN, 12)
     assert stats.drawn == 5
+
+
+def test_matplotlib_loads_only_when_a_chart_is_drawn() -> None:
+    """The idle memory bar: starting every part of the app must not import matplotlib."""
+    code = (
+        "import sys, bot.cli, bot.runtime, bot.stats, bot.charts\n"
+        "import handlers.slack, handlers.discord, jobs.sweeps\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at start'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
