@@ -161,12 +161,10 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = (
-            postgres_scratch_url("mm_bench_stats").replace("postgresql://", "postgresql+psycopg://", 1)
+            postgres_scratch_url("mm_bench_stats")
             if args.engine == "postgres"
             else f"sqlite+aiosqlite:///{folder}/stats.db"
         )
-        if args.engine == "postgres" and not url.startswith("postgresql+psycopg"):
-            url = url.replace("postgresql:", "postgresql+psycopg:", 1)
         settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
         db = Database(url)
         await migrate.upgrade(db)
