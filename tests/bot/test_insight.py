@@ -286,3 +286,32 @@ async def test_report_summary_and_csv_from_aggregates(database: Database, settin
     assert lines[1].split(",")[2] == "2030-03-04T08:00:00.000000+00:00"
     assert lines[1].split(",")[10] == "2030-03-04T09:00:00.000000+00:00"
     assert lines[1].split(",")[11] == "2030-03-04T10:00:00.000000+00:00"
+
+
+async def test_the_csv_and_the_charts_tell_the_same_story(database: Database, settings: Settings) -> None:
+    """Counting the CSV's rows by week and by tag gives the charts' figures."""
+    from collections import Counter
+
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    for days, tags in ((0, ["python"]), (1, ["python", "sql"]), (9, []), (16, ["sql"]), (21, ["go"])):
+        await seed.request(datetime(2030, 2, 11, 23, 30, tzinfo=UTC) + timedelta(days=days), tags=tags)
+    admin = Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True)
+    stats = Stats(database, settings, ManualClock(NOW))
+    report, figures = await stats.report(admin), await stats.figures(admin, 4)
+    assert isinstance(report, Ok) and isinstance(figures, Ok)
+    rows = [line.split(",") for line in report.value.csv.decode().splitlines()[1:]]
+    weeks: Counter[date] = Counter()
+    tags: Counter[str] = Counter()
+    for row in rows:
+        created = datetime.fromisoformat(row[2])
+        day = created.date() - timedelta(days=created.weekday())
+        if day >= figures.value.since:
+            weeks[day] += 1
+            tags.update(t for t in row[8].split(";") if t)
+    assert {w.week: w.posted for w in figures.value.weekly if w.posted} == dict(weeks)
+    assert {t.tag: t.requests for t in figures.value.tags} == dict(tags)
