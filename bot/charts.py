@@ -248,6 +248,7 @@ def _mentors(ax: Any, f: Figures) -> bool:
             va="center",
             fontsize=8,
         )
+    ax.set_xlim(0, max(m.sessions + m.no_shows for m in f.mentors) * 1.15 + 0.5)  # room for the ratings
     ax.set_yticks(list(y), [m.name[:24] for m in f.mentors])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)
