@@ -1,22 +1,32 @@
-"""Admin figures for one workspace: volume, time to claim, completion, ratings, per mentor, CSV."""
+"""Admin figures for one workspace: volume, time to claim, completion, ratings, per mentor, CSV,
+and the charts (figures from bot/insight.py, drawn by bot/charts.py, cached here)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-import statistics
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import aliased
 
+from bot import charts, insight
 from bot.authz import Act, authorize
+from bot.charts import ChartSet
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import Actor, Ok, Result, SessionStatus, Status
 from storage.db import Database
 from storage.models import Member, MentorSession, Request
+
+# Charts are redrawn when the data changes (the stamp) and at least this often (an admin clicking
+# around the App Home reuses them in between).
+CHART_TTL = timedelta(minutes=5)
+CHART_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -64,110 +74,192 @@ class Stats:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self._charts: OrderedDict[tuple[str, str, int], tuple[str, datetime, ChartSet]] = OrderedDict()
+        self.drawn = 0  # how many chart sets were drawn (not served from the cache)
 
-    async def report(self, actor: Actor) -> Result[Report]:
+    async def figures(self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS) -> Result[insight.Figures]:
         if refused := authorize(Act.STATS, actor):
             return refused
-        student, claimer, mentor = aliased(Member), aliased(Member), aliased(Member)
-        query = (
-            select(Request, student, claimer, MentorSession, mentor)
-            .join(student, student.id == Request.student_id)
-            .outerjoin(claimer, claimer.id == Request.claimed_by_id)
-            .outerjoin(MentorSession, MentorSession.request_id == Request.id)
-            .outerjoin(mentor, mentor.id == MentorSession.mentor_id)
-            .where(Request.platform == actor.platform, Request.workspace == actor.workspace)
-            .order_by(Request.id, MentorSession.id)
-        )
         async with self.db.transaction() as session:
-            rows = (await session.execute(query)).all()
-        return Ok(_build([(r[0], r[1], r[2], r[3], r[4]) for r in rows]))
+            figures = await insight.Aggregates(session).figures(
+                actor.platform, actor.workspace, self.clock.now(), weeks
+            )
+        return Ok(figures)
 
+    async def charts(self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS) -> Result[ChartSet]:
+        """The workspace's charts over `weeks`, from the cache while its data is unchanged."""
+        if refused := authorize(Act.STATS, actor):
+            return refused
+        key = (actor.platform, actor.workspace, weeks)
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            aggregates = insight.Aggregates(session)
+            # The current week is part of the stamp: a new week moves every bar.
+            stamp = f"{insight.week_start(now)}|{await aggregates.stamp(actor.platform, actor.workspace)}"
+            cached = self._charts.get(key)
+            if cached is not None and cached[0] == stamp and now - cached[1] < CHART_TTL:
+                self._charts.move_to_end(key)
+                return Ok(cached[2])
+            figures = await aggregates.figures(actor.platform, actor.workspace, now, weeks)
+        # Drawing is CPU work of a few hundred ms: off the event loop, so acks stay quick.
+        drawn = await asyncio.to_thread(charts.draw, figures)
+        self.drawn += 1
+        self._charts[key] = (stamp, now, drawn)
+        self._charts.move_to_end(key)
+        while len(self._charts) > CHART_CACHE_SIZE:
+            self._charts.popitem(last=False)
+        return Ok(drawn)
 
-@dataclass
-class _Tally:
-    external_id: str
-    name: str
-    claimed: int = 0
-    completed: int = 0
-    no_shows: int = 0
-    ratings: list[int] = field(default_factory=list)
-
-    def figures(self) -> MentorFigures:
-        average = round(statistics.fmean(self.ratings), 2) if self.ratings else None
-        return MentorFigures(
-            self.external_id, self.name, self.claimed, self.completed, self.no_shows, average
+    async def report(self, actor: Actor) -> Result[Report]:
+        """The summary as aggregates in SQL, and the CSV from one narrow query (tuples, not
+        model objects): a request's last session is the one that counts."""
+        if refused := authorize(Act.STATS, actor):
+            return refused
+        scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
+        last = (
+            select(MentorSession.request_id, func.max(MentorSession.id).label("session_id"))
+            .group_by(MentorSession.request_id)
+            .subquery()
+        )
+        student, claimer, mentor = aliased(Member), aliased(Member), aliased(Member)
+        async with self.db.transaction() as session:
+            aggregates = insight.Aggregates(session)
+            by_status = dict.fromkeys(Status, 0)
+            for status, n in await session.execute(
+                select(Request.status, func.count()).where(*scope).group_by(Request.status)
+            ):
+                by_status[Status(status)] = int(n)
+            median = await aggregates.claim_median(actor.platform, actor.workspace)
+            # Per mentor: the last session's mentor, else whoever holds the claim.
+            who = func.coalesce(MentorSession.mentor_id, Request.claimed_by_id)
+            done = func.sum(case((MentorSession.status == SessionStatus.COMPLETED.value, 1), else_=0))
+            missed = func.sum(case((MentorSession.status == SessionStatus.NO_SHOW.value, 1), else_=0))
+            per_mentor = (
+                select(
+                    who.label("who"),
+                    func.count().label("claimed"),
+                    done.label("done"),
+                    missed.label("missed"),
+                    func.avg(cast(MentorSession.rating, Float)).label("average"),
+                    func.count(MentorSession.rating).label("rated"),
+                )
+                .select_from(Request)
+                .outerjoin(last, last.c.request_id == Request.id)
+                .outerjoin(MentorSession, MentorSession.id == last.c.session_id)
+                .where(*scope, who.is_not(None))
+                .group_by(who)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(
+                    mentor.external_id,
+                    mentor.display_name,
+                    per_mentor.c.claimed,
+                    per_mentor.c.done,
+                    per_mentor.c.missed,
+                    per_mentor.c.average,
+                    per_mentor.c.rated,
+                ).join(per_mentor, per_mentor.c.who == mentor.id)
+            )
+            mentors: list[MentorFigures] = []
+            rating_sum, ratings = 0.0, 0
+            for external_id, name, claimed, completed, no_shows, average, rated in rows:
+                if average is not None:
+                    rating_sum += float(average) * int(rated)
+                    ratings += int(rated)
+                mentors.append(
+                    MentorFigures(
+                        str(external_id),
+                        str(name),
+                        int(claimed),
+                        int(completed or 0),
+                        int(no_shows or 0),
+                        None if average is None else round(float(average), 2),
+                    )
+                )
+            # Instants and tags come as text made by the database: parsing 100,000 rows of them
+            # in Python only to format them again would be most of the export's time.
+            iso = aggregates.iso_text
+            # Core rows (the connection, not the ORM session): no per-row entity machinery.
+            csv_rows = await (await session.connection()).stream(
+                select(
+                    Request.id,
+                    Request.status,
+                    iso(Request.created_at),
+                    student.display_name,
+                    Request.title,
+                    Request.session_type,
+                    Request.duration_minutes,
+                    Request.urgency,
+                    aggregates.joined_tags(),
+                    claimer.display_name,
+                    iso(Request.claimed_at),
+                    iso(MentorSession.starts_at),
+                    MentorSession.status,
+                    MentorSession.rating,
+                )
+                .join(student, student.id == Request.student_id)
+                .outerjoin(claimer, claimer.id == Request.claimed_by_id)
+                .outerjoin(last, last.c.request_id == Request.id)
+                .outerjoin(MentorSession, MentorSession.id == last.c.session_id)
+                .where(*scope)
+                .order_by(Request.id)
+                .execution_options(yield_per=5_000)
+            )
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            async for part in csv_rows.partitions():
+                writer.writerows(_csv_row(row) for row in part)
+        mentors.sort(key=lambda m: (-m.completed, -m.claimed, m.name))
+        finished = by_status[Status.COMPLETED] + by_status[Status.CANCELLED] + by_status[Status.EXPIRED]
+        return Ok(
+            Report(
+                total=sum(by_status.values()),
+                by_status=by_status,
+                median_time_to_claim=median,
+                completion_rate=round(by_status[Status.COMPLETED] / finished, 3) if finished else None,
+                average_rating=round(rating_sum / ratings, 2) if ratings else None,
+                ratings=ratings,
+                mentors=mentors,
+                csv=buffer.getvalue().encode(),
+            )
         )
 
 
-Row = tuple[Request, Member, Member | None, MentorSession | None, Member | None]
-
-
-def _build(rows: list[Row]) -> Report:
-    # One row per (request, session); the last session of a request is the one that counts.
-    requests: dict[int, Row] = {}
-    for row in rows:
-        requests[row[0].id] = row
-    by_status = dict.fromkeys(Status, 0)
-    claim_times: list[timedelta] = []
-    ratings: list[int] = []
-    tallies: dict[int, _Tally] = {}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-
-    for request, student, claimer, mentor_session, mentor in requests.values():
-        by_status[Status(request.status)] += 1
-        if request.claimed_at is not None:
-            claim_times.append(request.claimed_at - request.created_at)
-        who = mentor if mentor_session is not None and mentor is not None else claimer
-        if who is not None:
-            tally = tallies.setdefault(who.id, _Tally(who.external_id, who.display_name))
-            tally.claimed += 1
-            if mentor_session is not None:
-                tally.completed += mentor_session.status == SessionStatus.COMPLETED.value
-                tally.no_shows += mentor_session.status == SessionStatus.NO_SHOW.value
-                if mentor_session.rating is not None:
-                    tally.ratings.append(mentor_session.rating)
-                    ratings.append(mentor_session.rating)
-        writer.writerow(
-            [
-                request.id,
-                request.status,
-                request.created_at.isoformat(),
-                _csv_safe(student.display_name),
-                _csv_safe(request.title),
-                request.session_type,
-                request.duration_minutes,
-                request.urgency,
-                _csv_safe(";".join(request.tags or [])),
-                _csv_safe(claimer.display_name) if claimer else "",
-                request.claimed_at.isoformat() if request.claimed_at else "",
-                mentor_session.starts_at.isoformat() if mentor_session else "",
-                mentor_session.status if mentor_session else "",
-                mentor_session.rating if mentor_session and mentor_session.rating else "",
-            ]
-        )
-
-    finished = by_status[Status.COMPLETED] + by_status[Status.CANCELLED] + by_status[Status.EXPIRED]
-    mentors = sorted(
-        (t.figures() for t in tallies.values()), key=lambda m: (-m.completed, -m.claimed, m.name)
-    )
-    return Report(
-        total=len(requests),
-        by_status=by_status,
-        median_time_to_claim=_median(claim_times),
-        completion_rate=round(by_status[Status.COMPLETED] / finished, 3) if finished else None,
-        average_rating=round(statistics.fmean(ratings), 2) if ratings else None,
-        ratings=len(ratings),
-        mentors=mentors,
-        csv=buffer.getvalue().encode(),
-    )
-
-
-def _median(values: list[timedelta]) -> timedelta | None:
-    if not values:
-        return None
-    return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
+def _csv_row(row: Any) -> list[Any]:
+    (
+        rid,
+        status,
+        created,
+        student,
+        title,
+        kind,
+        minutes,
+        urgency,
+        tags,
+        claimer,
+        claimed,
+        starts,
+        state,
+        rating,
+    ) = row
+    return [
+        rid,
+        status,
+        created,
+        _csv_safe(student),
+        _csv_safe(title),
+        kind,
+        minutes,
+        urgency,
+        _csv_safe(tags or ""),
+        _csv_safe(claimer) if claimer is not None else "",
+        claimed or "",
+        starts or "",
+        state or "",
+        rating or "",
+    ]
 
 
 _FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")  # with the full-width forms some spreadsheets fold

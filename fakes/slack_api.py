@@ -57,7 +57,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -228,9 +228,11 @@ _MAX_BLOCKS = {"message": 50, "modal": 100, "home": 100}
 class _BlockValidator:
     """Collects Block Kit problems as Slack words them: ``<what> [json-pointer:/path]``."""
 
-    def __init__(self, surface: str) -> None:
+    def __init__(self, surface: str, images: Mapping[str, str] | None = None) -> None:
         self.surface = surface  # "message", "modal" or "home"
         self.problems: list[str] = []
+        # Uploaded files a `slack_file` may name: id -> image type ("png", ...) or "" if not an image.
+        self.images: Mapping[str, str] = images or {}
 
     def _err(self, ptr: str, msg: str) -> None:
         self.problems.append(f"{msg} [json-pointer:{ptr}]")
@@ -355,8 +357,28 @@ class _BlockValidator:
     def _image(self, obj: JSONDict, ptr: str) -> None:
         if "image_url" not in obj and "slack_file" not in obj:
             self._err(ptr, "missing required field: image_url")
+        if "image_url" in obj and "slack_file" in obj:
+            self._err(ptr, "must provide either image_url or slack_file, not both")
         self._str(obj, "image_url", ptr, max_len=3000)
         self._str(obj, "alt_text", ptr, max_len=2000, required=True)
+        if "slack_file" in obj:
+            self._slack_file(obj["slack_file"], f"{ptr}/slack_file")
+
+    def _slack_file(self, obj: Any, ptr: str) -> None:
+        """A Slack file object: exactly one of `url` / `id`, naming a png, jpg, jpeg or gif file
+        the poster can see (here: one the bot uploaded)."""
+        if not isinstance(obj, dict) or ("url" in obj) == ("id" in obj):
+            self._err(ptr, "must be a slack file object with either url or id")
+            return
+        file_id = obj.get("id")
+        if file_id is None:
+            url = obj.get("url")
+            file_id = next((f for f in self.images if isinstance(url, str) and f"/{f}" in url), None)
+        kind = self.images.get(file_id) if isinstance(file_id, str) else None
+        if kind is None:
+            self._err(ptr, "invalid slack file: not found")
+        elif kind not in ("png", "jpg", "jpeg", "gif"):
+            self._err(ptr, "invalid slack file: only png, jpg, jpeg and gif images are supported")
 
     def element(self, el: Any, ptr: str, allowed: set[str], action_ids: set[str]) -> None:
         if not isinstance(el, dict):
@@ -1117,7 +1139,7 @@ class FakeSlack:
             raise _invalid_arguments(["text must be a string [json-pointer:/text]"])
         if isinstance(text, str) and len(text) > 40_000:
             raise _SlackError("msg_too_long", problems=[f"text is {len(text)} characters (max 40000)"])
-        validator = _BlockValidator("message")
+        validator = _BlockValidator("message", self._images())
         if "blocks" in args:
             if not isinstance(args["blocks"], list):
                 raise _SlackError("invalid_blocks_format", problems=["blocks must be a JSON array"])
@@ -1132,10 +1154,13 @@ class FakeSlack:
         if validator.problems:
             raise _invalid_blocks(validator.problems)
 
+    def _images(self) -> dict[str, str]:
+        return {f["id"]: f["image_type"] for f in self.files}
+
     def _validate_view(self, view: Any, surface: str) -> JSONDict:
         if not isinstance(view, dict):
             raise _invalid_arguments(["view must be a JSON object [json-pointer:/view]"])
-        validator = _BlockValidator(surface)
+        validator = _BlockValidator(surface, self._images())
         validator.view(view, "/view")
         if validator.problems:
             raise _invalid_arguments(validator.problems)
@@ -1458,6 +1483,9 @@ class FakeSlack:
                     "filename": pending["filename"],
                     "title": title,
                     "content": pending["content"],
+                    "alt_txt": pending["alt_txt"],
+                    # What the bytes are (Slack looks at them, not at the name).
+                    "image_type": _image_type(pending["content"]),
                     "channel_id": args.get("channel_id"),
                     "channels": channels,
                     "initial_comment": args.get("initial_comment"),
@@ -1504,6 +1532,11 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def _image_type(content: bytes) -> str:
+    signatures = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"GIF87a": "gif", b"GIF89a": "gif"}
+    return next((kind for magic, kind in signatures.items() if content.startswith(magic)), "")
 
 
 async def _read_upload_body(request: web.Request) -> bytes:

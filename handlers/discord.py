@@ -18,6 +18,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot import insight
 from bot.authz import Act, authorize
 from bot.config import ConfigError, Settings
 from bot.domain import DURATIONS, Invalid, Ok, SessionType, Urgency
@@ -34,6 +35,7 @@ from modals.discord import (
     FixButton,
     RequestChoices,
     escape,
+    render_charts,
     render_dashboard,
     render_stats,
 )
@@ -157,8 +159,14 @@ class MiniSession(app_commands.Group):
     ) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
 
-    @app_commands.command(name="stats", description="Admins: volume, time to claim, completion, ratings, CSV")
-    async def stats(self, interaction: discord.Interaction[Any]) -> None:
+    @app_commands.command(
+        name="stats", description="Admins: volume, time to claim, completion, ratings, charts, CSV"
+    )
+    @app_commands.describe(weeks="The charts' range (12 weeks unless you choose)")
+    @app_commands.choices(weeks=[app_commands.Choice(name=f"{n} weeks", value=n) for n in insight.RANGES])
+    async def stats(
+        self, interaction: discord.Interaction[Any], weeks: app_commands.Choice[int] | None = None
+    ) -> None:
         async def work() -> None:
             actor = self.components.guild_actor(interaction)
             assert actor is not None
@@ -173,7 +181,12 @@ class MiniSession(app_commands.Group):
                 await Replies.send(interaction, escape(getattr(result, "message", "Not allowed.")))
                 return
             embed, csv = render_stats(result.value)
-            await Replies.send(interaction, embed=embed, file=csv)
+            charts = await self.bot.runtime.stats.charts(
+                actor, weeks.value if weeks else insight.DEFAULT_WEEKS
+            )
+            assert isinstance(charts, Ok)
+            chart_embeds, chart_files = render_charts(charts.value)
+            await Replies.send(interaction, embeds=[embed, *chart_embeds], files=[csv, *chart_files])
 
         await self.components.guarded(interaction, work())
 

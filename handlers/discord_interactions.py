@@ -75,6 +75,7 @@ class Replies:
         embeds: list[discord.Embed] | None = None,
         view: discord.ui.View | None = None,
         file: discord.File | None = None,
+        files: list[discord.File] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": NO_PINGS}
         if content:
@@ -87,6 +88,8 @@ class Replies:
             kwargs["view"] = view
         if file is not None:
             kwargs["file"] = file
+        if files:
+            kwargs["files"] = files[:10]
         if interaction.response.is_done():
             await interaction.followup.send(**kwargs)
         else:

@@ -36,7 +36,9 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import insight
 from bot.authz import Act, authorize
+from bot.charts import ChartSet
 from bot.config import Settings
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus
 from bot.messages import Action
@@ -191,6 +193,8 @@ class SlackBot:
         self._working = asyncio.Semaphore(MAX_CONCURRENT_WORK)
         self._team: str | None = None
         self._team_lock = asyncio.Lock()
+        # The chart files each admin was last sent, per range, with the drawing they show.
+        self._chart_files: dict[tuple[str, str, int], tuple[ChartSet, list[str]]] = {}
         self.app = AsyncApp(
             name="mini-mentorship",
             client=self.client,
@@ -336,7 +340,11 @@ class SlackBot:
             actor = await self.directory.actor(team_id, user_id)
             board = await self.mentorship.dashboard(actor)
             view = ui.home_view(
-                board, user_id, notice=notice, feed_channel=self.settings.slack_mentor_channel
+                board,
+                user_id,
+                notice=notice,
+                feed_channel=self.settings.slack_mentor_channel,
+                program=await self.program(actor),
             )
         except Exception:
             if not fallback_only:
@@ -349,6 +357,18 @@ class SlackBot:
                 ],
             }
         await self.client.views_publish(user_id=user_id, view=view)
+
+    async def program(self, actor: Actor) -> list[ui.Block]:
+        """The Program section of an admin's App Home (nothing for anyone else)."""
+        try:
+            charts = await self.runtime.stats.charts(actor)
+            if not isinstance(charts, Ok):
+                return []
+            return ui.program_blocks(charts.value, await self.chart_files(actor, charts.value))
+        except Exception:
+            # The rest of the Home is worth showing without its charts.
+            log.exception("could not show the charts on the home tab of %s", actor.user_id)
+            return []
 
     # Slash command -------------------------------------------------------------------------
 
@@ -371,7 +391,7 @@ class SlackBot:
         elif word == "availability":
             await self.open_availability_modal(actor, trigger_id, reply, from_home=False)
         elif word == "stats":
-            await self.stats(actor, reply)
+            await self.stats(actor, reply, text.split()[1] if len(text.split()) > 1 else None)
         else:
             blocks = ui.help_blocks(
                 is_mentor=actor.is_mentor,
@@ -395,26 +415,65 @@ class SlackBot:
         view = ui.availability_modal(windows, timezone, metadata={"home": from_home})
         await self.client.views_open(trigger_id=trigger_id, view=view)
 
-    async def stats(self, actor: Actor, reply: Reply) -> None:
+    async def stats(self, actor: Actor, reply: Reply, range_text: str | None = None) -> None:
         result = await self.runtime.stats.report(actor)
         if isinstance(result, Refused):
             await self.tell(reply, result.message)
             return
         assert isinstance(result, Ok)
+        weeks = insight.parse_range(range_text)
+        if weeks is None:
+            await self.tell(reply, "Choose a range of 4, 12 or 52 weeks, like `/mini-session stats 12`.")
+            return
         report = result.value
+        charts = await self.runtime.stats.charts(actor, weeks)
+        assert isinstance(charts, Ok)
         note = "No CSV: there are no requests yet."
+        # The CSV and the charts go to the admin's DM: the command may have been typed in a
+        # public channel, and an image block can only show a file its reader can see.
+        dm = str((await self.client.conversations_open(users=actor.user_id))["channel"]["id"])
         if report.total:
-            # The CSV goes to the admin's DM: the command may have been typed in a public channel.
-            dm = await self.client.conversations_open(users=actor.user_id)
             stamp = self.runtime.clock.now().strftime("%Y%m%d-%H%M")
             await self.client.files_upload_v2(
-                channel=str(dm["channel"]["id"]),
+                channel=dm,
                 content=report.csv,
                 filename=f"mentorship-stats-{stamp}.csv",
                 title="Mentorship requests (CSV)",
             )
-            note = "The CSV export of every request is in your DM with me."
-        await self.tell(reply, "Mentorship stats", blocks=ui.stats_blocks(report, csv_note=note))
+            note = "The CSV export of every request and the charts are in your DM with me."
+        file_ids = await self.chart_files(actor, charts.value, dm=dm)
+        blocks = ui.stats_blocks(report, csv_note=note) + ui.chart_blocks(charts.value, file_ids)
+        await self.tell(reply, "Mentorship stats", blocks=blocks)
+
+    async def chart_files(self, actor: Actor, charts: ChartSet, *, dm: str | None = None) -> list[str]:
+        """The charts uploaded once per drawing, and their file ids for `slack_file` images.
+
+        For the stats reply they are shared in the admin's DM (theirs to keep and open full
+        size); for the App Home they stay the bot's own files, unshared, which an image block
+        posted by the bot may show. A drawing served from the cache reuses its files."""
+        key = (actor.workspace, actor.user_id if dm else "", charts.weeks)
+        known = self._chart_files.get(key)
+        if known is not None and known[0] is charts:
+            return known[1]
+        if not charts.charts:
+            return []
+        response = await self.client.files_upload_v2(
+            channel=dm,
+            file_uploads=[
+                {
+                    "content": png,
+                    "filename": name,
+                    "title": chart.title,
+                    "alt_txt": ui.alt_text(chart.alt_text, 1000),
+                }
+                for chart, (name, png) in zip(charts.charts, charts.files(), strict=True)
+            ],
+            initial_comment=f"Program charts, last {charts.weeks} weeks." if dm else None,
+        )
+        files = response.get("files") or []
+        ids = [str(f["id"]) for f in files if isinstance(f, dict)]
+        self._chart_files[key] = (charts, ids)
+        return ids
 
     # Buttons -------------------------------------------------------------------------------
 

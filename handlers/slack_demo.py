@@ -44,6 +44,8 @@ DATE = re.compile(r"<!date\^(\d+)\^([^|>]*)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 MENTION = re.compile(r"<@(\w+)>")
 FENCE = re.compile(r"```(.*?)```", re.DOTALL)  # Slack draws a code block; here, indented rows
+# Where the demo leaves the admin's charts (it says so at the end).
+CHARTS_FOLDER = Path(tempfile.gettempdir()) / "mini-mentorship-demo-charts"
 
 
 class DemoDriver(SlackDriver):
@@ -344,6 +346,7 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await step("Ada (organiser) runs /mini-session stats")
     await driver.command(ADA, "stats", channel=GENERAL)
     await settle()
+    _save_charts(driver.fake, CHARTS_FOLDER)
     print()
     print(
         textwrap.fill(
@@ -352,6 +355,21 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
             WIDTH,
         )
     )
+
+
+def _save_charts(fake: FakeSlack, folder: Path) -> None:
+    """The chart images Ada was sent, as PNG files a person can open."""
+    charts = [f for f in fake.files if f["filename"].endswith(".png") and f["channels"] == [f"D{ADA}"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nAda's charts, written to {folder}:")
+    for chart in charts:
+        path = folder / chart["filename"]
+        path.write_bytes(chart["content"])
+        print(
+            textwrap.fill(
+                f"{path.name}: {chart['alt_txt']}", WIDTH, initial_indent="  ", subsequent_indent="    "
+            )
+        )
 
 
 def _actor(user: str) -> Actor:

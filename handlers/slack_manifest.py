@@ -8,7 +8,8 @@ The scopes are exactly the Web API methods handlers/slack*.py call:
   users:read      users.info (time zone, display name, workspace admin)
   channels:read   conversations.members of a public mentors' channel
   groups:read     conversations.members of a private mentors' channel
-  files:write     files upload v2 (.ics invites, the stats CSV)
+  files:write     files upload v2 (.ics invites, the stats CSV, the chart PNGs that
+                  `slack_file` image blocks show)
   channels:history, groups:history, im:history
                   conversations.history, only after a crash, to find a message that may
                   already have been sent (so it is not sent twice)

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlparse
 
 import discord
 
+from bot.charts import ChartSet
 from bot.domain import RequestView, Slot
 from bot.messages import Action, Button, Inline, Line, Link, Message, Person, Text, When
 from bot.notifications import dashboard_item
@@ -689,6 +690,22 @@ def render_stats(report: Report) -> tuple[discord.Embed, discord.File]:
     return embed, discord.File(io.BytesIO(report.csv), filename="mini-mentorship-stats.csv")
 
 
+def render_charts(charts: ChartSet) -> tuple[list[discord.Embed], list[discord.File]]:
+    """One embed per chart showing its PNG attachment, with the alt text as the embed's text and
+    the attachment's description (what screen readers and text-only clients get); the friendly
+    sentence alone when there is nothing to chart."""
+    if charts.empty_note is not None:
+        return [discord.Embed(description=escape(charts.empty_note), colour=DEFAULT_ACCENT)], []
+    embeds, files = [], []
+    for chart, (name, png) in zip(charts.charts, charts.files(), strict=True):
+        embed = discord.Embed(title=chart.title, description=shorten(escape(chart.alt_text), 4096))
+        embed.colour = DEFAULT_ACCENT
+        embed.set_image(url=f"attachment://{name}")
+        embeds.append(embed)
+        files.append(discord.File(io.BytesIO(png), filename=name, description=chart.alt_text[:1024]))
+    return embeds, files
+
+
 def _duration(value: timedelta | None) -> str:
     if value is None:
         return "—"
@@ -708,7 +725,8 @@ HELP = (
     "with buttons to act on them.\n"
     "`/mini-session timezone` — set your time zone; dates and times you type are read in it.\n"
     "`/mini-session availability` — mentors: your weekly availability, used to suggest times.\n"
-    "`/mini-session stats` — admins: volume, time to claim, completion, ratings and a CSV.\n"
+    "`/mini-session stats [weeks]` — admins: volume, time to claim, completion, ratings, charts over "
+    "4, 12 (default) or 52 weeks, and a CSV.\n"
     "`/mini-session help` — this message.\n\n"
     "Mentors claim requests from the cards in the mentors' channel. I send updates, the meeting link "
     "and a calendar file by DM, so please allow DMs from this server's members."

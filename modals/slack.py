@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.charts import ChartSet
 from bot.domain import Availability, Slot, Status
 from bot.messages import Action, Button, Message, plain
 from bot.notifications import dashboard_item
@@ -446,7 +447,12 @@ def dashboard_blocks(
 
 
 def home_view(
-    board: Dashboard, viewer_id: str, *, notice: str | None = None, feed_channel: str | None = None
+    board: Dashboard,
+    viewer_id: str,
+    *,
+    notice: str | None = None,
+    feed_channel: str | None = None,
+    program: Sequence[Block] = (),
 ) -> View:
     top: list[Block] = [header("Mini Mentorship")]
     if notice:
@@ -466,7 +472,9 @@ def home_view(
     top += [{"type": "actions", "elements": buttons}, {"type": "divider"}]
     body = dashboard_blocks(board, viewer_id, per_section=10, feed_channel=feed_channel)
     footer = [context("Times are shown in your time zone. `/mini-session help` lists every command.")]
-    return {"type": "home", "blocks": (top + body)[: MAX_BLOCKS["home"] - 1] + footer}
+    # The dashboard gives way to the Program section (admins), which is always whole.
+    room = MAX_BLOCKS["home"] - 1 - len(program)
+    return {"type": "home", "blocks": (top + body)[:room] + list(program) + footer}
 
 
 def list_blocks(board: Dashboard, viewer_id: str, *, feed_channel: str | None = None) -> list[Block]:
@@ -512,6 +520,37 @@ def stats_blocks(report: Report, *, csv_note: str) -> list[Block]:
         blocks.append(context("No mentor has claimed a request yet."))
     blocks.append(context(escape(csv_note)))
     return blocks
+
+
+def chart_blocks(charts: ChartSet, file_ids: Sequence[str]) -> list[Block]:
+    """The charts as image blocks showing uploaded files (`slack_file`), each with its alt text;
+    the friendly sentence instead when there is nothing to chart."""
+    if charts.empty_note is not None or not file_ids:
+        return [context(escape(charts.empty_note or "No charts yet."))]
+    return [
+        {
+            "type": "image",
+            "slack_file": {"id": file_id},
+            "alt_text": alt_text(chart.alt_text),
+            "title": plain_text(chart.title),
+        }
+        for chart, file_id in zip(charts.charts, file_ids, strict=False)
+    ]
+
+
+def alt_text(text: str, limit: int = 2000) -> str:
+    """An alt text as Slack gets it: names and tags in it are user text, escaped like any."""
+    return _clip(escape(text), limit)
+
+
+def program_blocks(charts: ChartSet, file_ids: Sequence[str]) -> list[Block]:
+    """The admins' "Program" section of the App Home."""
+    return [
+        {"type": "divider"},
+        header(f"Program — last {charts.weeks} weeks"),
+        *chart_blocks(charts, file_ids),
+        context("`/mini-session stats 4`, `12` or `52` shows the figures over 4, 12 or 52 weeks."),
+    ]
 
 
 def help_blocks(*, is_mentor: bool, is_admin: bool, unknown: str | None = None) -> list[Block]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.cli import main
 from bot.clock import ManualClock
@@ -138,8 +139,12 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "45 min session, starts in 29 hours",  # the length apart from the countdown
         "    Mia (mentor)               1     1       0   5.00",  # the table as a table
         "`.venv/bin/mini-mentorship run`",
+        "Ada's charts, written to",
     ):
         assert moment in out, moment
+    # The alt texts are wrapped to the boxes' width; read them unwrapped.
+    flat = " ".join(out.split())
+    assert "Requests per week over the last 12 weeks: 1 posted, 1 claimed, 1 completed." in flat
     assert "```" not in out and " in DU_" not in out
     assert max(len(line) for line in out.splitlines()) <= 78
     # The completed card keeps the mentor and the time.
@@ -147,6 +152,11 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Mentor: Mia (mentor)" in completed[: completed.index("Request #1")]
     # The hint to add a review comes before the review is written, not after.
     assert out.index("You can add a short review with") < out.index("Write a review and sends")
+    # The charts are there for a person to open: real PNG files in the folder the demo named.
+    folder = Path(out.split("Ada's charts, written to ", 1)[1].split(":\n", 1)[0])
+    for name in ("volume", "claim_time", "tags", "mentors"):
+        with Image.open(folder / f"mentorship-{name}-12w.png") as image:
+            assert image.format == "PNG" and image.size == (800, 400)
 
 
 def test_manifest_for_socket_mode_and_http(capsys: pytest.CaptureFixture[str]) -> None:

@@ -377,6 +377,8 @@ async def test_files_upload_v2_end_to_end(fake: FakeSlack) -> None:
             "filename": "sessions.csv",
             "title": "Sessions",
             "content": b"name,topic\nada,python\n",
+            "alt_txt": None,
+            "image_type": "",
             "channel_id": "C1",
             "channels": ["C1"],
             "initial_comment": "Here is the export",
@@ -401,6 +403,41 @@ async def test_multipart_upload_is_accepted(fake: FakeSlack) -> None:
         assert resp.status == 200
     await client.files_completeUploadExternal(files=[{"id": url["file_id"], "title": "A"}])
     assert fake.files[0]["content"] == b"abc" and fake.files[0]["channel_id"] is None
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+
+async def test_image_blocks_may_show_uploaded_images_by_slack_file(fake: FakeSlack) -> None:
+    client = client_for(fake)
+    chart = await client.files_upload_v2(
+        file_uploads=[{"content": PNG, "filename": "chart.png", "title": "Chart", "alt_txt": "3 requests"}],
+        channel="C1",
+    )
+    text = await client.files_upload_v2(content="a,b\n", filename="chart.png", title="Not an image")
+    image_id, text_id = chart["file"]["id"], text["file"]["id"]
+    assert fake.files[0]["alt_txt"] == "3 requests" and fake.files[0]["image_type"] == "png"
+
+    def image(source: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "image", "alt_text": "3 requests", **source}
+
+    good = [
+        image({"slack_file": {"id": image_id}}),
+        image({"slack_file": {"url": f"https://x/{image_id}/c.png"}}),
+    ]
+    await client.chat_postMessage(channel="C1", text="charts", blocks=good)
+    await client.views_publish(user_id="U1", view={"type": "home", "blocks": good})
+    for bad, problem in [
+        (image({"slack_file": {"id": "FNOPE"}}), "invalid slack file: not found"),
+        (image({"slack_file": {"id": text_id}}), "only png, jpg, jpeg and gif"),
+        (image({"slack_file": {"id": image_id, "url": "u"}}), "either url or id"),
+        (image({"slack_file": {"id": image_id}, "image_url": "https://x/a.png"}), "not both"),
+    ]:
+        err = await slack_error(client.chat_postMessage(channel="C1", text="x", blocks=[bad]))
+        assert err.response["error"] == "invalid_blocks"
+        assert any(problem in p for p in err.response["response_metadata"]["messages"]), err.response
+        err = await slack_error(client.views_publish(user_id="U1", view={"type": "home", "blocks": [bad]}))
+        assert any(problem in p for p in err.response["response_metadata"]["messages"]), err.response
 
 
 async def test_complete_upload_without_upload_fails(fake: FakeSlack) -> None:

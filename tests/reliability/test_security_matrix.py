@@ -324,8 +324,9 @@ async def do_rate(slack: SlackHarness, role: Role, rid: int) -> str:
 async def do_stats(slack: SlackHarness, role: Role, _: int) -> str:
     files = len(slack.fake.files)
     reply = await told(slack, await command(slack, role, "stats"))
-    csv = b"".join(f["content"] for f in slack.fake.files[files:])
-    return reply + f"\nCSV {len(slack.fake.files) - files} {b'Request for' in csv or b'Asked by' in csv}"
+    csvs = [f for f in slack.fake.files[files:] if f["filename"].endswith(".csv")]  # besides the charts
+    csv = b"".join(f["content"] for f in csvs)
+    return reply + f"\nCSV {len(csvs)} {b'Request for' in csv or b'Asked by' in csv}"
 
 
 ACTS: dict[str, Act] = {
@@ -422,5 +423,62 @@ async def test_matrix(
             if action == "view":  # and the dashboards show it to those allowed only
                 assert await where_seen(slack, role) == SEEN[role.name]
     # Every refusal was private: only response_url answers (ephemeral) and nothing in a channel.
+    assert all(e["response_type"] == "ephemeral" for e in fake.ephemerals)
+    assert fake.validation_errors == []
+
+
+# The charts' surfaces: `/mini-session stats [4|12|52]` and the App Home's Program section ----------
+
+
+def _images(blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [b for b in blocks or [] if b.get("type") == "image"]
+
+
+async def open_home(slack: SlackHarness, role: Role) -> list[dict[str, Any]]:
+    body = {
+        "token": "legacy-verification-token",
+        "team_id": role.team,
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": f"Ev{role.user}",
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": role.user, "channel": f"D{role.user}", "tab": "home"},
+    }
+    answer = await slack.post(json.dumps(body).encode(), "application/json")
+    assert answer.status == 200
+    await slack.settle()
+    return list(slack.fake.home_tabs[role.user]["blocks"])
+
+
+async def test_charts_for_admins_only(make_slack: MakeSlack, clock: ManualClock) -> None:
+    """Charts (the stats reply's images, their uploads, the Home's Program section) for admins
+    only, each of their own workspace: the outsider's charts are of T2, which has no data."""
+    slack = await make_slack(max_open_requests_per_student=50)
+    fake = slack.fake
+    fake.add_user(OUTSIDER, name="oscar", tz="UTC", is_admin=True)
+    fake.channels[MENTORS]["members"].append(OUTSIDER)
+    await prepare(slack, clock, "claimed")
+    for role in ROLES:
+        files = len(fake.files)
+        before = await everything(slack)
+        answer = await command(slack, role, "stats 4")
+        reply = await told(slack, answer)
+        shown = _images(slack.replies(answer)[-1]["blocks"])
+        home = await open_home(slack, role)
+        text = json.dumps(home)
+        uploaded = fake.files[files:]
+        if role.name == "admin":
+            assert shown and "Requests per week over the last 4 weeks: 6 posted" in shown[0]["alt_text"]
+            assert "Program" in text and _images(home)
+            assert all(f["image_type"] == "png" or f["filename"].endswith(".csv") for f in uploaded)
+        elif role.name == "outsider":
+            assert "nothing to chart" in reply and not shown, reply
+            assert "Program" in text and "nothing to chart" in text and not _images(home)
+            assert uploaded == []
+        else:
+            assert REFUSAL_FOR["stats"] in reply and not shown
+            assert "Program" not in text and not _images(home)
+            assert uploaded == []
+            assert (await everything(slack))[1:] == before[1:]  # (opening the Home registers a member)
     assert all(e["response_type"] == "ephemeral" for e in fake.ephemerals)
     assert fake.validation_errors == []

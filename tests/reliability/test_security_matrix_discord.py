@@ -412,8 +412,9 @@ class Stage:
         """Stats asked for in another server: that server's figures, none of the home server's."""
         response = outcome.result.response
         assert response is not None and response.ephemeral
-        [embed] = response.embeds
+        embed, note = response.embeds  # the figures, and "nothing to chart" instead of charts
         assert {f.name: f.value for f in embed.fields}["Requests"] == "0"
+        assert "nothing to chart" in (note.description or "")
         assert await stats_rows(outcome.result) == []
         assert await snapshot(self.world) == before
         assert discord_writes(self.world.env, outcome.http_mark) == []
@@ -463,13 +464,19 @@ def has_button(message: discord.Message, custom_id: str) -> bool:
 
 
 async def stats_rows(result: InteractionResult) -> list[dict[str, str]]:
-    """The stats reply's CSV, one dict per request."""
+    """The stats reply's CSV, one dict per request; the charts after it each show an attachment
+    of the same reply (or one embed says there is nothing to chart)."""
     response = result.response
     assert response is not None
-    [embed] = response.embeds
+    embed, *charts = response.embeds
     assert embed.title == "Mini Mentorship — stats"
-    [attachment] = response.attachments
+    attachment, *pngs = response.attachments
     assert attachment.filename == "mini-mentorship-stats.csv"
+    if pngs:
+        assert [c.image.url for c in charts] == [f"attachment://{p.filename}" for p in pngs]
+    else:
+        [note] = charts
+        assert "nothing to chart" in (note.description or "")
     return list(csv.DictReader(io.StringIO((await attachment.read()).decode())))
 
 

@@ -1,0 +1,257 @@
+"""The admin charts as PNG images, with alt text that states their main numbers.
+
+matplotlib (Agg, object-oriented API: no pyplot, no global state) is imported inside `draw`,
+so a process that never draws a chart never loads it (the idle memory bar). Alt texts and empty
+states need no matplotlib. Nothing here queries the database or knows a platform.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bot.insight import Figures
+
+EMPTY = (
+    "No requests in the last {weeks} weeks yet, so there is nothing to chart. "
+    "Charts appear here once students post requests."
+)
+WIDTH, HEIGHT, DPI = 8.0, 4.0, 100  # 800 × 400 px
+# Draws run in worker threads; matplotlib's caches (fonts, text layout) are not thread-safe.
+_DRAWING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str  # file name stem: volume, claim_time, tags, mentors
+    title: str
+    alt_text: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ChartSet:
+    weeks: int
+    charts: list[Chart]
+    empty_note: str | None  # the friendly sentence shown instead of charts
+
+    def files(self) -> list[tuple[str, bytes]]:
+        return [(f"mentorship-{c.key}-{self.weeks}w.png", c.png) for c in self.charts]
+
+
+def hours(value: timedelta) -> str:
+    total = value.total_seconds() / 3600
+    if total < 1:
+        return f"{round(total * 60)} min"
+    if total < 48:
+        return f"{total:.1f} h"
+    return f"{total / 24:.1f} days"
+
+
+def _volume_alt(f: Figures) -> str:
+    posted, claimed, completed = (
+        sum(getattr(w, k) for w in f.weekly) for k in ("posted", "claimed", "completed")
+    )
+    busiest = max(f.weekly, key=lambda w: w.posted)
+    return (
+        f"Requests per week over the last {f.weeks} weeks: {posted} posted, {claimed} claimed, "
+        f"{completed} completed. Busiest week: {busiest.week:%d %b %Y} with {busiest.posted} posted; "
+        f"this week {f.weekly[-1].posted} posted."
+    )
+
+
+def _claim_alt(f: Figures) -> str:
+    parts = [
+        f"{c.urgency}: median {hours(c.median)} over {c.count} claimed, 90% within {hours(c.p90)}"
+        + (f", target {hours(c.target)}" if c.target is not None else "")
+        for c in f.claim_times
+    ]
+    return "Time to claim per urgency. " + (
+        "; ".join(parts) + "." if parts else "No request was claimed yet."
+    )
+
+
+def _tags_alt(f: Figures) -> str:
+    if not f.tags:
+        return "Requests per tag: no request has tags yet."
+    supply = f.tags[0].mentors is not None
+    head = "Demand and supply per tag (requests, mentors)" if supply else "Requests per tag"
+    items = [f"{t.tag} {t.requests}" + (f"/{t.mentors}" if supply else "") for t in f.tags]
+    return f"{head}, top {len(f.tags)}: " + ", ".join(items) + "."
+
+
+def _mentors_alt(f: Figures) -> str:
+    if not f.mentors:
+        return "Sessions per mentor: no session was completed yet."
+    items = [
+        f"{m.name} {m.sessions} session{'s' if m.sessions != 1 else ''}"
+        + (f", {m.average_rating:.1f} stars" if m.average_rating is not None else "")
+        + (f", {m.no_shows} no-show{'s' if m.no_shows != 1 else ''}" if m.no_shows else "")
+        for m in f.mentors
+    ]
+    return "Sessions and average rating per mentor: " + "; ".join(items) + "."
+
+
+def alt_texts(f: Figures) -> dict[str, str]:
+    return {
+        "volume": _volume_alt(f),
+        "claim_time": _claim_alt(f),
+        "tags": _tags_alt(f),
+        "mentors": _mentors_alt(f),
+    }
+
+
+TITLES = {
+    "volume": "Requests per week",
+    "claim_time": "Time to claim per urgency",
+    "tags": "Requests per tag (top 10)",
+    "mentors": "Sessions and rating per mentor",
+}
+
+
+def draw(f: Figures) -> ChartSet:
+    """Every chart with something to show; a friendly note instead when there is no data."""
+    if f.empty:
+        return ChartSet(f.weeks, [], EMPTY.format(weeks=f.weeks))
+    alts = alt_texts(f)
+    drawers = {"volume": _volume, "claim_time": _claim_time, "tags": _tags, "mentors": _mentors}
+    charts = []
+    with _DRAWING:
+        drawn = {key: _render(drawer, f) for key, drawer in drawers.items()}
+    for key, png in drawn.items():
+        if png is not None:
+            title = (
+                TITLES[key]
+                if key != "tags" or not f.tags or f.tags[0].mentors is None
+                else "Demand vs supply per tag"
+            )
+            charts.append(Chart(key, title, alts[key], png))
+    return ChartSet(f.weeks, charts, None)
+
+
+def _render(drawer: Any, f: Figures) -> bytes | None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # Fixed margins: constrained layout costs more than the drawing itself.
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
+    figure.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.2)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if not drawer(axes, f):
+        return None
+    axes.spines[["top", "right"]].set_visible(False)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _volume(ax: Any, f: Figures) -> bool:
+    labels = [f"{w.week:%d %b}" for w in f.weekly]
+    x = range(len(labels))
+    width = 0.27
+    for offset, key, colour in (
+        (-width, "posted", "#4C72B0"),
+        (0, "claimed", "#DD8452"),
+        (width, "completed", "#55A868"),
+    ):
+        ax.bar([i + offset for i in x], [getattr(w, key) for w in f.weekly], width, label=key, color=colour)
+    step = max(1, len(labels) // 13)
+    ax.set_xticks(list(x)[::step], labels[::step], rotation=45 if len(labels) > 13 else 0, fontsize=8)
+    ax.set_title(TITLES["volume"])
+    ax.set_ylabel("requests")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(frameon=False)
+    return True
+
+
+def _claim_time(ax: Any, f: Figures) -> bool:
+    if not f.claim_times:
+        return False
+    for i, c in enumerate(f.claim_times):
+        h = [v.total_seconds() / 3600 for v in (c.p10, c.p25, c.median, c.p75, c.p90)]
+        ax.plot([h[0], h[4]], [i, i], color="#4C72B0", linewidth=1.5)  # 10th to 90th percentile
+        ax.barh(i, h[3] - h[1], left=h[1], height=0.4, color="#A1C4E8", edgecolor="#4C72B0")
+        line = c.target if c.target is not None else c.median
+        kind = "target" if c.target is not None else "median"
+        ax.vlines(line.total_seconds() / 3600, i - 0.3, i + 0.3, color="#C44E52", linewidth=2.5)
+        ax.annotate(
+            f"{kind} {hours(line)} (n={c.count})",
+            (h[4], i),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    # From zero, with room for the labels: a single sample must not zoom into a sliver.
+    widest = max(max(c.p90, c.target or c.p90).total_seconds() / 3600 for c in f.claim_times)
+    ax.set_xlim(0, max(widest * 1.35, 1.0))
+    ax.set_yticks(range(len(f.claim_times)), [c.urgency for c in f.claim_times])
+    ax.invert_yaxis()
+    ax.set_xlabel("hours from posting to claim (box: middle half; line: 10th–90th percentile)")
+    ax.set_title(TITLES["claim_time"])
+    return True
+
+
+def _tags(ax: Any, f: Figures) -> bool:
+    if not f.tags:
+        return False
+    y = range(len(f.tags))
+    supply = f.tags[0].mentors is not None
+    height = 0.4 if supply else 0.6
+    ax.barh(
+        [i - (height / 2 if supply else 0) for i in y],
+        [t.requests for t in f.tags],
+        height,
+        label="requests",
+        color="#4C72B0",
+    )
+    if supply:
+        ax.barh(
+            [i + height / 2 for i in y],
+            [t.mentors or 0 for t in f.tags],
+            height,
+            label="mentors",
+            color="#55A868",
+        )
+        ax.legend(frameon=False)
+    ax.set_yticks(list(y), [t.tag[:24] for t in f.tags])
+    ax.invert_yaxis()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("Demand vs supply per tag" if supply else TITLES["tags"])
+    return True
+
+
+def _mentors(ax: Any, f: Figures) -> bool:
+    if not f.mentors:
+        return False
+    y = range(len(f.mentors))
+    ax.barh(list(y), [m.sessions for m in f.mentors], 0.6, color="#55A868", label="sessions")
+    ax.barh(
+        list(y),
+        [m.no_shows for m in f.mentors],
+        0.6,
+        left=[m.sessions for m in f.mentors],
+        color="#C44E52",
+        label="no-shows",
+    )
+    for i, m in enumerate(f.mentors):
+        rating = f"{m.average_rating:.1f} ★" if m.average_rating is not None else "no rating"
+        ax.annotate(
+            rating,
+            (m.sessions + m.no_shows, i),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_xlim(0, max(m.sessions + m.no_shows for m in f.mentors) * 1.15 + 0.5)  # room for the ratings
+    ax.set_yticks(list(y), [m.name[:24] for m in f.mentors])
+    ax.invert_yaxis()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(TITLES["mentors"])
+    return True

@@ -1,0 +1,319 @@
+"""The figures behind the admin charts, aggregated in the database for one workspace and range.
+
+Weeks are ISO weeks in UTC (Monday 00:00 UTC to the next), counted back from the current one.
+Every figure is a GROUP BY in SQL; the time-to-claim percentiles use PostgreSQL's
+`percentile_cont`, and on SQLite, which has none, they are computed here from one narrow query
+(urgency and seconds only). Nothing here loads request rows, draws, or knows a platform.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, case, cast, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Date, Float
+
+from bot.domain import SessionStatus, Urgency
+from storage.models import Member, MentorSession, Request
+
+RANGES = (4, 12, 52)
+DEFAULT_WEEKS = 12
+TOP_TAGS = 10
+TOP_MENTORS = 10
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+_Q = TypeVar("_Q", bound="Select[*tuple[Any, ...]]")
+
+
+@dataclass(frozen=True)
+class WeekCounts:
+    week: date  # the Monday (UTC) the week starts on
+    posted: int
+    claimed: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class ClaimTimes:
+    """Time from posting to claim for one urgency, over the requests posted in the range."""
+
+    urgency: str
+    count: int
+    p10: timedelta
+    p25: timedelta
+    median: timedelta
+    p75: timedelta
+    p90: timedelta
+    # The first-claim target for this urgency, once targets exist; until then charts draw the median.
+    target: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class TagDemand:
+    tag: str
+    requests: int
+    mentors: int | None = None  # mentors listing the tag, once mentor profiles exist
+
+
+@dataclass(frozen=True)
+class MentorLoad:
+    external_id: str
+    name: str
+    sessions: int  # completed
+    no_shows: int
+    average_rating: float | None
+    ratings: int
+
+
+@dataclass(frozen=True)
+class Figures:
+    weeks: int
+    since: date  # first Monday of the range
+    weekly: list[WeekCounts]  # every week of the range, gaps as zeros
+    claim_times: list[ClaimTimes]  # by urgency, high → low, only urgencies with claims
+    tags: list[TagDemand]  # top tags by requests
+    mentors: list[MentorLoad]  # top mentors by completed sessions
+
+    @property
+    def posted(self) -> int:
+        return sum(w.posted for w in self.weekly)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.posted or any(w.claimed or w.completed for w in self.weekly) or self.mentors)
+
+
+def parse_range(text: str | None) -> int | None:
+    """'4', '12' or '52' (also '4w'); None for anything else, the default for nothing."""
+    if not text:
+        return DEFAULT_WEEKS
+    word = text.strip().lower().removesuffix("w").removesuffix(" weeks")
+    return int(word) if word.isdigit() and int(word) in RANGES else None
+
+
+def week_start(moment: datetime) -> date:
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+def range_start(now: datetime, weeks: int) -> date:
+    return week_start(now) - timedelta(weeks=weeks - 1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def claim_targets() -> Mapping[str, timedelta]:
+    """First-claim target per urgency. None are configured yet (the escalation work defines
+    them); return them here and the chart draws them instead of the median."""
+    return {}
+
+
+async def tag_supply(
+    session: AsyncSession, platform: str, workspace: str, tags: Sequence[str]
+) -> Mapping[str, int] | None:
+    """Mentors listing each tag, once mentor profiles exist; None until then (requests only)."""
+    return None
+
+
+class Aggregates:
+    """The queries, for one engine (PostgreSQL or SQLite)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    def _week(self, column: Any) -> ColumnElement[Any]:
+        if self.postgres:
+            return cast(func.date_trunc("week", func.timezone("UTC", column)), Date)
+        # SQLite stores naive UTC text; 'weekday 0' moves to the coming Sunday, -6 days its Monday.
+        return func.date(column, "weekday 0", "-6 days")
+
+    def iso_text(self, column: Any) -> ColumnElement[Any]:
+        """An instant as ISO 8601 text in UTC, made by the database (the CSV: no parsing in Python)."""
+        if self.postgres:
+            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+        return func.replace(column, " ", "T") + "+00:00"
+
+    def joined_tags(self) -> ColumnElement[Any]:
+        """A request's tags joined with ';', by the database."""
+        if self.postgres:
+            each = func.json_array_elements_text(Request.tags).table_valued("value")
+            return select(func.string_agg(each.c.value, ";")).scalar_subquery()
+        each = func.json_each(Request.tags).table_valued("value")
+        return select(func.group_concat(each.c.value, ";")).scalar_subquery()
+
+    def _scope(self, query: _Q, platform: str, workspace: str) -> _Q:
+        return query.where(Request.platform == platform, Request.workspace == workspace)
+
+    async def figures(self, platform: str, workspace: str, now: datetime, weeks: int) -> Figures:
+        since = range_start(now, weeks)
+        start = _midnight(since)
+        counts: dict[date, list[int]] = {since + timedelta(weeks=i): [0, 0, 0] for i in range(weeks)}
+        for slot, column in enumerate((Request.created_at, Request.claimed_at, Request.completed_at)):
+            week = self._week(column).label("week")
+            query = self._scope(select(week, func.count()), platform, workspace).where(column >= start)
+            for day, n in (await self.session.execute(query.group_by(week))).all():
+                key = day if isinstance(day, date) else date.fromisoformat(str(day))
+                if key in counts:
+                    counts[key][slot] = int(n)
+        weekly = [WeekCounts(day, *values) for day, values in sorted(counts.items())]
+        claim_times = await self._claim_times(platform, workspace, start)
+        tags = await self._tags(platform, workspace, start)
+        mentors = await self._mentors(platform, workspace, start)
+        return Figures(weeks, since, weekly, claim_times, tags, mentors)
+
+    async def _claim_times(self, platform: str, workspace: str, start: datetime) -> list[ClaimTimes]:
+        claimed = (Request.claimed_at.is_not(None), Request.created_at >= start)
+        found: dict[str, tuple[int, list[float]]] = {}
+        if self.postgres:
+            epoch = func.extract("epoch", Request.claimed_at - Request.created_at)
+            parts = [func.percentile_cont(q).within_group(epoch) for q in QUANTILES]
+            query = self._scope(select(Request.urgency, func.count(), *parts), platform, workspace)
+            for urgency, n, *values in (
+                await self.session.execute(query.where(*claimed).group_by(Request.urgency))
+            ).all():
+                found[urgency] = (int(n), [float(v) for v in values])
+        else:
+            seconds = (func.julianday(Request.claimed_at) - func.julianday(Request.created_at)) * 86400.0
+            query = self._scope(select(Request.urgency, cast(seconds, Float)), platform, workspace)
+            samples: dict[str, list[float]] = {}
+            for urgency, value in (await self.session.execute(query.where(*claimed))).all():
+                samples.setdefault(urgency, []).append(float(value))
+            for urgency, values in samples.items():
+                values.sort()
+                found[urgency] = (len(values), [percentile_cont(values, q) for q in QUANTILES])
+        targets = claim_targets()
+        order = [u.value for u in (Urgency.HIGH, Urgency.NORMAL, Urgency.LOW)]
+        result = []
+        for urgency in sorted(found, key=lambda u: order.index(u) if u in order else len(order)):
+            n, values = found[urgency]
+            # Sub-second noise from the engines' float arithmetic is not worth showing.
+            p10, p25, p50, p75, p90 = (timedelta(seconds=round(v)) for v in values)
+            result.append(ClaimTimes(urgency, n, p10, p25, p50, p75, p90, targets.get(urgency)))
+        return result
+
+    async def claim_median(self, platform: str, workspace: str) -> timedelta | None:
+        """Median time to claim over every claimed request of the workspace (the stats summary)."""
+        claimed = Request.claimed_at.is_not(None)
+        if self.postgres:
+            epoch = func.extract("epoch", Request.claimed_at - Request.created_at)
+            query = self._scope(select(func.percentile_cont(0.5).within_group(epoch)), platform, workspace)
+            value = (await self.session.execute(query.where(claimed))).scalar()
+            return None if value is None else timedelta(seconds=round(float(value)))
+        seconds = (func.julianday(Request.claimed_at) - func.julianday(Request.created_at)) * 86400.0
+        query = self._scope(select(cast(seconds, Float)), platform, workspace).where(claimed)
+        values = sorted(float(v) for v in (await self.session.scalars(query)).all())
+        return timedelta(seconds=round(percentile_cont(values, 0.5))) if values else None
+
+    async def _tags(self, platform: str, workspace: str, start: datetime) -> list[TagDemand]:
+        if self.postgres:
+            each = func.json_array_elements_text(Request.tags).table_valued("value").alias("tag")
+        else:
+            each = func.json_each(Request.tags).table_valued("value").alias("tag")
+        n = func.count().label("n")
+        query = (
+            select(each.c.value, n)
+            .select_from(Request)
+            .join(each, true())
+            .where(Request.platform == platform, Request.workspace == workspace, Request.created_at >= start)
+            .group_by(each.c.value)
+            .order_by(n.desc(), each.c.value)
+            .limit(TOP_TAGS)
+        )
+        rows = [(str(tag), int(count)) for tag, count in (await self.session.execute(query)).all()]
+        supply = await tag_supply(self.session, platform, workspace, [tag for tag, _ in rows])
+        return [TagDemand(tag, count, None if supply is None else supply.get(tag, 0)) for tag, count in rows]
+
+    async def _mentors(self, platform: str, workspace: str, start: datetime) -> list[MentorLoad]:
+        done = func.sum(case((MentorSession.status == SessionStatus.COMPLETED.value, 1), else_=0)).label(
+            "done"
+        )
+        missed = func.sum(case((MentorSession.status == SessionStatus.NO_SHOW.value, 1), else_=0))
+        query = (
+            select(
+                Member.external_id,
+                Member.display_name,
+                done,
+                missed,
+                func.avg(cast(MentorSession.rating, Float)),
+                func.count(MentorSession.rating),
+            )
+            .select_from(MentorSession)
+            .join(Request, Request.id == MentorSession.request_id)
+            .join(Member, Member.id == MentorSession.mentor_id)
+            .where(
+                Request.platform == platform,
+                Request.workspace == workspace,
+                MentorSession.starts_at >= start,
+                MentorSession.status.in_([SessionStatus.COMPLETED.value, SessionStatus.NO_SHOW.value]),
+            )
+            .group_by(Member.id, Member.external_id, Member.display_name)
+            .order_by(done.desc(), Member.display_name)
+            .limit(TOP_MENTORS)
+        )
+        return [
+            MentorLoad(
+                str(ext),
+                str(name),
+                int(d or 0),
+                int(m or 0),
+                None if avg is None else round(float(avg), 2),
+                int(r),
+            )
+            for ext, name, d, m, avg, r in (await self.session.execute(query)).all()
+        ]
+
+    async def stamp(self, platform: str, workspace: str) -> str:
+        """A cheap fingerprint of the workspace's data: any transition bumps a request's
+        version, any rating or session change its `updated_at`/`rated_at`."""
+        requests = self._scope(
+            select(func.count(), func.max(Request.id), func.coalesce(func.sum(Request.version), 0)),
+            platform,
+            workspace,
+        )
+        sessions = self._scope(
+            select(
+                func.count(MentorSession.id),
+                func.max(MentorSession.updated_at),
+                func.max(MentorSession.rated_at),
+            )
+            .select_from(MentorSession)
+            .join(Request, Request.id == MentorSession.request_id),
+            platform,
+            workspace,
+        )
+        first = (await self.session.execute(requests)).one()
+        second = (await self.session.execute(sessions)).one()
+        return "|".join(str(v) for v in (*first, *second))
+
+
+def percentile_cont(ordered: Sequence[float], fraction: float) -> float:
+    """PostgreSQL's percentile_cont on sorted values: linear between the two nearest ranks."""
+    if not ordered:
+        raise ValueError("no values")
+    position = (len(ordered) - 1) * fraction
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+__all__ = [
+    "DEFAULT_WEEKS",
+    "RANGES",
+    "Aggregates",
+    "ClaimTimes",
+    "Figures",
+    "MentorLoad",
+    "TagDemand",
+    "WeekCounts",
+    "claim_targets",
+    "parse_range",
+    "percentile_cont",
+    "tag_supply",
+]

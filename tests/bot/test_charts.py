@@ -1,0 +1,157 @@
+"""The charts: PNGs decoded with Pillow (size, and that each chart drew something), alt texts
+that state the numbers, the empty state, and the per-workspace cache redrawn on change."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import date, timedelta
+
+from PIL import Image
+
+from bot.charts import EMPTY, draw
+from bot.clock import ManualClock
+from bot.domain import Ok, Refused
+from bot.insight import ClaimTimes, Figures, MentorLoad, TagDemand, WeekCounts
+from bot.runtime import Runtime
+from tests.conftest import ADMIN, MENTOR, STUDENT, request_form
+
+H = timedelta(hours=1)
+
+
+def sample() -> Figures:
+    weeks = [
+        WeekCounts(date(2030, 2, 11) + timedelta(weeks=i), p, c, d)
+        for i, (p, c, d) in enumerate([(3, 1, 0), (0, 0, 0), (5, 4, 2), (2, 2, 3)])
+    ]
+    return Figures(
+        4,
+        date(2030, 2, 11),
+        weeks,
+        [
+            ClaimTimes("high", 2, 0.5 * H, H, 2 * H, 3 * H, 4 * H),
+            ClaimTimes("normal", 5, H, 2 * H, 5 * H, 9 * H, 30 * H),
+        ],
+        [TagDemand("python", 6), TagDemand("career", 2)],
+        [MentorLoad("U1", "Mia", 4, 1, 4.75, 4), MentorLoad("U2", "Noor", 1, 0, None, 0)],
+    )
+
+
+def decoded(png: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
+
+
+def test_each_chart_is_a_drawn_png_with_its_numbers_in_the_alt_text() -> None:
+    charts = draw(sample())
+    assert charts.empty_note is None
+    assert [c.key for c in charts.charts] == ["volume", "claim_time", "tags", "mentors"]
+    for chart in charts.charts:
+        image = decoded(chart.png)
+        assert image.format == "PNG" and image.size == (800, 400)
+        # Drawn, not blank: many distinct colours (bars, text, antialiasing), not a white canvas.
+        colours = image.convert("RGB").getcolors(maxcolors=100_000)
+        assert colours is not None and len(colours) > 50
+    alt = {c.key: c.alt_text for c in charts.charts}
+    assert alt["volume"] == (
+        "Requests per week over the last 4 weeks: 10 posted, 7 claimed, 5 completed. "
+        "Busiest week: 25 Feb 2030 with 5 posted; this week 2 posted."
+    )
+    assert alt["claim_time"] == (
+        "Time to claim per urgency. high: median 2.0 h over 2 claimed, 90% within 4.0 h; "
+        "normal: median 5.0 h over 5 claimed, 90% within 30.0 h."
+    )
+    assert alt["tags"] == "Requests per tag, top 2: python 6, career 2."
+    assert alt["mentors"] == (
+        "Sessions and average rating per mentor: Mia 4 sessions, 4.8 stars, 1 no-show; Noor 1 session."
+    )
+    assert {c.key: c.title for c in charts.charts}["tags"] == "Requests per tag (top 10)"
+
+
+def test_supply_and_targets_once_they_are_passed_in() -> None:
+    figures = sample()
+    with_supply = Figures(
+        figures.weeks,
+        figures.since,
+        figures.weekly,
+        [ClaimTimes("high", 2, 0.5 * H, H, 2 * H, 3 * H, 4 * H, target=4 * H)],
+        [TagDemand("python", 6, mentors=1), TagDemand("career", 2, mentors=3)],
+        figures.mentors,
+    )
+    charts = {c.key: c for c in draw(with_supply).charts}
+    assert charts["tags"].title == "Demand vs supply per tag"
+    assert (
+        charts["tags"].alt_text
+        == "Demand and supply per tag (requests, mentors), top 2: python 6/1, career 2/3."
+    )
+    assert charts["claim_time"].alt_text.endswith("90% within 4.0 h, target 4.0 h.")
+
+
+def test_no_data_is_a_friendly_sentence_not_an_empty_plot() -> None:
+    empty = Figures(
+        4,
+        date(2030, 2, 11),
+        [WeekCounts(date(2030, 2, 11) + timedelta(weeks=i), 0, 0, 0) for i in range(4)],
+        [],
+        [],
+        [],
+    )
+    charts = draw(empty)
+    assert charts.charts == [] and charts.empty_note == EMPTY.format(weeks=4)
+
+
+def test_only_charts_with_data_are_drawn() -> None:
+    figures = sample()
+    posted_only = Figures(figures.weeks, figures.since, figures.weekly, [], [], [])
+    charts = draw(posted_only)
+    assert [c.key for c in charts.charts] == ["volume"]
+
+
+async def test_charts_are_cached_per_workspace_and_range_until_the_data_changes(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    stats = runtime.stats
+    refused = await stats.charts(STUDENT, 12)
+    assert isinstance(refused, Refused) and refused.message == "Only admins can see stats."
+    first = await stats.charts(ADMIN, 12)
+    assert isinstance(first, Ok) and first.value.empty_note and stats.drawn == 1
+    again = await stats.charts(ADMIN, 12)
+    assert isinstance(again, Ok) and again.value is first.value and stats.drawn == 1
+    other_range = await stats.charts(ADMIN, 4)
+    assert isinstance(other_range, Ok) and other_range.value is not first.value and stats.drawn == 2
+    # A new request changes the data: redrawn, now with a chart.
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    fresh = await stats.charts(ADMIN, 12)
+    assert (
+        isinstance(fresh, Ok)
+        and stats.drawn == 3
+        and [c.key for c in fresh.value.charts] == ["volume", "tags"]
+    )
+    # A claim is a change too.
+    assert isinstance(await runtime.mentorship.claim(MENTOR, created.value.id), Ok)
+    claimed = await stats.charts(ADMIN, 12)
+    assert (
+        isinstance(claimed, Ok) and stats.drawn == 4 and "claim_time" in [c.key for c in claimed.value.charts]
+    )
+    # Unchanged data, but the cache lasts only a few minutes.
+    await stats.charts(ADMIN, 12)
+    assert stats.drawn == 4
+    clock.advance(timedelta(minutes=6))
+    await stats.charts(ADMIN, 12)
+    assert stats.drawn == 5
+
+
+def test_matplotlib_loads_only_when_a_chart_is_drawn() -> None:
+    """The idle memory bar: starting every part of the app must not import matplotlib."""
+    code = (
+        "import sys, bot.cli, bot.runtime, bot.stats, bot.charts\n"
+        "import handlers.slack, handlers.discord, jobs.sweeps\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at start'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,317 @@
+"""The figures behind the charts, against hand-computed expectations, on SQLite and PostgreSQL:
+weeks with gaps, instants either side of a week boundary, percentiles, tags, mentors, no data."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.config import Settings
+from bot.insight import (
+    Aggregates,
+    ClaimTimes,
+    Figures,
+    MentorLoad,
+    TagDemand,
+    WeekCounts,
+    parse_range,
+    percentile_cont,
+)
+from storage.db import Database
+from storage.models import Member, MentorSession, Request
+
+NOW = datetime(2030, 3, 6, 12, 0, tzinfo=UTC)  # a Wednesday; its week starts Monday 2030-03-04
+H = timedelta(hours=1)
+
+
+class Seed:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.members: dict[str, int] = {}
+
+    async def member(self, external_id: str, name: str, workspace: str = "T1") -> int:
+        async with self.db.transaction() as session:
+            row = Member(
+                platform="slack",
+                workspace=workspace,
+                external_id=external_id,
+                display_name=name,
+                created_at=NOW,
+            )
+            session.add(row)
+            await session.flush()
+            self.members[external_id] = row.id
+            return row.id
+
+    async def request(
+        self,
+        created: datetime,
+        *,
+        status: str = "open",
+        urgency: str = "normal",
+        tags: list[str] | None = None,
+        claimed: datetime | None = None,
+        completed: datetime | None = None,
+        mentor: str | None = None,
+        session_status: str | None = None,
+        rating: int | None = None,
+        workspace: str = "T1",
+    ) -> None:
+        async with self.db.transaction() as session:
+            request = Request(
+                platform="slack",
+                workspace=workspace,
+                student_id=self.members["S"],
+                title="t",
+                session_type="other",
+                description="d",
+                duration_minutes=30,
+                available_from=created.date(),
+                available_until=created.date(),
+                urgency=urgency,
+                tags=tags or [],
+                status=status,
+                created_at=created,
+                expires_at=created + timedelta(days=7),
+                claimed_by_id=self.members[mentor] if mentor else None,
+                claimed_at=claimed,
+                completed_at=completed,
+            )
+            session.add(request)
+            await session.flush()
+            if session_status is not None and mentor is not None:
+                starts = (claimed or created) + H
+                session.add(
+                    MentorSession(
+                        request_id=request.id,
+                        mentor_id=self.members[mentor],
+                        student_id=self.members["S"],
+                        starts_at=starts,
+                        ends_at=starts + H,
+                        meeting_url="https://x",
+                        status=session_status,
+                        rating=rating,
+                        created_at=starts,
+                        updated_at=starts,
+                    )
+                )
+
+
+async def figures(db: Database, weeks: int = 4, workspace: str = "T1") -> Figures:
+    async with db.transaction() as session:
+        return await Aggregates(session).figures("slack", workspace, NOW, weeks)
+
+
+async def test_no_data_gives_empty_weeks_and_nothing_else(database: Database) -> None:
+    result = await figures(database)
+    assert result.empty
+    assert result.since == date(2030, 2, 11)
+    assert [w.week for w in result.weekly] == [
+        date(2030, 2, 11),
+        date(2030, 2, 18),
+        date(2030, 2, 25),
+        date(2030, 3, 4),
+    ]
+    assert all((w.posted, w.claimed, w.completed) == (0, 0, 0) for w in result.weekly)
+    assert (result.claim_times, result.tags, result.mentors) == ([], [], [])
+
+
+async def test_weeks_with_gaps_and_week_boundaries_in_utc(database: Database) -> None:
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "Mia")
+    # Sunday 23:30 in Berlin is Sunday 22:30 UTC: still the week of Monday 2030-02-11.
+    berlin = datetime(2030, 2, 17, 23, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    await seed.request(berlin)
+    # Monday 00:30 in Berlin is Sunday 23:30 UTC: also that week, not the next one.
+    await seed.request(datetime(2030, 2, 18, 0, 30, tzinfo=ZoneInfo("Europe/Berlin")))
+    # Sunday 20:00 in New York is Monday 01:00 UTC: the week of 2030-02-18.
+    await seed.request(
+        datetime(2030, 2, 17, 20, 0, tzinfo=ZoneInfo("America/New_York")),
+        status="completed",
+        claimed=datetime(2030, 2, 25, 1, 0, tzinfo=UTC),
+        completed=datetime(2030, 3, 4, 0, 0, tzinfo=UTC),
+        mentor="M",
+    )
+    # Before the range: not counted (but its claim, inside the range, is).
+    await seed.request(
+        datetime(2030, 2, 10, 23, 59, tzinfo=UTC),
+        status="claimed",
+        claimed=datetime(2030, 3, 5, tzinfo=UTC),
+        mentor="M",
+    )
+    # Another workspace: never counted.
+    await seed.request(datetime(2030, 3, 5, tzinfo=UTC), workspace="T2")
+    result = await figures(database)
+    assert result.weekly == [
+        WeekCounts(date(2030, 2, 11), 2, 0, 0),
+        WeekCounts(date(2030, 2, 18), 1, 0, 0),
+        WeekCounts(date(2030, 2, 25), 0, 1, 0),  # nothing posted that week: a gap, shown as 0
+        WeekCounts(date(2030, 3, 4), 0, 1, 1),
+    ]
+    assert result.posted == 3 and not result.empty
+
+
+async def test_time_to_claim_percentiles_per_urgency(database: Database) -> None:
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "Mia")
+    base = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
+    for hours in (1, 2, 3, 10):  # normal: claimed after 1, 2, 3 and 10 hours
+        await seed.request(base, status="claimed", claimed=base + hours * H, mentor="M")
+    await seed.request(
+        base, status="claimed", urgency="high", claimed=base + timedelta(minutes=30), mentor="M"
+    )
+    await seed.request(base, urgency="low")  # never claimed: not in the distribution
+    result = await figures(database)
+    # percentile_cont over 1, 2, 3, 10 h: positions 0.3, 0.75, 1.5, 2.25, 2.7.
+    assert result.claim_times == [
+        ClaimTimes("high", 1, *(timedelta(minutes=30),) * 5),
+        ClaimTimes(
+            "normal",
+            4,
+            timedelta(hours=1.3),
+            timedelta(hours=1.75),
+            timedelta(hours=2.5),
+            timedelta(hours=4.75),
+            timedelta(hours=7.9),
+        ),
+    ]
+
+
+async def test_top_tags_and_mentor_load(database: Database) -> None:
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "Mia")
+    await seed.member("N", "Noor")
+    day = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
+    await seed.request(
+        day,
+        tags=["python", "career"],
+        status="completed",
+        claimed=day,
+        completed=day + 2 * H,
+        mentor="M",
+        session_status="completed",
+        rating=5,
+    )
+    await seed.request(
+        day,
+        tags=["python"],
+        status="completed",
+        claimed=day,
+        completed=day + 2 * H,
+        mentor="M",
+        session_status="completed",
+        rating=4,
+    )
+    await seed.request(
+        day, tags=["python", "sql"], status="completed", claimed=day, mentor="N", session_status="no_show"
+    )
+    await seed.request(
+        day,
+        tags=["career"],
+        status="completed",
+        claimed=day,
+        completed=day + 2 * H,
+        mentor="N",
+        session_status="completed",
+    )
+    await seed.request(day - timedelta(weeks=8), tags=["old"])  # outside the range
+    result = await figures(database)
+    assert result.tags == [TagDemand("python", 3), TagDemand("career", 2), TagDemand("sql", 1)]
+    assert result.mentors == [MentorLoad("M", "Mia", 2, 0, 4.5, 2), MentorLoad("N", "Noor", 1, 1, None, 0)]
+
+
+async def test_change_stamp_moves_with_the_data(database: Database) -> None:
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    async with database.transaction() as session:
+        before = await Aggregates(session).stamp("slack", "T1")
+    await seed.request(NOW)
+    async with database.transaction() as session:
+        after = await Aggregates(session).stamp("slack", "T1")
+        assert await Aggregates(session).stamp("slack", "T1") == after
+    assert before != after
+
+
+def test_ranges_and_percentiles() -> None:
+    assert [parse_range(t) for t in ("", None, "4", "12w", "52", "7", "x")] == [12, 12, 4, 12, 52, None, None]
+    assert percentile_cont([1.0, 2.0, 3.0, 10.0], 0.5) == 2.5
+    assert percentile_cont([7.0], 0.9) == 7.0
+
+
+async def test_report_summary_and_csv_from_aggregates(database: Database, settings: Settings) -> None:
+    """The stats summary (bot/stats.py) over the same hand-made data: counts, median, rates,
+    per-mentor figures with a request's last session counting, and one CSV row per request."""
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok, Status
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "=Mia")  # a formula-looking name stays text in the CSV
+    await seed.member("N", "Noor")
+    day = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
+    await seed.request(
+        day, status="completed", claimed=day + H, mentor="M", session_status="completed", rating=5
+    )
+    await seed.request(
+        day, status="completed", claimed=day + 3 * H, mentor="M", session_status="completed", rating=2
+    )
+    await seed.request(day, status="completed", claimed=day + 5 * H, mentor="N", session_status="no_show")
+    await seed.request(day, status="claimed", claimed=day + 7 * H, mentor="N")
+    await seed.request(day, status="expired", tags=["python"])
+    stats = Stats(database, settings, ManualClock(NOW))
+    result = await stats.report(Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True))
+    assert isinstance(result, Ok)
+    report = result.value
+    assert report.total == 5
+    assert {s: n for s, n in report.by_status.items() if n} == {
+        Status.COMPLETED: 3,
+        Status.CLAIMED: 1,
+        Status.EXPIRED: 1,
+    }
+    assert report.median_time_to_claim == 4 * H  # 1, 3, 5, 7 hours
+    assert report.completion_rate == 0.75 and (report.average_rating, report.ratings) == (3.5, 2)
+    assert [(m.name, m.claimed, m.completed, m.no_shows, m.average_rating) for m in report.mentors] == [
+        ("=Mia", 2, 2, 0, 3.5),
+        ("Noor", 2, 0, 1, None),
+    ]
+    lines = report.csv.decode().splitlines()
+    assert len(lines) == 6 and lines[0].startswith("request_id,status,created_at")
+    assert lines[1].split(",")[9] == "'=Mia" and lines[1].endswith(",completed,5")
+    assert lines[5].split(",")[8] == "python"
+    # Instants in ISO 8601, UTC, the same on both engines (made by the database).
+    assert lines[1].split(",")[2] == "2030-03-04T08:00:00.000000+00:00"
+    assert lines[1].split(",")[10] == "2030-03-04T09:00:00.000000+00:00"
+    assert lines[1].split(",")[11] == "2030-03-04T10:00:00.000000+00:00"
+
+
+async def test_the_csv_and_the_charts_tell_the_same_story(database: Database, settings: Settings) -> None:
+    """Counting the CSV's rows by week and by tag gives the charts' figures."""
+    from collections import Counter
+
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    for days, tags in ((0, ["python"]), (1, ["python", "sql"]), (9, []), (16, ["sql"]), (21, ["go"])):
+        await seed.request(datetime(2030, 2, 11, 23, 30, tzinfo=UTC) + timedelta(days=days), tags=tags)
+    admin = Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True)
+    stats = Stats(database, settings, ManualClock(NOW))
+    report, figures = await stats.report(admin), await stats.figures(admin, 4)
+    assert isinstance(report, Ok) and isinstance(figures, Ok)
+    rows = [line.split(",") for line in report.value.csv.decode().splitlines()[1:]]
+    weeks: Counter[date] = Counter()
+    tags: Counter[str] = Counter()
+    for row in rows:
+        created = datetime.fromisoformat(row[2])
+        day = created.date() - timedelta(days=created.weekday())
+        if day >= figures.value.since:
+            weeks[day] += 1
+            tags.update(t for t in row[8].split(";") if t)
+    assert {w.week: w.posted for w in figures.value.weekly if w.posted} == dict(weeks)
+    assert {t.tag: t.requests for t in figures.value.tags} == dict(tags)
