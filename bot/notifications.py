@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.calendar import google_calendar_url, ics_file
-from bot.domain import MemberRef, RequestView, Status
+from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.messages import Action, Attachment, Button, Line, Link, Message, Person, Text, When, t
 
 CARD_DESCRIPTION_LIMIT = 600
@@ -171,6 +171,29 @@ def _session_lines(request: RequestView, late: bool = False) -> list[Line]:
     return lines
 
 
+def _invite(request: RequestView, now: datetime) -> Attachment:
+    assert request.session is not None
+    return Attachment(
+        filename=f"mentorship-{request.id}.ics",
+        content=ics_file(request, request.session, now),
+        mime="text/calendar",
+        title="Calendar invite",
+    )
+
+
+def _calendar_cancel(request: RequestView, now: datetime) -> Attachment | None:
+    """The METHOD:CANCEL file for a session this change called off, so calendars drop it."""
+    session = request.session
+    if session is None or session.status is not SessionStatus.CANCELLED:
+        return None
+    return Attachment(
+        filename=f"mentorship-{request.id}-cancelled.ics",
+        content=ics_file(request, session, now, cancel=True),
+        mime="text/calendar",
+        title="Remove from calendar",
+    )
+
+
 def compose(
     kind: Kind, payload: dict[str, Any], request: RequestView, reader: MemberRef | None, now: datetime
 ) -> Message:
@@ -223,6 +246,7 @@ def compose(
                 (t("It's back in the mentors' feed for someone else to claim."),),
             ),
             buttons=student_buttons(request),
+            attachment=_calendar_cancel(request, now),
         )
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
         assert request.session is not None
@@ -240,12 +264,7 @@ def compose(
             headline=f"Your mentorship session {verb}",
             lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
             buttons=buttons,
-            attachment=Attachment(
-                filename=f"mentorship-{request.id}.ics",
-                content=ics_file(request, request.session, now),
-                mime="text/calendar",
-                title="Calendar invite",
-            ),
+            attachment=_invite(request, now),
         )
     if kind is Kind.SESSION_CANCELLED:
         by_mentor = payload.get("by") == "mentor"
@@ -257,6 +276,7 @@ def compose(
             headline="Session cancelled",
             lines=tuple(lines),
             buttons=student_buttons(request) if is_student else (),
+            attachment=_calendar_cancel(request, now),
         )
     if kind is Kind.REQUEST_CANCELLED:
         return Message(
@@ -266,6 +286,7 @@ def compose(
                 (t("You don't need to do anything; any calendar slot is free again."),),
             ),
             accent="muted",
+            attachment=_calendar_cancel(request, now),
         )
     if kind is Kind.REQUEST_EXPIRED:
         return Message(
