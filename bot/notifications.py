@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.calendar import google_calendar_url, ics_file
 from bot.domain import MemberRef, RequestView, SessionStatus, Status
@@ -32,6 +33,9 @@ class Kind(enum.StrEnum):
     NO_SHOW = "no_show_reported"
     RATED = "rated"
     DELIVERY_FAILED = "delivery_failed"
+    TIMES_PROPOSED = "times_proposed"
+    TIMES_DECLINED = "times_declined"
+    PROPOSAL_WITHDRAWN = "proposal_withdrawn"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -69,6 +73,8 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     if with_student:
         fields.append(("Student", (person(request.student),)))
     fields.append(("Status", (t(request.status.badge),)))
+    if request.times_proposed:
+        fields.append(("Times", (t("times proposed, waiting for the student"),)))
     if request.claimed_by is not None and request.status in (Status.CLAIMED, Status.SCHEDULED):
         fields.append(("Mentor", (person(request.claimed_by),)))
     if request.session is not None and request.status is Status.SCHEDULED:
@@ -335,6 +341,52 @@ def compose(
             ),
             accent="muted",
         )
+    if kind is Kind.TIMES_PROPOSED:
+        tz_name = str(payload.get("tz") or (reader.timezone if reader else None) or "UTC")
+        times = [datetime.fromisoformat(str(at)) for at in payload.get("times", [])]
+        pid = str(payload.get("proposal_id", ""))
+        assert mentor is not None
+        proposed_lines: list[Line] = [
+            (person(mentor), t(" proposed times for ")) + title,
+            (t("Pick the one that suits you; the first pick books it."),),
+            *((t("• "), When(at)) for at in times),
+        ]
+        if payload.get("note"):
+            proposed_lines.append((t("Note from your mentor: ", bold=True), t(str(payload["note"]))))
+        return Message(
+            headline="Your mentor proposed times",
+            lines=tuple(proposed_lines),
+            buttons=(
+                *(
+                    Button(local_label(at, tz_name), Action.PICK_TIME, f"{rid}:{pid}:{n}", "primary")
+                    for n, at in enumerate(times)
+                ),
+                Button("None of these work", Action.NONE_WORK, f"{rid}:{pid}"),
+            ),
+        )
+    if kind is Kind.TIMES_DECLINED:
+        declined: list[Line] = [(person(request.student), t(" can't make any of the times for ")) + title]
+        if payload.get("note"):
+            declined.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        return Message(
+            headline="None of the proposed times work",
+            lines=tuple(declined),
+            buttons=(
+                Button("Propose other times", Action.PROPOSE, rid, "primary"),
+                Button("Schedule directly", Action.SCHEDULE, rid),
+            ),
+        )
+    if kind is Kind.PROPOSAL_WITHDRAWN:
+        return Message(
+            headline="Your proposed times have passed",
+            lines=(
+                (t("The student didn't pick any of the times for "),)
+                + title
+                + (t(", and they have all passed."),),
+                (t("They are withdrawn; propose new ones when you can."),),
+            ),
+            buttons=(Button("Propose other times", Action.PROPOSE, rid, "primary"),),
+        )
     if kind is Kind.DELIVERY_FAILED:
         return Message(
             headline="We couldn't reach the other person",
@@ -352,6 +404,19 @@ def compose(
             lines.append((t("“"), t(str(payload["review"])), t("”")))
         return Message(headline="You got a rating", lines=tuple(lines))
     raise AssertionError(f"no composer for {kind}")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_label(at: datetime, tz_name: str) -> str:
+    """A time as button text (buttons can't localize), in the reader's zone: `Tue 08 Jan 21:00 CET`."""
+    local = at.astimezone(_zone(tz_name))
+    return local.strftime("%a %d %b %H:%M ") + (local.tzname() or tz_name)
 
 
 def _in_words(delta: timedelta) -> str:

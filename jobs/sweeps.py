@@ -26,6 +26,7 @@ class Sweeps:
             "expire": runtime.mentorship.expire_due,
             "nudge": runtime.mentorship.nudge_due,
             "complete": runtime.mentorship.complete_due,
+            "withdraw_proposals": runtime.mentorship.withdraw_past_proposals,
             "deliver": self._deliver,
         }
 

@@ -9,7 +9,16 @@ from storage import migrate
 from storage.db import Database
 from storage.models import Base
 
-TABLES = {"members", "requests", "sessions", "availability", "feed_posts", "notifications", "job_runs"}
+TABLES = {
+    "members",
+    "requests",
+    "sessions",
+    "availability",
+    "feed_posts",
+    "notifications",
+    "job_runs",
+    "proposals",
+}
 
 
 def _tables(conn: Connection) -> set[str]:
@@ -33,6 +42,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
             "ix_requests_status_expires_at",
             "ix_requests_status_nudge_due_at",
             "ix_sessions_status_ends_at",
+            "ix_proposals_status_last_starts_at",
             "ix_notifications_status_next_attempt",
         } <= indexes
         await migrate.downgrade(db)
