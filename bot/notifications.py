@@ -88,7 +88,8 @@ def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
         return (Button("Claim", Action.CLAIM, rid, "primary"),)
     if request.status is Status.CLAIMED:
         return (
-            Button("Schedule", Action.SCHEDULE, rid, "primary"),
+            Button("Propose times", Action.PROPOSE, rid, "primary"),
+            Button("Schedule directly", Action.SCHEDULE, rid),
             Button("Release", Action.RELEASE, rid),
         )
     if request.status is Status.SCHEDULED:
