@@ -64,12 +64,12 @@ MAX_ID = 2**31 - 1
 
 # What the clicker is told after a use case succeeds (the card and DMs tell everyone else).
 CONFIRMATIONS: dict[Action, str] = {
-    Action.CLAIM: "✅ You claimed “{title}”. Use Schedule on the card to pick a time; "
+    Action.CLAIM: "✅ You claimed “{title}”. Propose times on the card or schedule directly; "
     "the student has been told.",
     Action.RELEASE: "You released “{title}”. It's back in the mentors' feed.",
     Action.CANCEL: "Your request “{title}” is cancelled.",
     Action.CANCEL_SESSION: "The session for “{title}” is cancelled and the student has been told. "
-    "Use Schedule on the card to pick a new time.",
+    "Use Propose times or Schedule directly on the card for a new time.",
     Action.COMPLETE: "Marked “{title}” as done. Thank you for mentoring!",
     Action.NO_SHOW: "Recorded “{title}” as a no-show; the student has been told.",
     Action.REPOST: "Posted again as request #{id}: “{title}”.",

@@ -16,7 +16,7 @@ from storage import repository as repo
 
 log = logging.getLogger(__name__)
 
-SWEEP_ORDER = ("expire", "nudge", "complete", "deliver")
+SWEEP_ORDER = ("expire", "nudge", "complete", "withdraw_proposals", "deliver")
 
 
 class Sweeps:
