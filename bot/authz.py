@@ -27,18 +27,21 @@ class Act(enum.StrEnum):
     RATE = "rate"
     STATS = "stats"
     AVAILABILITY = "availability"
+    PROPOSE = "propose"
+    PICK = "pick"  # pick a proposed time, or say none work
 
 
 MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY}
 CLAIMING_MENTOR_ONLY = {
     Act.RELEASE,
     Act.SCHEDULE,
+    Act.PROPOSE,
     Act.RESCHEDULE,
     Act.CANCEL_SESSION,
     Act.COMPLETE,
     Act.NO_SHOW,
 }
-STUDENT_ONLY = {Act.CANCEL, Act.RATE}
+STUDENT_ONLY = {Act.CANCEL, Act.RATE, Act.PICK}
 
 NOT_FOUND = Refused("not_found", "I couldn't find that request.")
 

@@ -33,15 +33,23 @@ def event_details(request: RequestView, session: SessionView) -> str:
     return "\n".join(lines)
 
 
-def ics_file(request: RequestView, session: SessionView, now: datetime) -> bytes:
-    """An .ics with a stable UID and a SEQUENCE, so a reschedule updates the same event."""
+def event_uid(request: RequestView, session: SessionView) -> str:
+    return f"session-{session.id}-request-{request.id}@mini-mentorship"
+
+
+def ics_file(request: RequestView, session: SessionView, now: datetime, *, cancel: bool = False) -> bytes:
+    """An .ics calendar apps apply in place: the same UID for the session's whole life, a
+    SEQUENCE that grows with each new time (METHOD:REQUEST), and METHOD:CANCEL with a SEQUENCE
+    above the last one when it is called off, so the event disappears instead of lingering."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
+    calendar.add("method", "CANCEL" if cancel else "REQUEST")
     event = Event()
-    event.add("uid", f"session-{session.id}-request-{request.id}@mini-mentorship")
-    event.add("sequence", session.schedule_version)
+    event.add("uid", event_uid(request, session))
+    # schedule_version starts at 1 and only grows; a cancel must outrank the last update.
+    event.add("sequence", session.schedule_version + (1 if cancel else 0))
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
     event.add("dtstamp", now.astimezone(UTC))
     event.add("dtstart", session.starts_at.astimezone(UTC))
     event.add("dtend", session.ends_at.astimezone(UTC))

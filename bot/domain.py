@@ -143,6 +143,11 @@ class RequestView:
     claimed_at: datetime | None
     closed_at: datetime | None
     session: SessionView | None = None
+    proposal_id: int | None = None  # times proposed, waiting for the student
+
+    @property
+    def times_proposed(self) -> bool:
+        return self.status is Status.CLAIMED and self.proposal_id is not None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class Action(enum.StrEnum):
     RATE = "rate"
     REVIEW = "review"
     REPOST = "repost"
+    PROPOSE = "propose"  # open the propose-times form
+    PICK_TIME = "pick_time"  # value: request:proposal:index
+    NONE_WORK = "none_work"  # value: request:proposal
 
 
 @dataclass(frozen=True)

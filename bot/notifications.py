@@ -8,9 +8,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.calendar import google_calendar_url, ics_file
-from bot.domain import MemberRef, RequestView, Status
+from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.messages import Action, Attachment, Button, Line, Link, Message, Person, Text, When, t
 
 CARD_DESCRIPTION_LIMIT = 600
@@ -32,6 +33,9 @@ class Kind(enum.StrEnum):
     NO_SHOW = "no_show_reported"
     RATED = "rated"
     DELIVERY_FAILED = "delivery_failed"
+    TIMES_PROPOSED = "times_proposed"
+    TIMES_DECLINED = "times_declined"
+    PROPOSAL_WITHDRAWN = "proposal_withdrawn"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -69,6 +73,8 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     if with_student:
         fields.append(("Student", (person(request.student),)))
     fields.append(("Status", (t(request.status.badge),)))
+    if request.times_proposed:
+        fields.append(("Times", (t("times proposed, waiting for the student"),)))
     # A completed card keeps who mentored and when: organisers read the feed as a record.
     mentor = request.session.mentor if request.session is not None else request.claimed_by
     if request.status is Status.COMPLETED and mentor is not None:
@@ -86,7 +92,8 @@ def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
         return (Button("Claim", Action.CLAIM, rid, "primary"),)
     if request.status is Status.CLAIMED:
         return (
-            Button("Schedule", Action.SCHEDULE, rid, "primary"),
+            Button("Propose times", Action.PROPOSE, rid, "primary"),
+            Button("Schedule directly", Action.SCHEDULE, rid),
             Button("Release", Action.RELEASE, rid),
         )
     if request.status is Status.SCHEDULED:
@@ -175,6 +182,29 @@ def _session_lines(request: RequestView, late: bool = False) -> list[Line]:
     return lines
 
 
+def _invite(request: RequestView, now: datetime) -> Attachment:
+    assert request.session is not None
+    return Attachment(
+        filename=f"mentorship-{request.id}.ics",
+        content=ics_file(request, request.session, now),
+        mime="text/calendar",
+        title="Calendar invite",
+    )
+
+
+def _calendar_cancel(request: RequestView, now: datetime) -> Attachment | None:
+    """The METHOD:CANCEL file for a session this change called off, so calendars drop it."""
+    session = request.session
+    if session is None or session.status is not SessionStatus.CANCELLED:
+        return None
+    return Attachment(
+        filename=f"mentorship-{request.id}-cancelled.ics",
+        content=ics_file(request, session, now, cancel=True),
+        mime="text/calendar",
+        title="Remove from calendar",
+    )
+
+
 def compose(
     kind: Kind, payload: dict[str, Any], request: RequestView, reader: MemberRef | None, now: datetime
 ) -> Message:
@@ -227,6 +257,7 @@ def compose(
                 (t("It's back in the mentors' feed for someone else to claim."),),
             ),
             buttons=student_buttons(request),
+            attachment=_calendar_cancel(request, now),
         )
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
         assert request.session is not None
@@ -244,12 +275,7 @@ def compose(
             headline=f"Your mentorship session {verb}",
             lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
             buttons=buttons,
-            attachment=Attachment(
-                filename=f"mentorship-{request.id}.ics",
-                content=ics_file(request, request.session, now),
-                mime="text/calendar",
-                title="Calendar invite",
-            ),
+            attachment=_invite(request, now),
         )
     if kind is Kind.SESSION_CANCELLED:
         by_mentor = payload.get("by") == "mentor"
@@ -261,6 +287,7 @@ def compose(
             headline="Session cancelled",
             lines=tuple(lines),
             buttons=student_buttons(request) if is_student else (),
+            attachment=_calendar_cancel(request, now),
         )
     if kind is Kind.REQUEST_CANCELLED:
         return Message(
@@ -270,6 +297,7 @@ def compose(
                 (t("You don't need to do anything; any calendar slot is free again."),),
             ),
             accent="muted",
+            attachment=_calendar_cancel(request, now),
         )
     if kind is Kind.REQUEST_EXPIRED:
         return Message(
@@ -318,6 +346,52 @@ def compose(
             ),
             accent="muted",
         )
+    if kind is Kind.TIMES_PROPOSED:
+        tz_name = str(payload.get("tz") or (reader.timezone if reader else None) or "UTC")
+        times = [datetime.fromisoformat(str(at)) for at in payload.get("times", [])]
+        pid = str(payload.get("proposal_id", ""))
+        assert mentor is not None
+        proposed_lines: list[Line] = [
+            (person(mentor), t(" proposed times for ")) + title,
+            (t("Pick the one that suits you; the first pick books it."),),
+            *((t("• "), When(at)) for at in times),
+        ]
+        if payload.get("note"):
+            proposed_lines.append((t("Note from your mentor: ", bold=True), t(str(payload["note"]))))
+        return Message(
+            headline="Your mentor proposed times",
+            lines=tuple(proposed_lines),
+            buttons=(
+                *(
+                    Button(local_label(at, tz_name), Action.PICK_TIME, f"{rid}:{pid}:{n}", "primary")
+                    for n, at in enumerate(times)
+                ),
+                Button("None of these work", Action.NONE_WORK, f"{rid}:{pid}"),
+            ),
+        )
+    if kind is Kind.TIMES_DECLINED:
+        declined: list[Line] = [(person(request.student), t(" can't make any of the times for ")) + title]
+        if payload.get("note"):
+            declined.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        return Message(
+            headline="None of the proposed times work",
+            lines=tuple(declined),
+            buttons=(
+                Button("Propose other times", Action.PROPOSE, rid, "primary"),
+                Button("Schedule directly", Action.SCHEDULE, rid),
+            ),
+        )
+    if kind is Kind.PROPOSAL_WITHDRAWN:
+        return Message(
+            headline="Your proposed times have passed",
+            lines=(
+                (t("The student didn't pick any of the times for "),)
+                + title
+                + (t(", and they have all passed."),),
+                (t("They are withdrawn; propose new ones when you can."),),
+            ),
+            buttons=(Button("Propose other times", Action.PROPOSE, rid, "primary"),),
+        )
     if kind is Kind.DELIVERY_FAILED:
         return Message(
             headline="We couldn't reach the other person",
@@ -341,6 +415,19 @@ def compose(
         lines = [(person(request.student), t(f" rated your session {shown} for ")) + title]
         return Message(headline="You got a rating", lines=tuple(lines))
     raise AssertionError(f"no composer for {kind}")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_label(at: datetime, tz_name: str) -> str:
+    """A time as button text (buttons can't localize), in the reader's zone: `Tue 08 Jan 21:00 CET`."""
+    local = at.astimezone(_zone(tz_name))
+    return local.strftime("%a %d %b %H:%M ") + (local.tzname() or tz_name)
 
 
 def _in_words(delta: timedelta) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import proposals
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -377,6 +378,7 @@ class Mentorship:
                 status=Status.OPEN.value,
                 claimed_by_id=None,
                 claimed_at=None,
+                proposal_id=None,
                 # Back in the feed: keep it open at least a day, and nudge again later.
                 expires_at=max(view.expires_at, now + timedelta(days=1)),
                 nudge_due_at=now + self.settings.nudge_after,
@@ -485,9 +487,11 @@ class Mentorship:
                 )
                 session_id = live.id
             else:
+                # Scheduling directly retires any times still on offer.
                 won = await repo.transition(
-                    session, request_id, [Status.CLAIMED], status=Status.SCHEDULED.value
+                    session, request_id, [Status.CLAIMED], status=Status.SCHEDULED.value, proposal_id=None
                 )
+                await repo.supersede_proposals(session, request_id, now)
                 new = (
                     await repo.add_session(
                         session,
@@ -602,6 +606,26 @@ class Mentorship:
             )
         )
 
+    # Proposed times (bot/proposals.py) ----------------------------------------------------
+
+    async def propose_times(
+        self, actor: Actor, request_id: int, values: forms.Values, *, once: str | None = None
+    ) -> Result[RequestView]:
+        return await proposals.propose_times(self, actor, request_id, values, once=once)
+
+    async def pick_time(
+        self, actor: Actor, request_id: int, proposal_id: int, index: int
+    ) -> Result[RequestView]:
+        return await proposals.pick_time(self, actor, request_id, proposal_id, index)
+
+    async def none_work(
+        self, actor: Actor, request_id: int, proposal_id: int, values: forms.Values
+    ) -> Result[RequestView]:
+        return await proposals.none_work(self, actor, request_id, proposal_id, values)
+
+    async def withdraw_past_proposals(self, limit: int = 200) -> int:
+        return await proposals.withdraw_past(self, limit)
+
     # Cancel, complete, no-show, rate -----------------------------------------------------
 
     async def cancel(self, actor: Actor, request_id: int) -> Result[RequestView]:
@@ -618,6 +642,7 @@ class Mentorship:
                 status=Status.CANCELLED.value,
                 cancelled_at=now,
                 nudge_due_at=None,
+                proposal_id=None,
             ):
                 return Refused("wrong_state", f"This request is already {view.status.value}.", view)
             await self._close_session(session, view, SessionStatus.CANCELLED, now)

@@ -34,6 +34,8 @@ from modals.discord import (
     fix_view,
     form_errors,
     modal_values,
+    none_work_modal,
+    propose_modal,
     request_item,
     request_modal,
     review_modal,
@@ -49,7 +51,14 @@ log = logging.getLogger(__name__)
 PREPARE_TIMEOUT = 2.0  # a modal must be the first answer, within Discord's 3 s
 FORMS = {
     spec.id: spec
-    for spec in (forms.REQUEST_FORM, forms.SCHEDULE_FORM, forms.REVIEW_FORM, forms.AVAILABILITY_FORM)
+    for spec in (
+        forms.REQUEST_FORM,
+        forms.SCHEDULE_FORM,
+        forms.REVIEW_FORM,
+        forms.AVAILABILITY_FORM,
+        forms.PROPOSE_FORM,
+        forms.NONE_WORK_FORM,
+    )
 }
 
 
@@ -122,7 +131,7 @@ class Drafts:
 
 
 CONFIRMATIONS = {
-    Action.CLAIM: "You claimed request #{id}. Next, pick a time with **Schedule**.",
+    Action.CLAIM: "You claimed request #{id}. Next, **Propose times** or **Schedule directly**.",
     Action.RELEASE: "You released request #{id}; it's back in the mentors' feed.",
     Action.CANCEL: "Request #{id} is cancelled.",
     Action.CANCEL_SESSION: "The session for request #{id} is cancelled. The request is still yours: "
@@ -248,6 +257,15 @@ class Components:
         if action is Action.REVIEW:
             await self.guarded(interaction, interaction.response.send_modal(review_modal(rid, {})))
             return
+        if action is Action.PROPOSE:
+            await self.guarded(interaction, self.open_propose(interaction, rid, {}))
+            return
+        if action is Action.NONE_WORK and extra.isdigit():
+            # Who may refuse is checked on submit; the modal must be the first answer.
+            await self.guarded(
+                interaction, interaction.response.send_modal(none_work_modal(rid, int(extra), {}))
+            )
+            return
         if not await Replies.ack(interaction):
             return
         await self.guarded(interaction, self._act(interaction, action, rid, extra))
@@ -269,6 +287,13 @@ class Components:
         }
         extra_buttons: tuple[Button, ...] = ()
         stars = ""
+        if action is Action.PICK_TIME:
+            proposal, _, index = extra.partition(":")
+            picked = await m.pick_time(actor, rid, int(proposal or 0), int(index or -1))
+            await self.reply_result(
+                interaction, actor, picked, f"Booked request #{rid}. You'll both get the invite in a DM."
+            )
+            return
         if action is Action.RATE:
             rating = forms.parse_rating(extra) or 0
             stars = "★" * rating + "☆" * (5 - rating)
@@ -290,6 +315,10 @@ class Components:
             work = self.open_schedule(interaction, int(parts[0]), values)
         elif kind == "review" and parts and parts[0].isdigit():
             work = interaction.response.send_modal(review_modal(int(parts[0]), values))
+        elif kind == "propose" and parts and parts[0].isdigit():
+            work = self.open_propose(interaction, int(parts[0]), values)
+        elif kind == "none_work" and len(parts) == 2 and all(p.isdigit() for p in parts):
+            work = interaction.response.send_modal(none_work_modal(int(parts[0]), int(parts[1]), values))
         elif kind == "availability":
             work = self.open_availability(interaction, values)
         else:
@@ -334,6 +363,21 @@ class Components:
         slots, tz = prepared
         modal = schedule_modal(request_id, slots, values, tz=tz, rescheduling=rescheduling)
         await interaction.response.send_modal(modal)
+
+    async def open_propose(
+        self, interaction: discord.Interaction[Any], request_id: int, values: Mapping[str, str]
+    ) -> None:
+        """The propose form, pre-filled from the same suggestions as the schedule form."""
+        try:
+            prepared = await asyncio.wait_for(self._schedule_prep(interaction, request_id), PREPARE_TIMEOUT)
+        except TimeoutError:
+            log.warning("slot suggestions for request %s took too long; opening without", request_id)
+            prepared = ([], self.bot.settings.default_timezone)
+        if isinstance(prepared, Refused):
+            await Replies.send(interaction, escape(prepared.message))
+            return
+        slots, tz = prepared
+        await interaction.response.send_modal(propose_modal(request_id, slots, values, tz=tz))
 
     async def _schedule_prep(
         self, interaction: discord.Interaction[Any], request_id: int
@@ -386,6 +430,10 @@ class Components:
                 await self._submit_schedule(interaction, int(parts[0]), values)
             elif kind == "review" and parts and parts[0].isdigit():
                 await self._submit_review(interaction, int(parts[0]), values)
+            elif kind == "propose" and parts and parts[0].isdigit():
+                await self._submit_proposal(interaction, form, int(parts[0]), None, values)
+            elif kind == "none_work" and len(parts) == 2 and all(p.isdigit() for p in parts):
+                await self._submit_proposal(interaction, form, int(parts[0]), int(parts[1]), values)
             elif kind == "availability":
                 await self._submit_availability(interaction, values)
             else:
@@ -444,6 +492,32 @@ class Components:
                 f"Scheduled request #{request_id} for {timestamp(starts)} ({timestamp(starts, 'R')}). "
                 "You'll both get a DM with the link and a calendar file."
             )
+        await self.reply_result(interaction, actor, result, confirmation)
+
+    async def _submit_proposal(
+        self,
+        interaction: discord.Interaction[Any],
+        form: str,
+        request_id: int,
+        proposal_id: int | None,
+        values: dict[str, str],
+    ) -> None:
+        """Times proposed by the mentor (no proposal id), or the student's "none of these work"."""
+        actor = await self.actor_for(interaction, request_id)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        if proposal_id is None:
+            result = await self.mentorship.propose_times(
+                actor, request_id, values, once=submission_key(interaction)
+            )
+            confirmation = f"Sent your times for request #{request_id}; I'll DM you when the student picks."
+        else:
+            result = await self.mentorship.none_work(actor, request_id, proposal_id, values)
+            confirmation = "Your mentor has been told and can propose other times."
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, form, result.errors, values)
+            return
         await self.reply_result(interaction, actor, result, confirmation)
 
     async def _submit_review(

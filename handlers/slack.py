@@ -69,12 +69,12 @@ MAX_ID = 2**31 - 1
 
 # What the clicker is told after a use case succeeds (the card and DMs tell everyone else).
 CONFIRMATIONS: dict[Action, str] = {
-    Action.CLAIM: "✅ You claimed “{title}”. Use Schedule on the card to pick a time; "
+    Action.CLAIM: "✅ You claimed “{title}”. Propose times on the card or schedule directly; "
     "the student has been told.",
     Action.RELEASE: "You released “{title}”. It's back in the mentors' feed.",
     Action.CANCEL: "Your request “{title}” is cancelled.",
     Action.CANCEL_SESSION: "The session for “{title}” is cancelled and the student has been told. "
-    "Use Schedule on the card to pick a new time.",
+    "Use Propose times or Schedule directly on the card for a new time.",
     Action.COMPLETE: "Marked “{title}” as done. Thank you for mentoring!",
     Action.NO_SHOW: "Recorded “{title}” as a no-show; the student has been told.",
     Action.REPOST: "Posted again as request #{id}: “{title}”.",
@@ -217,6 +217,8 @@ class SlackBot:
         app.action(ui.OPEN_AVAILABILITY)(self.on_open_availability)
         app.view(ui.REQUEST_VIEW)(self.on_request_submitted)
         app.view(ui.SCHEDULE_VIEW)(self.on_schedule_submitted)
+        app.view(ui.PROPOSE_VIEW)(self.on_propose_submitted)
+        app.view(ui.NONE_WORK_VIEW)(self.on_none_work_submitted)
         app.view(ui.AVAILABILITY_VIEW)(self.on_availability_submitted)
         app.view(ui.REVIEW_VIEW)(self.on_review_submitted)
         app.event("app_home_opened")(self.on_home_opened)
@@ -505,6 +507,12 @@ class SlackBot:
         if action is Action.REVIEW:
             await self.open_review_modal(actor, request_id, trigger_id, reply)
             return
+        if action is Action.PROPOSE:
+            await self.open_propose_modal(actor, request_id, trigger_id, reply)
+            return
+        if action in (Action.PICK_TIME, Action.NONE_WORK):
+            await self.proposal_click(actor, action, request_id, extra, trigger_id, reply)
+            return
         if action is Action.RATE:
             stars = forms.parse_rating(extra)
             if stars is None:
@@ -552,6 +560,54 @@ class SlackBot:
             current=live.starts_at if live else None,
         )
         await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def open_propose_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
+        slots = await self.mentorship.suggest_slots(actor, request_id)
+        if not isinstance(slots, Ok):
+            await self.tell(reply, why(slots))
+            return
+        found = await self.mentorship.get_request(actor, request_id)
+        if not isinstance(found, Ok):
+            await self.tell(reply, why(found))
+            return
+        request: RequestView = found.value
+        _, timezone = await self.mentorship.get_availability(actor)
+        view = ui.propose_modal(
+            request.title,
+            (request.available_from, request.available_until),
+            slots.value,
+            forms.zone(timezone),
+            metadata={"r": request.id, "home": reply.home},
+        )
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def proposal_click(
+        self, actor: Actor, action: Action, request_id: int, extra: str, trigger_id: str, reply: Reply
+    ) -> None:
+        """A time button (`request:proposal:index`) or None of these work (`request:proposal`)."""
+        proposal_part, _, index_part = extra.partition(":")
+        proposal_id = parse_id(proposal_part)
+        if proposal_id is None:
+            await self.tell(reply, "Those times are no longer on offer; nothing changed.")
+            return
+        if action is Action.NONE_WORK:
+            found = await self.mentorship.get_request(actor, request_id)
+            refused = found if not isinstance(found, Ok) else authorize(Act.PICK, actor, found.value)
+            if refused is not None:
+                await self.tell(reply, why(refused))
+                return
+            assert isinstance(found, Ok)
+            view = ui.none_work_modal(
+                found.value.title, metadata={"r": request_id, "p": proposal_id, "home": reply.home}
+            )
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+            return
+        index = int(index_part) if index_part in ("0", "1", "2") else -1
+        result = await self.mentorship.pick_time(actor, request_id, proposal_id, index)
+        if isinstance(result, Ok):
+            await self.tell(reply, f"📅 Booked “{result.value.title}”. The invite is on its way to you both.")
+        else:
+            await self.tell(reply, why(result))
 
     async def open_review_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
         found = await self.mentorship.get_request(actor, request_id)
@@ -664,6 +720,29 @@ class SlackBot:
             return await self.mentorship.schedule(actor, self._request_id(metadata), values, once=once)
 
         await self.submitted(ack, body, context, forms.SCHEDULE_FORM, run)
+
+    async def on_propose_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
+        ) -> Any:
+            return await self.mentorship.propose_times(actor, self._request_id(metadata), values, once=once)
+
+        await self.submitted(ack, body, context, forms.PROPOSE_FORM, run)
+
+    async def on_none_work_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], _: str | None
+        ) -> Any:
+            # A replay finds the proposal no longer pending and is refused; nothing changes.
+            proposal = metadata.get("p")
+            proposal_id = proposal if isinstance(proposal, int) and 0 < proposal <= MAX_ID else 0
+            return await self.mentorship.none_work(actor, self._request_id(metadata), proposal_id, values)
+
+        await self.submitted(ack, body, context, forms.NONE_WORK_FORM, run)
 
     async def on_availability_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext

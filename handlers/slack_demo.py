@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.domain import Actor
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
-from fakes.slack_driver import Answer, SlackDriver, find_button
+from fakes.slack_driver import Answer, SlackDriver, buttons, find_button
 from handlers.slack import build_app, idle, web_app
 from jobs.sweeps import Sweeps
 from modals import forms
@@ -302,12 +302,24 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
         await driver.click(mentor, claim, channel=FEED, message_ts=card["ts"])
     await settle()
 
-    await step("Mia clicks Schedule and picks the first suggested time")
-    await driver.click_in(MIA, FEED, "mm_schedule", index=0)
+    await step("Mia clicks Propose times: three suggestions from her availability are filled in")
+    await driver.click_in(MIA, FEED, "mm_propose", index=0)
     await idle(app)
-    schedule = driver.latest_view("mm_schedule")
-    slot = next(b for b in schedule["blocks"] if b.get("block_id") == "slot")["element"]["options"][0]
-    screen.form_answer(MIA, await driver.submit(MIA, schedule, {"slot": slot["value"]}))
+    propose = driver.latest_view("mm_propose")
+    times = {
+        b["block_id"]: str(b["element"]["initial_date_time"])
+        for b in propose["blocks"]
+        if b.get("block_id", "").startswith("time_") and "initial_date_time" in b["element"]
+    }
+    screen.form_answer(MIA, await driver.submit(MIA, propose, {**times, "note": "Bring your CV"}))
+    await settle()
+
+    await step("Sam picks the second time; the buttons show it in his own zone (Berlin)")
+    offer = driver.fake.messages[f"D{SAM}"][-1]
+    picks = [e for _, e in buttons(offer["blocks"]) if e["action_id"].startswith("mm_pick_time")]
+    labels = " · ".join([*(e["text"]["text"] for e in picks), "None of these work"])
+    print(textwrap.fill(f"Sam's buttons: {labels}", WIDTH, initial_indent="  ", subsequent_indent="    "))
+    await driver.click(SAM, picks[1], channel=f"D{SAM}", message_ts=offer["ts"])
     await settle()
 
     request = (await runtime.mentorship.dashboard(_actor(SAM))).mine[0]

@@ -7,7 +7,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from jobs.sweeps import Sweeps
 
-DEFAULT_INTERVALS = {"expire": 60.0, "nudge": 60.0, "complete": 60.0, "deliver": 5.0}
+DEFAULT_INTERVALS = {
+    "expire": 60.0,
+    "nudge": 60.0,
+    "complete": 60.0,
+    "withdraw_proposals": 60.0,
+    "deliver": 5.0,
+}
 
 
 def build_scheduler(sweeps: Sweeps, intervals: dict[str, float] | None = None) -> AsyncIOScheduler:

@@ -16,7 +16,7 @@ from storage import repository as repo
 
 log = logging.getLogger(__name__)
 
-SWEEP_ORDER = ("expire", "nudge", "complete", "deliver")
+SWEEP_ORDER = ("expire", "nudge", "complete", "withdraw_proposals", "deliver")
 
 
 class Sweeps:
@@ -26,6 +26,7 @@ class Sweeps:
             "expire": runtime.mentorship.expire_due,
             "nudge": runtime.mentorship.nudge_due,
             "complete": runtime.mentorship.complete_due,
+            "withdraw_proposals": runtime.mentorship.withdraw_past_proposals,
             "deliver": self._deliver,
         }
 

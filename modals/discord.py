@@ -256,7 +256,8 @@ class ComponentHandler(Protocol):
 
 ACTION_TEMPLATE = (
     r"mm:(?P<action>" + "|".join(sorted((a.value for a in Action), key=len, reverse=True)) + r")"
-    r":(?P<value>[0-9]{1,19}(?::[1-5])?)"
+    # request id, then stars (rate) or proposal id and time index (pick_time / none_work)
+    r":(?P<value>[0-9]{1,19}(?::[1-5]|:[0-9]{1,19}(?::[0-2])?)?)"
 )
 FIX_TEMPLATE = r"mm:fix:(?P<token>[0-9a-f]{8}):(?P<form>[a-z_]+(?::[a-z0-9_]+)*)"
 
@@ -513,6 +514,38 @@ def schedule_modal(
     )
     url_hint = "Leave empty to keep the current link" if rescheduling else None
     modal.add_item(text_input(spec.field("meeting_url"), values.get("meeting_url"), hint=url_hint))
+    modal.add_item(text_input(spec.field("note"), values.get("note")))
+    return modal
+
+
+def propose_modal(
+    request_id: int, slots: Sequence[Slot], values: Mapping[str, str | None], *, tz: str
+) -> FormModal:
+    """Up to three times, the first suggestions from the mentor's availability filled in."""
+    spec = forms.PROPOSE_FORM
+    modal = FormModal(
+        title=f"Propose times for #{request_id}", custom_id=form_custom_id(f"propose:{request_id}")
+    )
+    zone = forms.zone(tz)
+    for n in range(forms.MAX_PROPOSED):
+        field = spec.field(f"time_{n + 1}")
+        suggested = f"{slots[n].starts_at.astimezone(zone):%Y-%m-%d %H:%M}" if n < len(slots) else None
+        modal.add_item(
+            text_input(
+                field,
+                values.get(field.id) or (None if values else suggested),
+                hint=f"YYYY-MM-DD HH:MM in your time zone ({tz})",
+                placeholder="2030-01-31 18:30",
+            )
+        )
+    modal.add_item(text_input(spec.field("meeting_url"), values.get("meeting_url")))
+    modal.add_item(text_input(spec.field("note"), values.get("note")))
+    return modal
+
+
+def none_work_modal(request_id: int, proposal_id: int, values: Mapping[str, str | None]) -> FormModal:
+    spec = forms.NONE_WORK_FORM
+    modal = FormModal(title=spec.title, custom_id=form_custom_id(f"none_work:{request_id}:{proposal_id}"))
     modal.add_item(text_input(spec.field("note"), values.get("note")))
     return modal
 

@@ -150,6 +150,50 @@ SCHEDULE_FORM = FormSpec(
     ),
 )
 
+MAX_PROPOSED = 3
+PROPOSE_FORM = FormSpec(
+    id="propose",
+    title="Propose times",
+    submit="Send to student",
+    fields=(
+        *(
+            Field(
+                f"time_{n}",
+                f"Time {n}",
+                "datetime",
+                required=n == 1,
+                hint="YYYY-MM-DD HH:MM in your time zone" + ("" if n > 1 else "; the student picks one"),
+            )
+            for n in range(1, MAX_PROPOSED + 1)
+        ),
+        Field(
+            "meeting_url",
+            "Meeting link",
+            "url",
+            required=False,
+            max_length=URL_LENGTH,
+            hint="Leave empty to get a generated video-call room",
+        ),
+        Field("note", "Note for the student", "multiline", required=False, max_length=NOTE_LENGTH),
+    ),
+)
+
+NONE_WORK_FORM = FormSpec(
+    id="none_work",
+    title="None of these work",
+    submit="Tell the mentor",
+    fields=(
+        Field(
+            "note",
+            "What would work?",
+            "multiline",
+            required=False,
+            max_length=NOTE_LENGTH,
+            placeholder="e.g. evenings after 18:00 work",
+        ),
+    ),
+)
+
 AVAILABILITY_FORM = FormSpec(
     id="availability",
     title="Weekly availability",
@@ -403,6 +447,15 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
             "That's too far ahead; please pick a time in the student's dates."
         )
 
+    url, note = _link_and_note(values, errors)
+    if errors:
+        return errors
+    assert starts_at is not None
+    return ScheduleInput(starts_at=starts_at, meeting_url=url, note=note)
+
+
+def _link_and_note(values: Values, errors: Errors) -> tuple[str | None, str]:
+    """The optional meeting link and note both scheduling forms share."""
     url = _text(values, "meeting_url")
     if url:
         parsed = urlparse(url)
@@ -412,10 +465,48 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
             errors["meeting_url"] = f"Please keep the link to {URL_LENGTH} characters."
     note = _text(values, "note")
     _check_length(SCHEDULE_FORM.field("note"), note, errors)
+    return url or None, note
+
+
+@dataclass(frozen=True)
+class ProposalInput:
+    times: tuple[tuple[str, datetime], ...]  # (field id, instant in UTC), in the mentor's order
+    meeting_url: str | None
+    note: str
+
+
+def parse_proposal(values: Values, *, tz: ZoneInfo, now: datetime) -> ProposalInput | Errors:
+    """Shape, the past and duplicates, field by field; the request's dates and the mentor's
+    calendar are checked by the use case."""
+    errors: Errors = {}
+    times: list[tuple[str, datetime]] = []
+    for n in range(1, MAX_PROPOSED + 1):
+        field_id = f"time_{n}"
+        typed = _text(values, field_id)
+        if not typed:
+            continue
+        at = parse_local_datetime(typed, tz)
+        if at is None:
+            errors[field_id] = "Please give a time like 2030-01-31 18:30."
+        elif at <= now:
+            errors[field_id] = "That time has passed; please pick a future time."
+        elif any(at == other for _, other in times):
+            errors[field_id] = "You proposed this time already; please pick another or leave it empty."
+        else:
+            times.append((field_id, at))
+    if not times and not errors:
+        errors["time_1"] = "Please propose at least one time."
+    url, note = _link_and_note(values, errors)
     if errors:
         return errors
-    assert starts_at is not None
-    return ScheduleInput(starts_at=starts_at, meeting_url=url or None, note=note)
+    return ProposalInput(times=tuple(times), meeting_url=url, note=note)
+
+
+def parse_none_work(values: Values) -> str | Errors:
+    note = _text(values, "note")
+    errors: Errors = {}
+    _check_length(NONE_WORK_FORM.field("note"), note, errors)
+    return errors or note
 
 
 _DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

@@ -37,6 +37,8 @@ MODAL_TITLE = 24
 # Callback ids of our modals; handlers/slack.py registers one listener per id.
 REQUEST_VIEW = "mm_request"
 SCHEDULE_VIEW = "mm_schedule"
+PROPOSE_VIEW = "mm_propose"
+NONE_WORK_VIEW = "mm_none_work"
 AVAILABILITY_VIEW = "mm_availability"
 REVIEW_VIEW = "mm_review"
 # Home-tab buttons that are not request actions.
@@ -368,6 +370,39 @@ def schedule_modal(
         intro=intro,
         title="Reschedule session" if current is not None else None,
     )
+
+
+def propose_modal(
+    title: str,
+    available: tuple[date, date],
+    slots: Sequence[Slot],
+    zone: ZoneInfo,
+    *,
+    metadata: Mapping[str, Any],
+) -> View:
+    """Propose up to three times; the first suggestions from the mentor's availability are
+    filled in (the pickers show them in the mentor's own zone)."""
+    start, end = available
+    intro = [
+        section(
+            f"*{escape(_clip(title, 200))}*\nThe student is available {start:%a %d %b} – {end:%a %d %b %Y}. "
+            "They'll see each time in their own zone and pick one."
+        ),
+    ]
+    initial = {f"time_{n + 1}": str(int(slot.starts_at.timestamp())) for n, slot in enumerate(slots[:3])}
+    return form_view(
+        forms.PROPOSE_FORM,
+        callback_id=PROPOSE_VIEW,
+        metadata=metadata,
+        initial=initial,
+        hints={"time_1": f"In your time zone ({zone.key}); the student picks one"},
+        intro=intro,
+    )
+
+
+def none_work_modal(title: str, *, metadata: Mapping[str, Any]) -> View:
+    intro = [section(f"*{escape(_clip(title, 200))}*\nYour mentor will be told and can propose other times.")]
+    return form_view(forms.NONE_WORK_FORM, callback_id=NONE_WORK_VIEW, metadata=metadata, intro=intro)
 
 
 def availability_modal(

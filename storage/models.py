@@ -114,6 +114,33 @@ class Request(Base):
     # transaction as the new request's insert, so a double click cannot post two copies.
     reposted_as_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
     reposted_at: Mapped[datetime | None]
+    # The proposal of times the student may pick from now (none: no times proposed). Picking
+    # clears it in the same guarded update that schedules, so the first pick wins.
+    proposal_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Proposal(Base):
+    """Up to three times a mentor offered; the student picks one or says none work."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        Index("ix_proposals_request_id", "request_id", "id"),
+        # The withdrawal sweep: pending proposals whose last time has passed.
+        Index("ix_proposals_status_last_starts_at", "status", "last_starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    times: Mapped[list[str]]  # ISO instants in UTC, in the mentor's order
+    last_starts_at: Mapped[datetime]
+    meeting_url: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # pending | picked | declined | withdrawn | superseded
+    picked: Mapped[int | None] = mapped_column(Integer)
+    reply_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
 
 
 class MentorSession(Base):

@@ -33,6 +33,7 @@ from storage.models import (
     Member,
     MentorSession,
     Notification,
+    Proposal,
     Request,
     Submission,
 )
@@ -120,6 +121,51 @@ def member_ref(member: Member) -> MemberRef:
     )
 
 
+# Proposals ----------------------------------------------------------------------------------
+
+
+async def add_proposal(session: AsyncSession, **values: Any) -> Proposal:
+    proposal = Proposal(**values)
+    session.add(proposal)
+    await session.flush()
+    return proposal
+
+
+async def proposal(session: AsyncSession, proposal_id: int) -> Proposal | None:
+    return await session.get(Proposal, proposal_id)
+
+
+async def settle_proposal(session: AsyncSession, proposal_id: int, **values: Any) -> bool:
+    """pending -> picked / declined / withdrawn / superseded, once."""
+    result = await session.execute(
+        update(Proposal)
+        .where(Proposal.id == proposal_id, Proposal.status == "pending")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def supersede_proposals(session: AsyncSession, request_id: int, now: datetime) -> None:
+    await session.execute(
+        update(Proposal)
+        .where(Proposal.request_id == request_id, Proposal.status == "pending")
+        .values(status="superseded", decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def due_proposal_ids(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    """Pending proposals whose last time has started (index: status, last_starts_at)."""
+    rows = await session.scalars(
+        select(Proposal.id)
+        .where(Proposal.status == "pending", Proposal.last_starts_at <= now)
+        .order_by(Proposal.last_starts_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 # Requests -----------------------------------------------------------------------------------
 
 
@@ -134,12 +180,18 @@ async def transition(
     session: AsyncSession,
     request_id: int,
     expected: Iterable[Status],
+    *,
+    proposal_guard: int | None = None,
     **values: Any,
 ) -> bool:
-    """The guarded, atomic state change: true only for the one caller that won."""
+    """The guarded, atomic state change: true only for the one caller that won. With
+    `proposal_guard`, only while that proposal is still the request's pending one."""
+    guard = [Request.id == request_id, Request.status.in_([s.value for s in expected])]
+    if proposal_guard is not None:
+        guard.append(Request.proposal_id == proposal_guard)
     result = await session.execute(
         update(Request)
-        .where(Request.id == request_id, Request.status.in_([s.value for s in expected]))
+        .where(*guard)
         .values(version=Request.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
@@ -215,6 +267,7 @@ def _to_view(row: Any) -> RequestView:
         claimed_at=request.claimed_at,
         closed_at=request.cancelled_at or request.expired_at or request.completed_at,
         session=session_view,
+        proposal_id=request.proposal_id,
     )
 
 

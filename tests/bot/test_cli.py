@@ -121,6 +121,10 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "New mentorship request",
         "only Max (mentor) sees",
         "Already claimed by Mia",
+        "times proposed, waiting for the student",
+        "Your mentor proposed times",
+        "None of these work",
+        "Booked",
         "Your mentorship session is scheduled",
         "times in Europe/Berlin",  # each reader sees times in their own zone
         "times in America/New_York",

@@ -38,6 +38,7 @@ class ModelRequest:
     status: Status = Status.OPEN
     claimer: str | None = None
     rated: bool = False
+    proposed: bool = False  # times proposed, waiting for the student
 
 
 @dataclass
@@ -53,11 +54,11 @@ class Model:
 action = st.one_of(
     st.tuples(st.just("create"), st.integers(0, 2), st.just(0)),
     st.tuples(
-        st.sampled_from(["claim", "release", "schedule", "cancel_session", "complete"]),
+        st.sampled_from(["claim", "release", "schedule", "propose", "cancel_session", "complete"]),
         st.integers(0, 1),
         st.integers(0, 7),
     ),
-    st.tuples(st.sampled_from(["cancel", "rate"]), st.integers(0, 2), st.integers(0, 7)),
+    st.tuples(st.sampled_from(["cancel", "rate", "pick", "none_work"]), st.integers(0, 2), st.integers(0, 7)),
     st.tuples(st.sampled_from(["sessions_end", "expire"]), st.just(0), st.just(0)),
 )
 
@@ -106,7 +107,9 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
             clock.set(AFTER_SESSIONS)
             model.stage = 1
         await m.complete_due()
+        await m.withdraw_past_proposals()  # every proposed time is past now
         for r in model.requests.values():
+            r.proposed = False
             if r.status is Status.SCHEDULED:
                 r.status = Status.COMPLETED
         return
@@ -115,7 +118,9 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
         model.stage = 2
         await m.complete_due()
         await m.expire_due()
+        await m.withdraw_past_proposals()
         for r in model.requests.values():
+            r.proposed = False
             if r.status is Status.SCHEDULED:
                 r.status = Status.COMPLETED
             if r.status is Status.OPEN:
@@ -124,14 +129,27 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
     if target is None:
         return
 
-    if name in ("cancel", "rate"):
+    if name in ("cancel", "rate", "pick", "none_work"):
         actor = STUDENTS[who]
         is_student = actor.user_id == target.student
         if name == "cancel":
             result = await m.cancel(actor, rid)
             allowed = is_student and not target.status.is_final
             if allowed:
-                target.status = Status.CANCELLED
+                target.status, target.proposed = Status.CANCELLED, False
+        elif name in ("pick", "none_work"):
+            async with runtime.db.transaction() as session:  # the pending proposal, as its DM holds it
+                row = await session.get(Request, rid)
+                pid = row.proposal_id if row is not None and row.proposal_id else 1
+            if name == "pick":
+                result = await m.pick_time(actor, rid, pid, 0)
+            else:
+                result = await m.none_work(actor, rid, pid, {"note": "evenings"})
+            allowed = is_student and target.status is Status.CLAIMED and target.proposed
+            if allowed:
+                target.proposed = False
+                if name == "pick":
+                    target.status = Status.SCHEDULED
         else:
             result = await m.rate(actor, rid, 4)
             allowed = is_student and target.status is Status.COMPLETED and not target.rated
@@ -150,14 +168,21 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
         result = await m.release(actor, rid)
         allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED)
         if allowed:
-            target.status, target.claimer = Status.OPEN, None
+            target.status, target.claimer, target.proposed = Status.OPEN, None, False
     elif name == "schedule":
         # A distinct hour per request, so one mentor's sessions never overlap.
         when = (datetime(2030, 1, 8, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
         result = await m.schedule(actor, rid, {"starts_at": when})
         allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED) and model.stage == 0
         if allowed:
-            target.status = Status.SCHEDULED
+            target.status, target.proposed = Status.SCHEDULED, False
+    elif name == "propose":
+        # Another day, a distinct hour per request: never overlapping a scheduled session.
+        when = (datetime(2030, 1, 10, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
+        result = await m.propose_times(actor, rid, {"time_1": when})
+        allowed = is_claimer and target.status is Status.CLAIMED and model.stage == 0
+        if allowed:
+            target.proposed = True
     elif name == "cancel_session":
         result = await m.cancel_session(actor, rid)
         allowed = is_claimer and target.status is Status.SCHEDULED
@@ -198,5 +223,6 @@ async def _check(runtime: Runtime, model: Model) -> None:
             assert row.claimed_by_id is not None
         if expected.status is Status.OPEN:
             assert row.claimed_by_id is None
+        assert (row.proposal_id is not None) == expected.proposed, (rid, row.proposal_id, expected)
         assert live.get(rid, 0) == (1 if expected.status is Status.SCHEDULED else 0)
     assert stale_reminders == 0

@@ -65,7 +65,7 @@ async def test_other_mentor_cannot_schedule_release_or_rate(world: World) -> Non
     await world.deliver()
     card = await world.card(rid)
 
-    refused = await world.max.click(card, label="Schedule")
+    refused = await world.max.click(card, label="Schedule directly")
     assert refused.modal is None  # no form for someone who may not submit it
     assert refused.response.ephemeral
     assert refused.response.content == "Only Mia Mentor, who claimed this request, can do that."
@@ -82,7 +82,7 @@ async def test_schedule_form_is_checked_again_on_submit(world: World) -> None:
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")
     await world.deliver()
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     await world.mia.click(await world.card(rid), label="Release")
     late = await world.mia.submit_modal(shown, {"starts_at": "2030-01-09 15:00"})
     assert late.response.content == "Only the mentor who claimed this request can do that."

@@ -79,7 +79,12 @@ async def test_list_shows_sections_and_acts_from_its_buttons(world: World) -> No
     assert titles == ["Your requests", "You're mentoring", "Open requests", "Your weekly availability"]
     assert "None yet" in (listed.response.embeds[3].description or "")
     labels = [c.label for row in listed.response.message.components for c in row.children]
-    assert labels == [f"#{first} Schedule", f"#{first} Release", f"#{second} Claim"]
+    assert labels == [
+        f"#{first} Propose times",
+        f"#{first} Schedule directly",
+        f"#{first} Release",
+        f"#{second} Claim",
+    ]
     claimed = await world.mia.click(listed.response, label=f"#{second} Claim")
     assert claimed.response.content.startswith(f"You claimed request #{second}.")
 

@@ -118,7 +118,7 @@ async def test_schedule_errors_are_per_field(world: World) -> None:
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")
     await world.deliver()
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     bad = await world.mia.submit_modal(
         shown, {"starts_at": "next tuesday", "meeting_url": "javascript:alert(1)", "note": "Bring code"}
     )

@@ -67,16 +67,23 @@ async def test_whole_story_student_to_review(world: World) -> None:
     # A mentor claims from the card.
     claimed = await mia.click(card, label="Claim")
     assert claimed.response.ephemeral
-    assert claimed.response.content == "You claimed request #1. Next, pick a time with **Schedule**."
+    assert (
+        claimed.response.content
+        == "You claimed request #1. Next, **Propose times** or **Schedule directly**."
+    )
     await world.deliver()
     card = await world.card(1)
     assert badge(card) == Status.CLAIMED.badge
-    assert [c.label for row in card.components for c in row.children] == ["Schedule", "Release"]
+    assert [c.label for row in card.components for c in row.children] == [
+        "Propose times",
+        "Schedule directly",
+        "Release",
+    ]
     assert world.last_dm(sam).content == "A mentor claimed your request"
     assert f"<@{mia.id}> will mentor you on" in (world.last_dm(sam).embeds[0].description or "")
 
     # Schedule: suggested slots (her availability ∩ the student's dates) in a select.
-    shown = await mia.click(card, label="Schedule")
+    shown = await mia.click(card, label="Schedule directly")
     assert shown.modal["custom_id"] == "mm:form:schedule:1"
     slot_select = modal_fields(shown.modal)["slot"]
     options = slot_select["options"]
@@ -174,7 +181,10 @@ async def test_buttons_keep_working_after_a_restart(world: World) -> None:
     assert world.env.bot is fresh
 
     claimed = await world.mia.click(old_card, label="Claim")
-    assert claimed.response.content == f"You claimed request #{rid}. Next, pick a time with **Schedule**."
+    assert (
+        claimed.response.content
+        == f"You claimed request #{rid}. Next, **Propose times** or **Schedule directly**."
+    )
     posted = await world.ola.submit_modal(open_form, request_values(title="Career change advice"))
     assert posted.acknowledged and "Your request #2 is posted" in posted.response.content
     await world.deliver()
@@ -188,7 +198,7 @@ async def test_typed_time_reschedule_release_and_cancel_from_a_dm(world: World) 
     await world.deliver()
 
     # No availability saved: the form has no suggestions, only a typed time (in her zone).
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     assert "slot" not in modal_fields(shown.modal)
     await world.mia.submit_modal(shown, {"starts_at": "2030-01-09 15:00"})
     await world.deliver()
@@ -229,7 +239,7 @@ async def test_no_show_expiry_repost_and_nudge(world: World) -> None:
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")
     await world.deliver()
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     await world.mia.submit_modal(shown, {"starts_at": "2030-01-08 10:00"})
     await world.deliver()
 
@@ -269,7 +279,7 @@ async def test_mark_done_from_the_card(world: World) -> None:
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")
     await world.deliver()
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     await world.mia.submit_modal(shown, {"starts_at": "2030-01-08 10:00"})
     world.clock.set(datetime(2030, 1, 8, 10, 31, tzinfo=UTC))
     await world.deliver()

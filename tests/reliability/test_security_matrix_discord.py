@@ -150,7 +150,7 @@ WINDOWS = "Tue 18:00-20:00"
 # anyone who has the button and is checked when submitted).
 CHECKED_BEFORE_FORM = {"schedule", "reschedule", "create", "availability"}
 SUCCESS_REPLY = {
-    "claim": "You claimed request #{rid}. Next, pick a time with **Schedule**.",
+    "claim": "You claimed request #{rid}. Next, **Propose times** or **Schedule directly**.",
     "release": "You released request #{rid}; it's back in the mentors' feed.",
     "schedule": "Scheduled request #{rid} for <t:{ts}:F>",
     "reschedule": "Scheduled request #{rid} for <t:{ts}:F>",

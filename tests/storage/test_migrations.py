@@ -18,6 +18,7 @@ TABLES = {
     "notifications",
     "job_runs",
     "submissions",
+    "proposals",
 }
 
 
@@ -42,6 +43,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
             "ix_requests_status_expires_at",
             "ix_requests_status_nudge_due_at",
             "ix_sessions_status_ends_at",
+            "ix_proposals_status_last_starts_at",
             "ix_notifications_status_next_attempt",
         } <= indexes
         await migrate.downgrade(db)

@@ -1,0 +1,243 @@
+"""Proposed times: the claiming mentor offers up to three, the student picks one or says none
+work, and proposals whose times have all passed are withdrawn. No platform in sight.
+
+The request row holds the one pending proposal (`proposal_id`); picking, refusing and
+withdrawing each clear it in the same guarded UPDATE that changes the request, so the first
+pick wins on every engine and an old or replayed button changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.authz import Act
+from bot.calendar import generate_meeting_link
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, SessionStatus, Status
+from bot.notifications import Kind
+from bot.outbox import owe_dm
+from modals import forms
+from storage import repository as repo
+
+if TYPE_CHECKING:
+    from bot.workflow import Mentorship
+
+OLD_PROPOSAL = Refused(
+    "old_proposal",
+    "Those times are no longer on offer; nothing changed. Your latest message from the mentor has "
+    "the current ones.",
+)
+
+
+async def propose_times(
+    m: Mentorship, actor: Actor, request_id: int, values: forms.Values, *, once: str | None = None
+) -> Result[RequestView]:
+    """`once`: the platform's id for this form submission; a replay of it proposes nothing new."""
+    now = m.clock.now()
+    async with m.db.transaction() as session:
+        if once is not None and (earlier := await m._replayed(session, actor, once)) is not None:
+            return earlier
+        view = await m._load(session, actor, request_id, Act.PROPOSE)
+        if isinstance(view, Refused):
+            return view
+        if view.status is not Status.CLAIMED:
+            return m._refuse_state(view, "given proposed times")
+        me = await m._me(session, actor)
+        parsed = forms.parse_proposal(values, tz=forms.zone(m.tz_of(me, actor)), now=now)
+        if isinstance(parsed, dict):
+            return Invalid(parsed)
+        duration = timedelta(minutes=view.duration_minutes)
+        window_start, window_end = m._window(view, m.tz_of(view.student))
+        errors: dict[str, str] = {}
+        for field_id, starts_at in parsed.times:
+            if starts_at < window_start or starts_at + duration > window_end:
+                errors[field_id] = (
+                    "Please pick a time inside the student's dates "
+                    f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
+                )
+            elif await repo.mentor_sessions_between(session, me.id, starts_at, starts_at + duration):
+                errors[field_id] = "That overlaps another session of yours; please pick another time."
+        if errors:
+            return Invalid(errors)
+        times = [at for _, at in parsed.times]
+        await repo.supersede_proposals(session, request_id, now)
+        proposal = await repo.add_proposal(
+            session,
+            request_id=request_id,
+            mentor_id=me.id,
+            times=[at.astimezone(UTC).isoformat() for at in times],
+            last_starts_at=max(times),
+            meeting_url=parsed.meeting_url,
+            note=parsed.note,
+            status="pending",
+            created_at=now,
+        )
+        if not await repo.transition(session, request_id, [Status.CLAIMED], proposal_id=proposal.id):
+            current = await repo.request_view(session, request_id)
+            assert current is not None
+            return m._refuse_state(current, "given proposed times")
+        after = await m._card_changed(session, request_id, now)
+        await owe_dm(
+            session,
+            request=after,
+            to=after.student,
+            kind=Kind.TIMES_PROPOSED,
+            now=now,
+            key=f"proposal:{proposal.id}",
+            payload={
+                "proposal_id": proposal.id,
+                "times": proposal.times,
+                "tz": m.tz_of(view.student),
+                "note": parsed.note,
+            },
+        )
+        if once is not None:
+            await repo.record_submission(session, once, request_id, now)
+    m._owed()
+    return Ok(after)
+
+
+async def _pending(
+    m: Mentorship, session: AsyncSession, actor: Actor, request_id: int, proposal_id: int
+) -> RequestView | Refused:
+    view = await m._load(session, actor, request_id, Act.PICK)
+    if isinstance(view, Refused):
+        return view
+    if view.status is Status.SCHEDULED and view.proposal_id is None and view.session is not None:
+        return Refused(
+            "already_picked",
+            "This session is already scheduled; nothing changed. See the invite above.",
+            view,
+        )
+    if view.proposal_id != proposal_id or view.status is not Status.CLAIMED:
+        return Refused(OLD_PROPOSAL.code, OLD_PROPOSAL.message, view)
+    return view
+
+
+async def pick_time(
+    m: Mentorship, actor: Actor, request_id: int, proposal_id: int, index: int
+) -> Result[RequestView]:
+    """The student picks one proposed time: scheduled exactly as a direct schedule is."""
+    now = m.clock.now()
+    async with m.db.transaction() as session:
+        view = await _pending(m, session, actor, request_id, proposal_id)
+        if isinstance(view, Refused):
+            return view
+        proposal = await repo.proposal(session, proposal_id)
+        if proposal is None or proposal.request_id != request_id or not 0 <= index < len(proposal.times):
+            return Refused(OLD_PROPOSAL.code, OLD_PROPOSAL.message, view)
+        starts_at = datetime.fromisoformat(proposal.times[index]).astimezone(UTC)
+        if starts_at <= now:
+            return Refused("time_passed", "That time has already passed; please pick another.", view)
+        ends_at = starts_at + timedelta(minutes=view.duration_minutes)
+        if await repo.mentor_sessions_between(session, proposal.mentor_id, starts_at, ends_at):
+            return Refused(
+                "time_taken", "Your mentor is no longer free then; please pick another time.", view
+            )
+        # The guard: still claimed and this proposal still pending. One caller wins.
+        if not await repo.transition(
+            session,
+            request_id,
+            [Status.CLAIMED],
+            proposal_guard=proposal_id,
+            status=Status.SCHEDULED.value,
+            proposal_id=None,
+        ):
+            current = await repo.request_view(session, request_id)
+            assert current is not None
+            return await _lost(m, session, actor, current, proposal_id)
+        await repo.settle_proposal(session, proposal_id, status="picked", picked=index, decided_at=now)
+        new = await repo.add_session(
+            session,
+            request_id=request_id,
+            mentor_id=proposal.mentor_id,
+            student_id=view.student.id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            meeting_url=proposal.meeting_url or generate_meeting_link(m.settings.meeting_link_template),
+            note=proposal.note,
+            status=SessionStatus.SCHEDULED.value,
+            schedule_version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        after = await repo.request_view(session, request_id)
+        assert after is not None and after.session is not None
+        await m._owe_schedule_messages(session, after, new.id, False, now)
+    m._owed()
+    return Ok(after)
+
+
+async def _lost(
+    m: Mentorship, session: AsyncSession, actor: Actor, current: RequestView, proposal_id: int
+) -> Refused:
+    again = await _pending(m, session, actor, current.id, proposal_id)
+    return again if isinstance(again, Refused) else Refused(OLD_PROPOSAL.code, OLD_PROPOSAL.message, current)
+
+
+async def none_work(
+    m: Mentorship, actor: Actor, request_id: int, proposal_id: int, values: forms.Values
+) -> Result[RequestView]:
+    """The student says none of the times work, with a note; the mentor is told."""
+    parsed = forms.parse_none_work(values)
+    if isinstance(parsed, dict):
+        return Invalid(parsed)
+    now = m.clock.now()
+    async with m.db.transaction() as session:
+        view = await _pending(m, session, actor, request_id, proposal_id)
+        if isinstance(view, Refused):
+            return view
+        if not await repo.transition(
+            session, request_id, [Status.CLAIMED], proposal_guard=proposal_id, proposal_id=None
+        ):
+            current = await repo.request_view(session, request_id)
+            assert current is not None
+            return await _lost(m, session, actor, current, proposal_id)
+        await repo.settle_proposal(session, proposal_id, status="declined", reply_note=parsed, decided_at=now)
+        after = await m._card_changed(session, request_id, now)
+        assert after.claimed_by is not None
+        await owe_dm(
+            session,
+            request=after,
+            to=after.claimed_by,
+            kind=Kind.TIMES_DECLINED,
+            now=now,
+            key=f"proposal:{proposal_id}",
+            payload={"note": parsed},
+        )
+    m._owed()
+    return Ok(after)
+
+
+async def withdraw_past(m: Mentorship, limit: int = 200) -> int:
+    """Pending proposals whose times have all started are withdrawn; the mentor is told."""
+    now = m.clock.now()
+    count = 0
+    async with m.db.transaction() as session:
+        for proposal_id in await repo.due_proposal_ids(session, now, limit):
+            proposal = await repo.proposal(session, proposal_id)
+            if proposal is None or not await repo.settle_proposal(
+                session, proposal_id, status="withdrawn", decided_at=now
+            ):
+                continue
+            # A request released or scheduled meanwhile no longer points at it: nothing to tell.
+            if not await repo.transition(
+                session, proposal.request_id, [Status.CLAIMED], proposal_guard=proposal_id, proposal_id=None
+            ):
+                continue
+            after = await m._card_changed(session, proposal.request_id, now)
+            if after.claimed_by is not None:
+                await owe_dm(
+                    session,
+                    request=after,
+                    to=after.claimed_by,
+                    kind=Kind.PROPOSAL_WITHDRAWN,
+                    now=now,
+                    key=f"proposal:{proposal_id}",
+                )
+            count += 1
+    if count:
+        m._owed()
+    return count
