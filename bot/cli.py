@@ -35,7 +35,7 @@ For Discord, set:
   DISCORD_TOKEN, DISCORD_MENTOR_CHANNEL_ID, DISCORD_MENTOR_ROLE_ID (and DISCORD_GUILD_ID)
 
 The README walks through both. To see the whole flow first, without credentials:
-  mini-mentorship demo
+  .venv/bin/mini-mentorship demo
 """
 
 
@@ -46,9 +46,16 @@ def _parser() -> argparse.ArgumentParser:
         "Configuration comes from environment variables or a .env file (see README).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    # `-v` is accepted after the command too (`mini-mentorship jobs -v`); SUPPRESS keeps a
+    # subcommand's default from overwriting a `-v` given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
         "run",
+        parents=[common],
         help="every platform whose credentials are set, plus the jobs, in one process",
         description="Run Slack and/or Discord (whichever is configured) and the scheduled jobs. "
         "Slack uses Socket Mode when SLACK_APP_TOKEN is set, else serves HTTP on --port.",
@@ -58,15 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     slack = commands.add_parser(
         "slack",
+        parents=[common],
         help="Slack alone (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)",
         description="Run the Slack app alone. Socket Mode when SLACK_APP_TOKEN is set; with --http "
         "(or without an app token) serve POST /slack/events and GET /healthz.",
     )
     slack.add_argument("--http", action="store_true", help="serve HTTP even if SLACK_APP_TOKEN is set")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
-    commands.add_parser("discord", help="Discord alone", description="Run the Discord bot alone.")
+    commands.add_parser(
+        "discord", parents=[common], help="Discord alone", description="Run the Discord bot alone."
+    )
     jobs = commands.add_parser(
         "jobs",
+        parents=[common],
         help="the scheduled sweeps: expiry, reminders, nudges, rating prompts, delivery",
         description="Run the sweeps on a timer. With --once, run each sweep once and exit.",
     )
@@ -74,15 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument(
         "--now",
         metavar="ISO-8601",
-        help="act as if it were this instant (with --once), e.g. 2030-01-07T09:00Z",
+        help="act as if it were this instant; needs --once, e.g. 2030-01-07T09:00Z",
     )
     commands.add_parser(
         "migrate",
+        parents=[common],
         help="upgrade the database to the latest schema (Alembic)",
         description="Apply Alembic migrations up to head. SQLite databases are also migrated on start.",
     )
     manifest = commands.add_parser(
         "manifest",
+        parents=[common],
         help="print the Slack app manifest (YAML), ready to paste",
         description="Print the Slack app manifest. By default it sets the app up for Socket Mode "
         "(no public URL needed); with --http-url it points Slack at https://HOST/slack/events instead.",
@@ -92,7 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="public base URL of `mini-mentorship slack --http`, e.g. https://bot.example.org",
     )
-    commands.add_parser("demo", help="the whole story against local fakes; no credentials needed")
+    commands.add_parser(
+        "demo",
+        parents=[common],
+        help="the whole story against local fakes; no credentials needed",
+        description="Play the whole story (request, claim, schedule, reminders, rating, stats) "
+        "against a local fake Slack and a throw-away SQLite database, printing what each person "
+        "sees. Needs no credentials and changes nothing outside a temporary folder.",
+    )
     return parser
 
 
@@ -111,16 +131,14 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger().setLevel(logging.WARNING)
         asyncio.run(run_demo())
         return 0
+    if args.command == "manifest":
+        # Needs neither a database nor valid settings: it is printed before any token exists.
+        return _manifest(args.http_url)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.command == "manifest":
-        from handlers.slack import manifest
-
-        print(manifest(settings, base_url=args.http_url))
-        return 0
     handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = {
         "run": _run,
         "slack": _slack,
@@ -130,8 +148,50 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         return asyncio.run(handler(args, settings))
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _manifest(http_url: str | None) -> int:
+    from urllib.parse import urlsplit
+
+    from handlers.slack_manifest import manifest
+
+    if http_url is not None:
+        parts = urlsplit(http_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            print(
+                f"--http-url {http_url!r} needs a scheme and a host, like https://bot.example.org "
+                "(Slack only calls https:// URLs).",
+                file=sys.stderr,
+            )
+            return 2
+    print(manifest(None, base_url=http_url))
+    return 0
+
+
+class StartupError(Exception):
+    """A start-up check failed; the message says what to fix. The CLI prints it and exits 2."""
+
+
+async def _prepared(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """A Runtime whose database is reachable and migrated, or a StartupError saying why not."""
+    from bot.preflight import check_database, describe_connection_error
+
+    runtime = Runtime(settings, clock=clock)
+    try:
+        await runtime.prepare()
+    except Exception as exc:  # SQLite migrates on start: a bad path or locked file lands here
+        await runtime.close()
+        raise StartupError(describe_connection_error(settings.database_url, exc)) from None
+    problem = await check_database(runtime.db)
+    if problem:
+        await runtime.close()
+        raise StartupError(problem)
+    return runtime
 
 
 def _require(missing: list[str], platform: str) -> bool:
@@ -160,15 +220,14 @@ async def _until_stopped(*jobs: Awaitable[Any]) -> None:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.slack_configured and not settings.discord_configured:
+    if not settings.slack_requested and not settings.discord_configured:
         print(NO_CREDENTIALS, file=sys.stderr)
         return 2
-    if settings.slack_configured and not _require(settings.missing_for_slack(), "Slack"):
+    if settings.slack_requested and not _require(settings.missing_for_slack(), "Slack"):
         return 2
     if settings.discord_configured and not _require(settings.missing_for_discord(), "Discord"):
         return 2
-    runtime = Runtime(settings)
-    await runtime.prepare()
+    runtime = await _prepared(settings)
     jobs: list[Awaitable[Any]] = []
     if settings.slack_configured:
         from handlers import slack
@@ -197,8 +256,7 @@ async def _slack(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from handlers import slack
 
-    runtime = Runtime(settings)
-    await runtime.prepare()
+    runtime = await _prepared(settings)
     slack.build_app(settings, runtime=runtime)
     http = args.http or not settings.slack_app_token
     try:
@@ -213,8 +271,7 @@ async def _discord(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from handlers import discord
 
-    runtime = Runtime(settings)
-    await runtime.prepare()
+    runtime = await _prepared(settings)
     try:
         await _until_stopped(discord.serve(runtime), runtime.delivery.run_forever())
     finally:
@@ -238,8 +295,7 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
         print("--now only makes sense with --once", file=sys.stderr)
         return 2
     clock: Clock | None = ManualClock(_parse_now(args.now)) if args.now else None
-    runtime = Runtime(settings, clock=clock)
-    await runtime.prepare()
+    runtime = await _prepared(settings, clock=clock)
     closers: list[Callable[[], Awaitable[None]]] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender
@@ -273,11 +329,14 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.preflight import describe_connection_error
     from storage import migrate
 
     runtime = Runtime(settings)
     try:
         await migrate.upgrade(runtime.db)
+    except Exception as exc:  # unreachable or missing database: say so, no traceback
+        raise StartupError(describe_connection_error(settings.database_url, exc)) from None
     finally:
         await runtime.close()
     print(f"Database is up to date ({settings.database_url.split('@')[-1]}).")

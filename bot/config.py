@@ -20,6 +20,24 @@ _OFFSET = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9_]+$")
+_SECRET_VARIABLES = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token"}
+
+
+def mask_url(url: str) -> str:
+    """`scheme://user:s3cret@host/db` -> `scheme://user:***@host/db`, for any scheme: a URL is
+    echoed in messages, its password never."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _shown(name: str, value: object) -> str:
+    if name in _SECRET_VARIABLES and isinstance(value, str):
+        return repr(value[:5] + "…") if len(value) > 5 else "'…'"
+    if name == "database_url" and isinstance(value, str):
+        return repr(mask_url(value))
+    return repr(value)
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased for the person who set the variables."""
 
@@ -27,6 +45,11 @@ class ConfigError(Exception):
 def parse_offsets(text: str) -> list[timedelta]:
     """`"24h,15m"` -> [24 h, 15 min], largest first. Raises ValueError with a usable message."""
     offsets: list[timedelta] = []
+    if text.strip().lower() == "none":
+        return offsets
+    if not text.strip():
+        # An empty value is usually a half-edited .env; silently sending no reminders is worse.
+        raise ValueError("is empty; set durations like 24h,15m, or `none` to send no reminders")
     for part in text.split(","):
         if not part.strip():
             continue
@@ -82,6 +105,59 @@ class Settings(BaseSettings):
         parse_offsets(value)
         return value
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _check_bot_token(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("xoxb-"):
+            return value
+        if value.startswith("xapp-"):
+            raise ValueError(
+                "is an app-level token (xapp-…); it belongs in SLACK_APP_TOKEN. The bot "
+                'token (xoxb-…) is under "OAuth & Permissions" → Bot User OAuth Token'
+            )
+        if value.startswith("xoxp-"):
+            raise ValueError(
+                'is a user token (xoxp-…); use the Bot User OAuth Token (xoxb-…) from "OAuth & Permissions"'
+            )
+        raise ValueError(
+            'must be a bot token starting with xoxb- ("OAuth & Permissions" → Bot User OAuth Token)'
+        )
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _check_app_token(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("xapp-"):
+            return value
+        if value.startswith("xoxb-"):
+            raise ValueError(
+                "is a bot token (xoxb-…); it belongs in SLACK_BOT_TOKEN. The app-level "
+                'token (xapp-…) is under "Basic Information" → App-Level Tokens'
+            )
+        raise ValueError(
+            'must be an app-level token starting with xapp- ("Basic Information" → '
+            "App-Level Tokens, scope connections:write)"
+        )
+
+    @field_validator("slack_mentor_channel")
+    @classmethod
+    def _check_mentor_channel(cls, value: str | None) -> str | None:
+        if value is None or _CHANNEL_ID.match(value):
+            return value
+        raise ValueError(
+            "must be the channel's id (C…), not its name: open the channel in Slack, click "
+            "its name at the top; the id is at the bottom of the About tab"
+        )
+
+    @field_validator("discord_mentor_channel_id", "discord_mentor_role_id", "discord_guild_id", mode="before")
+    @classmethod
+    def _check_discord_id(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+            raise ValueError(
+                "must be a numeric id, not a name: turn on Developer Mode (User Settings → "
+                "Advanced), then right-click the channel, role or server → Copy ID"
+            )
+        return value
+
     @field_validator("default_timezone")
     @classmethod
     def _check_zone(cls, value: str) -> str:
@@ -107,7 +183,9 @@ class Settings(BaseSettings):
             # Hosting providers hand out plain postgres:// URLs; we speak psycopg 3.
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
-            raise ValueError("use sqlite+aiosqlite:///./file.db or postgresql+psycopg://user@host/db")
+            raise ValueError(
+                "use sqlite+aiosqlite:///./file.db or postgresql+psycopg://user:password@host/db"
+            )
         return value
 
     # Derived values ------------------------------------------------------------------------
@@ -131,6 +209,11 @@ class Settings(BaseSettings):
     @property
     def slack_configured(self) -> bool:
         return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @property
+    def slack_requested(self) -> bool:
+        """Some Slack variable is set: the operator means to run Slack, so say what is missing."""
+        return bool(self.slack_bot_token or self.slack_signing_secret or self.slack_app_token)
 
     @property
     def discord_configured(self) -> bool:
@@ -160,8 +243,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            field = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            value = error.get("input")
-            lines.append(f"  {name}={value!r}: {message}")
+            lines.append(f"  {field.upper()}={_shown(field, error.get('input'))}: {message}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
