@@ -83,7 +83,7 @@ async def test_a_schedule_modal_delivered_twice_schedules_once(world: World) -> 
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")
     await world.deliver()
-    shown = await world.mia.click(await world.card(rid), label="Schedule")
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     sent = record_interactions(world)
     done = await world.mia.submit_modal(shown, {"starts_at": "2030-01-08 10:00"})
     assert "Scheduled request" in done.response.content
