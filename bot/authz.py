@@ -27,9 +27,10 @@ class Act(enum.StrEnum):
     RATE = "rate"
     STATS = "stats"
     AVAILABILITY = "availability"
+    PROFILE = "profile"
 
 
-MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY}
+MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY, Act.PROFILE}
 CLAIMING_MENTOR_ONLY = {
     Act.RELEASE,
     Act.SCHEDULE,

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import profiles
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -36,6 +37,7 @@ from bot.domain import (
 from bot.notifications import Kind
 from bot.outbox import owe_card, owe_dm, owe_feed
 from modals import forms
+from storage import mentor_profiles
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Member, Request
@@ -60,6 +62,7 @@ class Dashboard:
     is_mentor: bool
     # request id -> messages we could not deliver about it (e.g. "Couldn't DM Sam: DMs closed")
     problems: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    profile: profiles.ProfileView | None = None  # mentors only: skills, capacity, current load
 
 
 class Mentorship:
@@ -261,9 +264,16 @@ class Mentorship:
                     limit=10,
                 )
                 windows = await repo.availability(session, me.id)
+            profile = (
+                await profiles.profile_of(session, me, default_capacity=self.settings.mentor_default_capacity)
+                if actor.is_mentor
+                else None
+            )
             failed = await repo.undelivered_dms(session, [r.id for r in (*mine, *claimed)])
         problems = {rid: tuple(texts) for rid, texts in failed.items()}
-        return Dashboard(mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems)
+        return Dashboard(
+            mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems, profile
+        )
 
     # Claiming ------------------------------------------------------------------------------
 
@@ -276,20 +286,20 @@ class Mentorship:
             me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
-            won = await repo.transition(
-                session,
-                request_id,
-                [Status.OPEN],
-                status=Status.CLAIMED.value,
-                claimed_by_id=me.id,
-                claimed_at=now,
-                nudge_due_at=None,
+            # The capacity check is part of the guarded claim statement itself.
+            won = await mentor_profiles.claim_within_capacity(
+                session, request_id, me.id, default_capacity=self.settings.mentor_default_capacity, now=now
             )
             if not won:
                 current = await repo.request_view(session, request_id)
                 assert current is not None
                 if current.claimed_by is not None and current.claimed_by.id == me.id:
                     return Refused("already_yours", "You've already claimed this request.", current)
+                if current.status is Status.OPEN:  # still open: the mentor is full
+                    mine = await profiles.profile_of(
+                        session, me, default_capacity=self.settings.mentor_default_capacity
+                    )
+                    return profiles.at_capacity(mine, current)
                 return self._refuse_state(current, "claimed")
             after = await self._card_changed(session, request_id, now)
             await owe_dm(
@@ -655,6 +665,34 @@ class Mentorship:
             )
         self._owed()
         return Ok(after)
+
+    # Mentor profile ----------------------------------------------------------------------
+
+    async def profile(self, actor: Actor) -> profiles.ProfileView:
+        """The actor's profile (defaults when never saved) with their current load."""
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            return await profiles.profile_of(
+                session, me, default_capacity=self.settings.mentor_default_capacity
+            )
+
+    async def save_profile(self, actor: Actor, values: forms.Values) -> Result[profiles.ProfileView]:
+        if refused := authorize(Act.PROFILE, actor):
+            return refused
+        parsed = forms.parse_profile(values, today=self.today_for(self.tz_of(None, actor)))
+        if isinstance(parsed, dict):
+            return Invalid(parsed)
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            saved = await profiles.save_profile(
+                session,
+                me,
+                skills=parsed.skills,
+                capacity=parsed.capacity,
+                away_until=parsed.away_until,
+                now=self.clock.now(),
+            )
+        return Ok(saved)
 
     # Availability ------------------------------------------------------------------------
 

@@ -214,3 +214,20 @@ class JobRun(Base):
     last_success_at: Mapped[datetime]
     last_count: Mapped[int] = mapped_column(Integer, default=0)
     last_duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MentorProfile(Base):
+    """A mentor's skills, how many active sessions they take at once, and when they are away.
+
+    One row per member; `capacity` is read inside the claim's guarded statement."""
+
+    __tablename__ = "mentor_profiles"
+    __table_args__ = (Index("ix_mentor_profiles_workspace", "platform", "workspace"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    skills: Mapped[list[str]] = mapped_column(default=list)
+    capacity: Mapped[int] = mapped_column(Integer)
+    away_until: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime]

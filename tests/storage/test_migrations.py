@@ -9,7 +9,16 @@ from storage import migrate
 from storage.db import Database
 from storage.models import Base
 
-TABLES = {"members", "requests", "sessions", "availability", "feed_posts", "notifications", "job_runs"}
+TABLES = {
+    "members",
+    "requests",
+    "sessions",
+    "availability",
+    "feed_posts",
+    "notifications",
+    "job_runs",
+    "mentor_profiles",
+}
 
 
 def _tables(conn: Connection) -> set[str]:
