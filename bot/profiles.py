@@ -28,6 +28,13 @@ class ProfileView:
     def load_text(self) -> str:
         return f"{self.load} of {self.capacity} active"
 
+    @property
+    def summary(self) -> str:
+        """Plain text (user text inside: escape it for the platform): load · skills · away."""
+        skills = ", ".join(self.skills) if self.skills else "no skills listed yet"
+        away = f" · away until {self.away_until.isoformat()}" if self.away_until else ""
+        return f"{self.load_text} · {skills}{away}"
+
     def is_away(self, today: date) -> bool:
         return self.away_until is not None and today < self.away_until
 
