@@ -128,6 +128,10 @@ class MiniSession(app_commands.Group):
     async def availability(self, interaction: discord.Interaction[Any]) -> None:
         await self.components.guarded(interaction, self.components.open_availability(interaction, None))
 
+    @app_commands.command(name="profile", description="Mentors: your skills, capacity and time away")
+    async def profile(self, interaction: discord.Interaction[Any]) -> None:
+        await self.components.guarded(interaction, self.components.open_profile(interaction, None))
+
     @app_commands.command(name="timezone", description="Set your time zone (dates and times you type use it)")
     @app_commands.describe(zone="An IANA time zone, e.g. Europe/Berlin — start typing to search")
     async def timezone(self, interaction: discord.Interaction[Any], zone: str) -> None:

@@ -34,6 +34,7 @@ from modals.discord import (
     fix_view,
     form_errors,
     modal_values,
+    profile_modal,
     request_item,
     request_modal,
     review_modal,
@@ -49,7 +50,13 @@ log = logging.getLogger(__name__)
 PREPARE_TIMEOUT = 2.0  # a modal must be the first answer, within Discord's 3 s
 FORMS = {
     spec.id: spec
-    for spec in (forms.REQUEST_FORM, forms.SCHEDULE_FORM, forms.REVIEW_FORM, forms.AVAILABILITY_FORM)
+    for spec in (
+        forms.REQUEST_FORM,
+        forms.SCHEDULE_FORM,
+        forms.REVIEW_FORM,
+        forms.AVAILABILITY_FORM,
+        forms.PROFILE_FORM,
+    )
 }
 
 
@@ -283,6 +290,8 @@ class Components:
             work = interaction.response.send_modal(review_modal(int(parts[0]), values))
         elif kind == "availability":
             work = self.open_availability(interaction, values)
+        elif kind == "profile":
+            work = self.open_profile(interaction, values)
         else:
             work = Replies.send(interaction, "That form is no longer available.")
         await self.guarded(interaction, work)
@@ -358,6 +367,27 @@ class Components:
                 values = {"timezone": self.bot.settings.default_timezone}
         await interaction.response.send_modal(availability_modal(values))
 
+    async def open_profile(
+        self, interaction: discord.Interaction[Any], values: Mapping[str, str] | None
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        refused = authorize(Act.PROFILE, actor) if actor is not None else NOT_FOUND
+        if refused is not None or actor is None:
+            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+            return
+        if not values:
+            try:
+                profile = await asyncio.wait_for(self.mentorship.profile(actor), PREPARE_TIMEOUT / 2)
+                values = {
+                    "skills": ", ".join(profile.skills),
+                    "capacity": str(profile.capacity),
+                    "away_until": profile.away_until.isoformat() if profile.away_until else "",
+                }
+            except Exception:
+                log.warning("couldn't load the profile in time; opening the form empty", exc_info=True)
+                values = {}
+        await interaction.response.send_modal(profile_modal(values))
+
     # Modal submissions -------------------------------------------------------------------------
 
     async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
@@ -379,6 +409,8 @@ class Components:
                 await self._submit_review(interaction, int(parts[0]), values)
             elif kind == "availability":
                 await self._submit_availability(interaction, values)
+            elif kind == "profile":
+                await self._submit_profile(interaction, values)
             else:
                 await Replies.send(interaction, "That form is no longer available.")
         except Exception:
@@ -452,6 +484,20 @@ class Components:
             await self._rejected(interaction, f"review:{request_id}", result.errors, values)
             return
         await self.reply_result(interaction, actor, result, "Thank you for your feedback!")
+
+    async def _submit_profile(self, interaction: discord.Interaction[Any], values: dict[str, str]) -> None:
+        actor = self.guild_actor(interaction)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        result = await self.mentorship.save_profile(actor, values)
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, "profile", result.errors, values)
+            return
+        if isinstance(result, Refused):
+            await Replies.send(interaction, escape(result.message))
+            return
+        await Replies.send(interaction, f"Saved: {escape(result.value.summary)}.")
 
     async def _submit_availability(
         self, interaction: discord.Interaction[Any], values: dict[str, str]
