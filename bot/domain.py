@@ -143,6 +143,11 @@ class RequestView:
     claimed_at: datetime | None
     closed_at: datetime | None
     session: SessionView | None = None
+    # Set by matching when the request was posted: (external id, name) of each suggested
+    # mentor and the tags they share; `matched` None until matching ran.
+    suggested: tuple[tuple[str, str], ...] = ()
+    matched_tags: tuple[str, ...] = ()
+    matched: bool | None = None
 
 
 @dataclass(frozen=True)

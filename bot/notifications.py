@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.calendar import google_calendar_url, ics_file
 from bot.domain import MemberRef, RequestView, Status
-from bot.messages import Action, Attachment, Button, Line, Link, Message, Person, Text, When, t
+from bot.messages import Action, Attachment, Button, Inline, Line, Link, Message, Person, Text, When, t
 
 CARD_DESCRIPTION_LIMIT = 600
 
@@ -32,6 +32,7 @@ class Kind(enum.StrEnum):
     NO_SHOW = "no_show_reported"
     RATED = "rated"
     DELIVERY_FAILED = "delivery_failed"
+    MATCH_SUGGESTED = "match_suggested"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -57,7 +58,9 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[tuple[str, Line], ...]:
+def request_fields(
+    request: RequestView, *, with_student: bool = True, with_match: bool = False
+) -> tuple[tuple[str, Line], ...]:
     fields: list[tuple[str, Line]] = [
         ("Type", (t(request.session_type.label),)),
         ("Duration", (t(f"{request.duration_minutes} min"),)),
@@ -69,11 +72,27 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     if with_student:
         fields.append(("Student", (person(request.student),)))
     fields.append(("Status", (t(request.status.badge),)))
+    if with_match and request.status is Status.OPEN and request.matched is not None:
+        fields.append(("Suggested", suggestion_line(request)))
     if request.claimed_by is not None and request.status in (Status.CLAIMED, Status.SCHEDULED):
         fields.append(("Mentor", (person(request.claimed_by),)))
     if request.session is not None and request.status is Status.SCHEDULED:
         fields.append(("When", (When(request.session.starts_at),)))
     return tuple(fields)
+
+
+def suggestion_line(request: RequestView) -> Line:
+    """ "@Mia, @Max · python, interviews", or say honestly that nobody matched."""
+    if not request.suggested:
+        return (t("Nobody yet: no available mentor's profile fits this request. All mentors can claim it."),)
+    line: list[Inline] = []
+    for index, (external_id, name) in enumerate(request.suggested):
+        if index:
+            line.append(t(", "))
+        line.append(Person(external_id, name))
+    if request.matched_tags:
+        line.append(t(" · " + ", ".join(request.matched_tags)))
+    return tuple(line)
 
 
 def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
@@ -119,7 +138,7 @@ def card(request: RequestView) -> Message:
             (t(request.title, bold=True),),
             (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
         ),
-        fields=request_fields(request),
+        fields=request_fields(request, with_match=True),
         buttons=mentor_buttons(request),
         footer=(t(f"Request #{request.id} · posted "), When(request.created_at, "relative")),
         accent=accent,
@@ -195,6 +214,15 @@ def compose(
             ),
             buttons=mentor_buttons(request),
             accent="high" if request.urgency.value == "high" else None,
+        )
+    if kind is Kind.MATCH_SUGGESTED:
+        shared = [tag for tag in request.tags if tag in payload.get("tags", ())]
+        why = f"You list {', '.join(shared)}." if shared else "You have room for another session."
+        return Message(
+            headline="A request that fits you",
+            lines=(title, (t(why + " Claim it if you can take it; others were asked too."),)),
+            fields=request_fields(request),
+            buttons=mentor_buttons(request),
         )
     if kind is Kind.REQUEST_POSTED:
         return Message(

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import profiles
+from bot import matching, profiles
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -40,6 +40,7 @@ from modals import forms
 from storage import mentor_profiles
 from storage import repository as repo
 from storage.db import Database
+from storage.mentor_profiles import CandidateRow
 from storage.models import Member, Request
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class Mentorship:
         self.settings = settings
         self.clock = clock
         self._wake = wake
+        self._directories: dict[str, matching.MentorDirectory] = {}
+
+    def use_directory(self, platform: str, directory: matching.MentorDirectory) -> None:
+        """The adapter's check of who is a mentor now, used when matching (see bot/matching.py)."""
+        self._directories[platform] = directory
 
     def on_owed(self, wake: Callable[[], None]) -> None:
         """Called after every commit that owes messages (the delivery worker listens)."""
@@ -148,15 +154,44 @@ class Mentorship:
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
+        suggest = await self._suggest(actor, parsed, tz_name)
         async with self.db.transaction() as session:
             me = await self._me(session, actor)
-            result = await self._insert_request(session, me, actor, parsed, now)
+            result = await self._insert_request(session, me, actor, parsed, now, suggest)
         if isinstance(result, Ok):
             self._owed()
         return result
 
+    async def _suggest(
+        self, actor: Actor, data: forms.RequestInput, tz_name: str
+    ) -> list[CandidateRow] | None:
+        """The mentors to offer a new request to (asked before the write transaction, so the
+        platform's membership check never holds a database lock); None if matching failed."""
+        try:
+            async with self.db.transaction() as session:
+                return await matching.pick(
+                    session,
+                    platform=actor.platform,
+                    workspace=actor.workspace,
+                    tags=data.tags,
+                    dates=(data.available_from, data.available_until),
+                    student_external_id=actor.user_id,
+                    directory=self._directories.get(actor.platform),
+                    today=self.today_for(tz_name),
+                    count=self.settings.match_notify_count,
+                )
+        except Exception:
+            log.exception("matching failed; the request goes to the whole feed")
+            return None
+
     async def _insert_request(
-        self, session: AsyncSession, me: Member, actor: Actor, data: forms.RequestInput, now: datetime
+        self,
+        session: AsyncSession,
+        me: Member,
+        actor: Actor,
+        data: forms.RequestInput,
+        now: datetime,
+        suggest: list[CandidateRow] | None = None,
     ) -> Result[RequestView]:
         cap = self.settings.max_open_requests_per_student
         if await repo.count_active_for_student(session, me.id, ACTIVE_STATUSES) >= cap:
@@ -186,7 +221,12 @@ class Mentorship:
             created_at=now,
             expires_at=now + self.settings.expiry,
             nudge_due_at=now + nudge_after,
+            match_note=None if suggest is None else matching.match_note(suggest, data.tags),
         )
+        if suggest:
+            pending = await repo.request_view(session, request.id)
+            assert pending is not None
+            await matching.offer(session, pending, suggest, round_=0, now=now)
         view = await self._card_changed(session, request.id, now)
         await owe_dm(
             session,

@@ -110,6 +110,9 @@ class Request(Base):
     cancelled_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Who matching suggested when the request was posted: {"mentors": [[external_id, name]],
+    # "tags": [...]} ; None before matching ran.
+    match_note: Mapped[dict[str, Any] | None]
 
 
 class MentorSession(Base):
@@ -222,7 +225,9 @@ class MentorProfile(Base):
     One row per member; `capacity` is read inside the claim's guarded statement."""
 
     __tablename__ = "mentor_profiles"
-    __table_args__ = (Index("ix_mentor_profiles_workspace", "platform", "workspace"),)
+    __table_args__ = (
+        Index("ix_mentor_profiles_workspace_suggested", "platform", "workspace", "last_suggested_at"),
+    )
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
@@ -230,4 +235,29 @@ class MentorProfile(Base):
     skills: Mapped[list[str]] = mapped_column(default=list)
     capacity: Mapped[int] = mapped_column(Integer)
     away_until: Mapped[date | None] = mapped_column(Date)
+    # When matching last suggested this mentor (epoch when never): the fairness tie-break.
+    last_suggested_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class MentorSkill(Base):
+    """One skill of a mentor's profile, so matching finds mentors by tag through an index."""
+
+    __tablename__ = "mentor_skills"
+    __table_args__ = (Index("ix_mentor_skills_workspace_tag", "platform", "workspace", "tag"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.member_id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+
+
+class RequestSuggestion(Base):
+    """A mentor the bot asked about a request (round 0 at posting, 1 when the circle widened)."""
+
+    __tablename__ = "request_suggestions"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

@@ -18,6 +18,8 @@ TABLES = {
     "notifications",
     "job_runs",
     "mentor_profiles",
+    "mentor_skills",
+    "request_suggestions",
 }
 
 
