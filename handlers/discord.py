@@ -24,6 +24,7 @@ from bot.domain import DURATIONS, Invalid, Ok, SessionType, Urgency
 from bot.messages import Action
 from bot.outbox import Sender
 from bot.runtime import Runtime
+from handlers.discord_directory import DiscordMentorDirectory
 from handlers.discord_interactions import Components, Replies
 from handlers.discord_sender import DiscordSender
 from modals import forms
@@ -200,6 +201,7 @@ class MentorBot(discord.Client):
         self.tree.error(self._on_tree_error)
         self.components = Components(self)
         self.announce_invite = False
+        runtime.mentorship.use_directory("discord", DiscordMentorDirectory(self, settings))
 
     async def setup_hook(self) -> None:
         # Old cards' buttons keep working after a restart: their custom ids match these.

@@ -110,6 +110,7 @@ class SlackBot:
         self.runtime = runtime
         self.client = make_client(settings, interactive=True)
         self.directory = Directory(self.client, settings)
+        runtime.mentorship.use_directory("slack", self.directory)
         self.sender = SlackSender(settings)
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()

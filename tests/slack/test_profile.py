@@ -4,7 +4,17 @@ capacity who clicks Claim is told why and how to change it."""
 
 from __future__ import annotations
 
-from tests.slack.harness import MENTOR, MENTORS, STUDENT, SlackHarness, block_text, find_button
+from bot.domain import Actor, Ok
+from tests.slack.harness import (
+    MENTOR,
+    MENTOR_2,
+    MENTORS,
+    STUDENT,
+    TEAM,
+    SlackHarness,
+    block_text,
+    find_button,
+)
 from tests.slack.test_flow import _request
 from tests.slack.test_refusals import _click_card, _state
 
@@ -62,3 +72,29 @@ async def test_capacity_refusal_on_claim(slack_lite: SlackHarness) -> None:
     told = slack.reply_text(answer)
     assert "1 of 1 active" in told and "/mini-session profile" in told
     assert await _state(slack) == before
+
+
+async def test_suggested_mentors_on_the_card_and_dmd(slack_lite: SlackHarness) -> None:
+    """Mia lists the request's tags: she is named on the card and gets a DM with a Claim button;
+    a mentor who left the mentors' channel is not suggested."""
+    slack = slack_lite
+    # Max saved a profile while a mentor, then left the mentors' channel.
+    max_was_mentor = Actor("slack", TEAM, MENTOR_2, "max", is_mentor=True)
+    saved = await slack.runtime.mentorship.save_profile(max_was_mentor, {"skills": "python", "capacity": "3"})
+    assert isinstance(saved, Ok)
+    slack.fake.add_channel(MENTORS, members=[MENTOR, "UBOT"], name="mentors")
+    await slack.submit(MENTOR, await _open_profile(slack), {"skills": "python", "capacity": "3"})
+    await _request(slack)
+    card = slack.fake.messages[MENTORS][-1]
+    text = block_text(card["blocks"])
+    assert "Suggested" in text and f"<@{MENTOR}>" in text and f"<@{MENTOR_2}>" not in text
+    dm = slack.fake.messages["D" + MENTOR][-1]
+    assert "A request that fits you" in block_text(dm["blocks"])
+    answer = await slack.click(
+        MENTOR, find_button(dm["blocks"], "mm_claim"), message_ts=dm["ts"], channel="D" + MENTOR
+    )
+    await slack.settle()
+    assert "You claimed" in slack.reply_text(answer)
+    assert "D" + MENTOR_2 not in slack.fake.messages or not any(
+        "fits you" in block_text(m.get("blocks", [])) for m in slack.fake.messages["D" + MENTOR_2]
+    )
