@@ -116,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    for warning in settings.deprecations:
-        log.warning("%s", warning)
     if args.command == "manifest":
         from handlers.slack import manifest
 
