@@ -220,7 +220,7 @@ def compose(
         why = f"You list {', '.join(shared)}." if shared else "You have room for another session."
         return Message(
             headline="A request that fits you",
-            lines=(title, (t(why + " Claim it if you can take it; others were asked too."),)),
+            lines=(title, (t(why + " Claim it if you can take it."),)),
             fields=request_fields(request),
             buttons=mentor_buttons(request),
         )
