@@ -10,6 +10,7 @@ adapter: Slack channel membership, Discord role). This module never imports a pl
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -129,3 +130,26 @@ async def offer(
             payload={"tags": [t for t in view.tags if t in row.skills], "round": round_},
         )
     return asked
+
+
+EXPECTATION_MINIMUM = 5  # claimed requests of the same urgency needed before quoting a median
+EXPECTATION_WINDOW = timedelta(days=30)
+
+
+async def expectations(session: AsyncSession, view: RequestView, *, now: datetime) -> dict[str, Any]:
+    """What the student's confirmation can honestly say: mentors listing the tags, and the
+    median time to claim of similar requests when there are enough of them."""
+    listing = await mentor_profiles.mentors_listing(
+        session, platform=view.platform, workspace=view.workspace, tags=view.tags
+    )
+    waits = await mentor_profiles.recent_claim_waits(
+        session,
+        platform=view.platform,
+        workspace=view.workspace,
+        urgency=view.urgency.value,
+        since=now - EXPECTATION_WINDOW,
+    )
+    out: dict[str, Any] = {"mentors_listing": listing}
+    if len(waits) >= EXPECTATION_MINIMUM:
+        out["median_claim_seconds"] = statistics.median(waits)
+    return out

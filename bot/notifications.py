@@ -227,7 +227,11 @@ def compose(
     if kind is Kind.REQUEST_POSTED:
         return Message(
             headline="Your request is posted",
-            lines=(title, (t("Mentors have been told. You'll get a message here when one claims it."),)),
+            lines=(
+                title,
+                (t("Mentors have been told. You'll get a message here when one claims it."),),
+                *_expectation_lines(request, payload),
+            ),
             fields=request_fields(request, with_student=False),
             buttons=student_buttons(request),
         )
@@ -359,6 +363,20 @@ def compose(
             lines.append((t("“"), t(str(payload["review"])), t("”")))
         return Message(headline="You got a rating", lines=tuple(lines))
     raise AssertionError(f"no composer for {kind}")
+
+
+def _expectation_lines(request: RequestView, payload: dict[str, Any]) -> list[Line]:
+    """An honest expectation: mentors listing the tags; the usual wait when we know it."""
+    lines: list[Line] = []
+    listing = payload.get("mentors_listing")
+    if request.tags and isinstance(listing, int):
+        who = "1 mentor lists" if listing == 1 else f"{listing} mentors list"
+        lines.append((t(f"{who} these tags."),))
+    median = payload.get("median_claim_seconds")
+    if isinstance(median, int | float):
+        wait = _in_words(timedelta(seconds=median))
+        lines.append((t(f"Requests like this are usually claimed within {wait}."),))
+    return lines
 
 
 def _in_words(delta: timedelta) -> str:

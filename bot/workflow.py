@@ -235,6 +235,7 @@ class Mentorship:
             kind=Kind.REQUEST_POSTED,
             now=now,
             key=f"request:{view.id}",
+            payload=await matching.expectations(session, view, now=now),
         )
         return Ok(view)
 

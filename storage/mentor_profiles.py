@@ -220,3 +220,40 @@ async def claim_within_capacity(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def mentors_listing(
+    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str]
+) -> int:
+    """How many mentors list at least one of `tags` (indexed by workspace and tag)."""
+    if not tags:
+        return 0
+    return int(
+        await session.scalar(
+            select(func.count(func.distinct(MentorSkill.member_id))).where(
+                MentorSkill.platform == platform,
+                MentorSkill.workspace == workspace,
+                MentorSkill.tag.in_(list(tags)),
+            )
+        )
+        or 0
+    )
+
+
+async def recent_claim_waits(
+    session: AsyncSession, *, platform: str, workspace: str, urgency: str, since: datetime, limit: int = 500
+) -> list[float]:
+    """Seconds from posting to claim of the latest claimed requests of one urgency since `since`."""
+    rows = await session.execute(
+        select(Request.created_at, Request.claimed_at)
+        .where(
+            Request.platform == platform,
+            Request.workspace == workspace,
+            Request.urgency == urgency,
+            Request.created_at >= since,
+            Request.claimed_at.is_not(None),
+        )
+        .order_by(Request.created_at.desc())
+        .limit(limit)
+    )
+    return [(claimed - created).total_seconds() for created, claimed in rows if claimed is not None]

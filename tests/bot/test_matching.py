@@ -153,3 +153,42 @@ async def test_fair_rotation_between_equal_mentors(runtime: Runtime) -> None:
         firsts.append(created.value.suggested[0][1])
         runtime.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
     assert firsts in (["Mia", "Max", "Mia", "Max"], ["Max", "Mia", "Max", "Mia"])
+
+
+async def _posted_dm_text(runtime: Runtime, request_id: int) -> str:
+    from bot.notifications import Kind, compose
+
+    async with runtime.db.transaction() as session:
+        note = (
+            await session.scalars(
+                select(Notification).where(
+                    Notification.kind == "request_posted", Notification.request_id == request_id
+                )
+            )
+        ).one()
+    got = await runtime.mentorship.get_request(STUDENT, request_id)
+    assert isinstance(got, Ok)
+    message = compose(Kind.REQUEST_POSTED, note.payload, got.value, got.value.student, runtime.clock.now())
+    return " ".join(getattr(part, "text", "") for line in message.lines for part in line)
+
+
+async def test_expectations_on_submit(runtime: Runtime) -> None:
+    await profile(runtime, MIA, "python", capacity="10")
+    await profile(runtime, MAX, "interviews", capacity="10")
+    await profile(runtime, PAT, "cooking")
+    first = await runtime.mentorship.create_request(STUDENT, request_form(available_from="2030-01-09"))
+    assert isinstance(first, Ok)
+    text = await _posted_dm_text(runtime, first.value.id)
+    assert "2 mentors list these tags." in text and "usually claimed" not in text  # too few to say
+    for i in range(5):  # five similar requests, each claimed after 3 hours
+        who = Actor("slack", "T1", f"U_P{i}", f"P{i}", "UTC")
+        made = await runtime.mentorship.create_request(who, request_form(available_from="2030-01-09"))
+        assert isinstance(made, Ok)
+        runtime.clock.advance(timedelta(hours=3))  # type: ignore[attr-defined]
+        assert isinstance(await runtime.mentorship.claim(MIA, made.value.id), Ok)
+    assert isinstance(await runtime.mentorship.cancel(STUDENT, first.value.id), Ok)
+    again = await runtime.mentorship.create_request(STUDENT, request_form(available_from="2030-01-09"))
+    assert isinstance(again, Ok)
+    assert "Requests like this are usually claimed within 3 hours." in await _posted_dm_text(
+        runtime, again.value.id
+    )
