@@ -98,3 +98,13 @@ async def test_suggested_mentors_on_the_card_and_dmd(slack_lite: SlackHarness) -
     assert "D" + MENTOR_2 not in slack.fake.messages or not any(
         "fits you" in block_text(m.get("blocks", [])) for m in slack.fake.messages["D" + MENTOR_2]
     )
+
+
+async def test_student_told_how_many_mentors_list_the_tags(slack_lite: SlackHarness) -> None:
+    slack = slack_lite
+    await slack.submit(MENTOR, await _open_profile(slack), {"skills": "python", "capacity": "3"})
+    await _request(slack)
+    posted = slack.fake.messages["D" + STUDENT][-1]
+    text = block_text(posted["blocks"])
+    assert "Your request is posted" in text and "1 mentor lists these tags." in text
+    assert "usually claimed" not in text  # no history yet: no guess
