@@ -29,9 +29,10 @@ class Act(enum.StrEnum):
     AVAILABILITY = "availability"
     PROPOSE = "propose"
     PICK = "pick"  # pick a proposed time, or say none work
+    PROFILE = "profile"
 
 
-MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY}
+MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY, Act.PROFILE}
 CLAIMING_MENTOR_ONLY = {
     Act.RELEASE,
     Act.SCHEDULE,

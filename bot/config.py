@@ -38,6 +38,32 @@ def _shown(name: str, value: object) -> str:
     return repr(value)
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+URGENCIES = ("high", "normal", "low")
+
+
+def parse_claim_targets(text: str) -> dict[str, timedelta]:
+    """`"high=4,normal=24,low=72"` -> hours per urgency; missing urgencies keep their default."""
+    targets = {"high": 4.0, "normal": 24.0, "low": 72.0}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, hours = part.partition("=")
+        name = name.strip().lower()
+        if name not in URGENCIES:
+            raise ValueError(
+                f"{part.strip()!r}: write urgency=hours for high, normal, low, e.g. high=4,normal=24"
+            )
+        try:
+            value = float(hours)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r}: the hours must be a number, e.g. {name}=24") from None
+        if not 0 < value <= 24 * 30:
+            raise ValueError(f"{part.strip()!r}: the hours must be more than 0 and at most 720")
+        targets[name] = value
+    return {name: timedelta(hours=hours) for name, hours in targets.items()}
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased for the person who set the variables."""
 
@@ -98,6 +124,41 @@ class Settings(BaseSettings):
     admin_user_ids: str = ""
     meeting_link_template: str = DEFAULT_MEETING_LINK_TEMPLATE
     default_timezone: str = "UTC"
+    mentor_default_capacity: int = Field(default=3, ge=1, le=10)
+    match_notify_count: int = Field(default=3, ge=1, le=10)
+    claim_target_hours: str = "high=4,normal=24,low=72"
+    digest_time: str = "09:00"
+    slack_escalation_usergroup: str | None = None
+    discord_escalation_role_id: str | None = None
+
+    @field_validator("claim_target_hours")
+    @classmethod
+    def _check_targets(cls, value: str) -> str:
+        parse_claim_targets(value)
+        return value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _check_digest_time(cls, value: str) -> str:
+        if not _CLOCK.match(value.strip()):
+            raise ValueError("must be a local time HH:MM from 00:00 to 23:59, e.g. 09:00")
+        return value.strip()
+
+    @field_validator("slack_escalation_usergroup")
+    @classmethod
+    def _check_usergroup(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"S[A-Z0-9]{2,30}", value.strip()):
+            raise ValueError("must be a Slack user-group id such as S0123ABCD (not a @handle)")
+        return value.strip() if value else None
+
+    @field_validator("discord_escalation_role_id")
+    @classmethod
+    def _check_role(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"\d{15,22}", value.strip()):
+            raise ValueError(
+                "must be a Discord role id (a 17-20 digit number; enable Developer Mode to copy it)"
+            )
+        return value.strip() if value else None
 
     @field_validator("reminder_offsets")
     @classmethod
@@ -201,6 +262,24 @@ class Settings(BaseSettings):
     @property
     def expiry(self) -> timedelta:
         return timedelta(days=self.request_expiry_days)
+
+    @property
+    def claim_targets(self) -> dict[str, timedelta]:
+        """First-claim target per urgency; a set NUDGE_AFTER_HOURS (deprecated) is the normal one
+        unless CLAIM_TARGET_HOURS names normal itself."""
+        targets = parse_claim_targets(self.claim_target_hours)
+        explicit_normal = (
+            "claim_target_hours" in self.model_fields_set and "normal" in self.claim_target_hours
+        )
+        if "nudge_after_hours" in self.model_fields_set and not explicit_normal:
+            targets["normal"] = self.nudge_after
+        return targets
+
+    @property
+    def deprecations(self) -> list[str]:
+        if "nudge_after_hours" in self.model_fields_set:
+            return ["NUDGE_AFTER_HOURS is deprecated: use CLAIM_TARGET_HOURS (it sets the normal target)."]
+        return []
 
     @property
     def nudge_after(self) -> timedelta:

@@ -149,6 +149,12 @@ class RequestView:
     def times_proposed(self) -> bool:
         return self.status is Status.CLAIMED and self.proposal_id is not None
 
+    # Set by matching when the request was posted: (external id, name) of each suggested
+    # mentor and the tags they share; `matched` None until matching ran.
+    suggested: tuple[tuple[str, str], ...] = ()
+    matched_tags: tuple[str, ...] = ()
+    matched: bool | None = None
+
 
 @dataclass(frozen=True)
 class Availability:

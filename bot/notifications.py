@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.calendar import google_calendar_url, ics_file
 from bot.domain import MemberRef, RequestView, SessionStatus, Status
-from bot.messages import Action, Attachment, Button, Line, Link, Message, Person, Text, When, t
+from bot.messages import Action, Attachment, Button, Inline, Line, Link, Message, Person, Text, When, t
 
 CARD_DESCRIPTION_LIMIT = 600
 
@@ -36,6 +36,7 @@ class Kind(enum.StrEnum):
     TIMES_PROPOSED = "times_proposed"
     TIMES_DECLINED = "times_declined"
     PROPOSAL_WITHDRAWN = "proposal_withdrawn"
+    MATCH_SUGGESTED = "match_suggested"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -61,7 +62,9 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[tuple[str, Line], ...]:
+def request_fields(
+    request: RequestView, *, with_student: bool = True, with_match: bool = False
+) -> tuple[tuple[str, Line], ...]:
     fields: list[tuple[str, Line]] = [
         ("Type", (t(request.session_type.label),)),
         ("Duration", (t(f"{request.duration_minutes} min"),)),
@@ -75,6 +78,8 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     fields.append(("Status", (t(request.status.badge),)))
     if request.times_proposed:
         fields.append(("Times", (t("times proposed, waiting for the student"),)))
+    if with_match and request.status is Status.OPEN and request.matched is not None:
+        fields.append(("Suggested", suggestion_line(request)))
     # A completed card keeps who mentored and when: organisers read the feed as a record.
     mentor = request.session.mentor if request.session is not None else request.claimed_by
     if request.status is Status.COMPLETED and mentor is not None:
@@ -84,6 +89,20 @@ def request_fields(request: RequestView, *, with_student: bool = True) -> tuple[
     if request.session is not None and request.status in (Status.SCHEDULED, Status.COMPLETED):
         fields.append(("When", (When(request.session.starts_at),)))
     return tuple(fields)
+
+
+def suggestion_line(request: RequestView) -> Line:
+    """ "@Mia, @Max · python, interviews", or say honestly that nobody matched."""
+    if not request.suggested:
+        return (t("Nobody yet: no available mentor's profile fits this request. All mentors can claim it."),)
+    line: list[Inline] = []
+    for index, (external_id, name) in enumerate(request.suggested):
+        if index:
+            line.append(t(", "))
+        line.append(Person(external_id, name))
+    if request.matched_tags:
+        line.append(t(" · " + ", ".join(request.matched_tags)))
+    return tuple(line)
 
 
 def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
@@ -130,7 +149,7 @@ def card(request: RequestView) -> Message:
             (t(request.title, bold=True),),
             (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
         ),
-        fields=request_fields(request),
+        fields=request_fields(request, with_match=True),
         buttons=mentor_buttons(request),
         footer=(t(f"Request #{request.id} · posted "), When(request.created_at, "relative")),
         accent=accent,
@@ -230,10 +249,23 @@ def compose(
             buttons=mentor_buttons(request),
             accent="high" if request.urgency.value == "high" else None,
         )
+    if kind is Kind.MATCH_SUGGESTED:
+        shared = [tag for tag in request.tags if tag in payload.get("tags", ())]
+        why = f"You list {', '.join(shared)}." if shared else "You have room for another session."
+        return Message(
+            headline="A request that fits you",
+            lines=(title, (t(why + " Claim it if you can take it."),)),
+            fields=request_fields(request),
+            buttons=mentor_buttons(request),
+        )
     if kind is Kind.REQUEST_POSTED:
         return Message(
             headline="Your request is posted",
-            lines=(title, (t("Mentors have been told. You'll get a message here when one claims it."),)),
+            lines=(
+                title,
+                (t("Mentors have been told. You'll get a message here when one claims it."),),
+                *_expectation_lines(request, payload),
+            ),
             fields=request_fields(request, with_student=False),
             buttons=student_buttons(request),
         )
@@ -428,6 +460,20 @@ def local_label(at: datetime, tz_name: str) -> str:
     """A time as button text (buttons can't localize), in the reader's zone: `Tue 08 Jan 21:00 CET`."""
     local = at.astimezone(_zone(tz_name))
     return local.strftime("%a %d %b %H:%M ") + (local.tzname() or tz_name)
+
+
+def _expectation_lines(request: RequestView, payload: dict[str, Any]) -> list[Line]:
+    """An honest expectation: mentors listing the tags; the usual wait when we know it."""
+    lines: list[Line] = []
+    listing = payload.get("mentors_listing")
+    if request.tags and isinstance(listing, int):
+        who = "1 mentor lists" if listing == 1 else f"{listing} mentors list"
+        lines.append((t(f"{who} these tags."),))
+    median = payload.get("median_claim_seconds")
+    if isinstance(median, int | float):
+        wait = _in_words(timedelta(seconds=median))
+        lines.append((t(f"Requests like this are usually claimed within {wait}."),))
+    return lines
 
 
 def _in_words(delta: timedelta) -> str:

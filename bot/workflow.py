@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import proposals
+from bot import matching, profiles, proposals
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -38,8 +38,10 @@ from bot.domain import (
 from bot.notifications import Kind
 from bot.outbox import owe_card, owe_dm, owe_feed
 from modals import forms
+from storage import mentor_profiles
 from storage import repository as repo
 from storage.db import Database
+from storage.mentor_profiles import CandidateRow
 from storage.models import Member, Request
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class Dashboard:
     is_mentor: bool
     # request id -> messages we could not deliver about it (e.g. "Couldn't DM Sam: DMs closed")
     problems: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    profile: profiles.ProfileView | None = None  # mentors only: skills, capacity, current load
 
 
 class _RepostLost(Exception):
@@ -93,6 +96,11 @@ class Mentorship:
         self.settings = settings
         self.clock = clock
         self._wake = wake
+        self._directories: dict[str, matching.MentorDirectory] = {}
+
+    def use_directory(self, platform: str, directory: matching.MentorDirectory) -> None:
+        """The adapter's check of who is a mentor now, used when matching (see bot/matching.py)."""
+        self._directories[platform] = directory
 
     def on_owed(self, wake: Callable[[], None]) -> None:
         """Called after every commit that owes messages (the delivery worker listens)."""
@@ -175,19 +183,48 @@ class Mentorship:
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
+        suggest = await self._suggest(actor, parsed, tz_name)
         async with self.db.transaction() as session:
             if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
                 return earlier
             me = await self._me(session, actor)
-            result = await self._insert_request(session, me, actor, parsed, now)
+            result = await self._insert_request(session, me, actor, parsed, now, suggest)
             if once is not None and isinstance(result, Ok):
                 await repo.record_submission(session, once, result.value.id, now)
         if isinstance(result, Ok):
             self._owed()
         return result
 
+    async def _suggest(
+        self, actor: Actor, data: forms.RequestInput, tz_name: str
+    ) -> list[CandidateRow] | None:
+        """The mentors to offer a new request to (asked before the write transaction, so the
+        platform's membership check never holds a database lock); None if matching failed."""
+        try:
+            async with self.db.transaction() as session:
+                return await matching.pick(
+                    session,
+                    platform=actor.platform,
+                    workspace=actor.workspace,
+                    tags=data.tags,
+                    dates=(data.available_from, data.available_until),
+                    student_external_id=actor.user_id,
+                    directory=self._directories.get(actor.platform),
+                    today=self.today_for(tz_name),
+                    count=self.settings.match_notify_count,
+                )
+        except Exception:
+            log.exception("matching failed; the request goes to the whole feed")
+            return None
+
     async def _insert_request(
-        self, session: AsyncSession, me: Member, actor: Actor, data: forms.RequestInput, now: datetime
+        self,
+        session: AsyncSession,
+        me: Member,
+        actor: Actor,
+        data: forms.RequestInput,
+        now: datetime,
+        suggest: list[CandidateRow] | None = None,
     ) -> Result[RequestView]:
         cap = self.settings.max_open_requests_per_student
         if await repo.count_active_for_student(session, me.id, ACTIVE_STATUSES) >= cap:
@@ -217,7 +254,12 @@ class Mentorship:
             created_at=now,
             expires_at=now + self.settings.expiry,
             nudge_due_at=now + nudge_after,
+            match_note=None if suggest is None else matching.match_note(suggest, data.tags),
         )
+        if suggest:
+            pending = await repo.request_view(session, request.id)
+            assert pending is not None
+            await matching.offer(session, pending, suggest, round_=0, now=now)
         view = await self._card_changed(session, request.id, now)
         await owe_dm(
             session,
@@ -226,6 +268,7 @@ class Mentorship:
             kind=Kind.REQUEST_POSTED,
             now=now,
             key=f"request:{view.id}",
+            payload=await matching.expectations(session, view, now=now),
         )
         return Ok(view)
 
@@ -322,9 +365,16 @@ class Mentorship:
                     limit=10,
                 )
                 windows = await repo.availability(session, me.id)
+            profile = (
+                await profiles.profile_of(session, me, default_capacity=self.settings.mentor_default_capacity)
+                if actor.is_mentor
+                else None
+            )
             failed = await repo.undelivered_dms(session, [r.id for r in (*mine, *claimed)])
         problems = {rid: tuple(texts) for rid, texts in failed.items()}
-        return Dashboard(mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems)
+        return Dashboard(
+            mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems, profile
+        )
 
     # Claiming ------------------------------------------------------------------------------
 
@@ -337,20 +387,20 @@ class Mentorship:
             me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
-            won = await repo.transition(
-                session,
-                request_id,
-                [Status.OPEN],
-                status=Status.CLAIMED.value,
-                claimed_by_id=me.id,
-                claimed_at=now,
-                nudge_due_at=None,
+            # The capacity check is part of the guarded claim statement itself.
+            won = await mentor_profiles.claim_within_capacity(
+                session, request_id, me.id, default_capacity=self.settings.mentor_default_capacity, now=now
             )
             if not won:
                 current = await repo.request_view(session, request_id)
                 assert current is not None
                 if current.claimed_by is not None and current.claimed_by.id == me.id:
                     return Refused("already_yours", "You've already claimed this request.", current)
+                if current.status is Status.OPEN:  # still open: the mentor is full
+                    mine = await profiles.profile_of(
+                        session, me, default_capacity=self.settings.mentor_default_capacity
+                    )
+                    return profiles.at_capacity(mine, current)
                 return self._refuse_state(current, "claimed")
             after = await self._card_changed(session, request_id, now)
             await owe_dm(
@@ -765,6 +815,34 @@ class Mentorship:
                 await repo.record_submission(session, once, request_id, now)
         self._owed()
         return Ok(after)
+
+    # Mentor profile ----------------------------------------------------------------------
+
+    async def profile(self, actor: Actor) -> profiles.ProfileView:
+        """The actor's profile (defaults when never saved) with their current load."""
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            return await profiles.profile_of(
+                session, me, default_capacity=self.settings.mentor_default_capacity
+            )
+
+    async def save_profile(self, actor: Actor, values: forms.Values) -> Result[profiles.ProfileView]:
+        if refused := authorize(Act.PROFILE, actor):
+            return refused
+        parsed = forms.parse_profile(values, today=self.today_for(self.tz_of(None, actor)))
+        if isinstance(parsed, dict):
+            return Invalid(parsed)
+        async with self.db.transaction() as session:
+            me = await self._me(session, actor)
+            saved = await profiles.save_profile(
+                session,
+                me,
+                skills=parsed.skills,
+                capacity=parsed.capacity,
+                away_until=parsed.away_until,
+                now=self.clock.now(),
+            )
+        return Ok(saved)
 
     # Availability ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from bot.domain import DURATIONS, Invalid, Ok, SessionType, Urgency
 from bot.messages import Action
 from bot.outbox import Sender
 from bot.runtime import Runtime
+from handlers.discord_directory import DiscordMentorDirectory
 from handlers.discord_interactions import Components, Replies
 from handlers.discord_sender import DiscordSender
 from modals import forms
@@ -130,6 +131,10 @@ class MiniSession(app_commands.Group):
     async def availability(self, interaction: discord.Interaction[Any]) -> None:
         await self.components.guarded(interaction, self.components.open_availability(interaction, None))
 
+    @app_commands.command(name="profile", description="Mentors: your skills, capacity and time away")
+    async def profile(self, interaction: discord.Interaction[Any]) -> None:
+        await self.components.guarded(interaction, self.components.open_profile(interaction, None))
+
     @app_commands.command(name="timezone", description="Set your time zone (dates and times you type use it)")
     @app_commands.describe(zone="An IANA time zone, e.g. Europe/Berlin — start typing to search")
     async def timezone(self, interaction: discord.Interaction[Any], zone: str) -> None:
@@ -209,6 +214,7 @@ class MentorBot(discord.Client):
         self.tree.error(self._on_tree_error)
         self.components = Components(self)
         self.announce_invite = False
+        runtime.mentorship.use_directory("discord", DiscordMentorDirectory(self, settings))
 
     async def setup_hook(self) -> None:
         # Old cards' buttons keep working after a restart: their custom ids match these.

@@ -35,6 +35,7 @@ from modals.discord import (
     form_errors,
     modal_values,
     none_work_modal,
+    profile_modal,
     propose_modal,
     request_item,
     request_modal,
@@ -58,6 +59,7 @@ FORMS = {
         forms.AVAILABILITY_FORM,
         forms.PROPOSE_FORM,
         forms.NONE_WORK_FORM,
+        forms.PROFILE_FORM,
     )
 }
 
@@ -321,6 +323,8 @@ class Components:
             work = interaction.response.send_modal(none_work_modal(int(parts[0]), int(parts[1]), values))
         elif kind == "availability":
             work = self.open_availability(interaction, values)
+        elif kind == "profile":
+            work = self.open_profile(interaction, values)
         else:
             work = Replies.send(interaction, "That form is no longer available.")
         await self.guarded(interaction, work)
@@ -411,6 +415,27 @@ class Components:
                 values = {"timezone": self.bot.settings.default_timezone}
         await interaction.response.send_modal(availability_modal(values))
 
+    async def open_profile(
+        self, interaction: discord.Interaction[Any], values: Mapping[str, str] | None
+    ) -> None:
+        actor = self.guild_actor(interaction)
+        refused = authorize(Act.PROFILE, actor) if actor is not None else NOT_FOUND
+        if refused is not None or actor is None:
+            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+            return
+        if not values:
+            try:
+                profile = await asyncio.wait_for(self.mentorship.profile(actor), PREPARE_TIMEOUT / 2)
+                values = {
+                    "skills": ", ".join(profile.skills),
+                    "capacity": str(profile.capacity),
+                    "away_until": profile.away_until.isoformat() if profile.away_until else "",
+                }
+            except Exception:
+                log.warning("couldn't load the profile in time; opening the form empty", exc_info=True)
+                values = {}
+        await interaction.response.send_modal(profile_modal(values))
+
     # Modal submissions -------------------------------------------------------------------------
 
     async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
@@ -436,6 +461,8 @@ class Components:
                 await self._submit_proposal(interaction, form, int(parts[0]), int(parts[1]), values)
             elif kind == "availability":
                 await self._submit_availability(interaction, values)
+            elif kind == "profile":
+                await self._submit_profile(interaction, values)
             else:
                 await Replies.send(interaction, "That form is no longer available.")
         except Exception:
@@ -539,6 +566,20 @@ class Components:
             await self._rejected(interaction, f"review:{request_id}", result.errors, values)
             return
         await self.reply_result(interaction, actor, result, "Thank you for your feedback!")
+
+    async def _submit_profile(self, interaction: discord.Interaction[Any], values: dict[str, str]) -> None:
+        actor = self.guild_actor(interaction)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        result = await self.mentorship.save_profile(actor, values)
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, "profile", result.errors, values)
+            return
+        if isinstance(result, Refused):
+            await Replies.send(interaction, escape(result.message))
+            return
+        await Replies.send(interaction, f"Saved: {escape(result.value.summary)}.")
 
     async def _submit_availability(
         self, interaction: discord.Interaction[Any], values: dict[str, str]

@@ -42,6 +42,7 @@ from bot.charts import ChartSet
 from bot.config import Settings
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus
 from bot.messages import Action
+from bot.profiles import ProfileView
 from bot.runtime import Runtime
 from bot.workflow import Mentorship
 from handlers.slack_directory import Directory
@@ -187,6 +188,7 @@ class SlackBot:
         self.runtime = runtime
         self.client = make_client(settings, interactive=True)
         self.directory = Directory(self.client, settings)
+        runtime.mentorship.use_directory("slack", self.directory)
         self.sender = SlackSender(settings)
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -215,6 +217,8 @@ class SlackBot:
         app.action(ACTION_ID)(self.on_action)
         app.action(ui.OPEN_REQUEST)(self.on_open_request)
         app.action(ui.OPEN_AVAILABILITY)(self.on_open_availability)
+        app.action(ui.OPEN_PROFILE)(self.on_open_profile)
+        app.view(ui.PROFILE_VIEW)(self.on_profile_submitted)
         app.view(ui.REQUEST_VIEW)(self.on_request_submitted)
         app.view(ui.SCHEDULE_VIEW)(self.on_schedule_submitted)
         app.view(ui.PROPOSE_VIEW)(self.on_propose_submitted)
@@ -392,6 +396,8 @@ class SlackBot:
             await self.tell(reply, "Your mentorship dashboard", blocks=blocks)
         elif word == "availability":
             await self.open_availability_modal(actor, trigger_id, reply, from_home=False)
+        elif word == "profile":
+            await self.open_profile_modal(actor, trigger_id, reply, from_home=False)
         elif word == "stats":
             await self.stats(actor, reply, text.split()[1] if len(text.split()) > 1 else None)
         else:
@@ -416,6 +422,40 @@ class SlackBot:
         windows, timezone = await self.mentorship.get_availability(actor)
         view = ui.availability_modal(windows, timezone, metadata={"home": from_home})
         await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def open_profile_modal(
+        self, actor: Actor, trigger_id: str, reply: Reply, *, from_home: bool
+    ) -> None:
+        if refused := authorize(Act.PROFILE, actor):
+            await self.tell(reply, refused.message)
+            return
+        profile = await self.mentorship.profile(actor)
+        await self.client.views_open(
+            trigger_id=trigger_id, view=ui.profile_modal(profile, metadata={"home": from_home})
+        )
+
+    async def on_open_profile(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await ack()
+        reply = self.reply_for(body, context)
+
+        async def work() -> None:
+            actor = await self.actor(context, body)
+            await self.open_profile_modal(
+                actor, str(body.get("trigger_id") or ""), reply, from_home=reply.home
+            )
+
+        self.spawn(work(), reply)
+
+    async def on_profile_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(actor: Actor, values: dict[str, str | None], _: dict[str, Any], __: str | None) -> Any:
+            return await self.mentorship.save_profile(actor, values)  # the same again is the same
+
+        def done(profile: ProfileView) -> ui.View:
+            return ui.notice_view(forms.PROFILE_FORM.title, "Saved: " + profile.summary)
+
+        await self.submitted(ack, body, context, forms.PROFILE_FORM, run, done)
 
     async def stats(self, actor: Actor, reply: Reply, range_text: str | None = None) -> None:
         result = await self.runtime.stats.report(actor)

@@ -260,7 +260,16 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
         )
     )
 
-    await step("Sam runs /mini-session and fills the form")
+    await step("Mia saves her mentor profile (/mini-session profile): skills and capacity 1")
+    await driver.command(MIA, "profile", channel=GENERAL)
+    await idle(app)
+    answer = await driver.submit(
+        MIA, driver.latest_view("mm_profile"), {"skills": "python, interviews", "capacity": "1"}
+    )
+    screen.form_answer(MIA, answer)
+    await settle()
+
+    await step("Sam runs /mini-session and fills the form: Mia's profile fits, so she is suggested")
     await driver.command(SAM, channel=GENERAL)
     await idle(app)
     form = driver.latest_view("mm_request")
@@ -302,6 +311,25 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
         await driver.click(mentor, claim, channel=FEED, message_ts=card["ts"])
     await settle()
 
+    await step("Sam posts a second request; Mia (1 of 1 active) clicks Claim and is refused")
+    await driver.command(SAM, channel=GENERAL)
+    await idle(app)
+    second: dict[str, str | None] = {
+        "title": "Code review of my first API",
+        "session_type": "code_review",
+        "description": "A small Flask API; I'd like feedback on structure and tests before I apply.",
+        "duration": "30",
+        "available_from": today.isoformat(),
+        "available_until": (today + timedelta(days=4)).isoformat(),
+        "urgency": "normal",
+        "tags": "python",
+    }
+    screen.form_answer(SAM, await driver.submit(SAM, driver.latest_view("mm_request"), second))
+    await settle()
+    newest = driver.fake.messages[FEED][-1]
+    await driver.click(MIA, find_button(newest["blocks"], "mm_claim"), channel=FEED, message_ts=newest["ts"])
+    await settle()
+
     await step("Mia clicks Propose times: three suggestions from her availability are filled in")
     await driver.click_in(MIA, FEED, "mm_propose", index=0)
     await idle(app)
@@ -322,7 +350,7 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await driver.click(SAM, picks[1], channel=f"D{SAM}", message_ts=offer["ts"])
     await settle()
 
-    request = (await runtime.mentorship.dashboard(_actor(SAM))).mine[0]
+    request = next(r for r in (await runtime.mentorship.dashboard(_actor(SAM))).mine if r.session)
     assert request.session is not None, "the session should be scheduled by now"
     clock.set(request.session.starts_at - timedelta(hours=24))
     await step("24 hours before: the jobs send reminders")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -132,6 +132,11 @@ class Directory:
             # them (uncached) rather than fail the click.
             log.warning("users.info for %s failed (%s); using defaults", user_id, exc)
             return Profile(display_name=fallback_name or user_id, timezone=None, is_admin=False)
+
+    async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
+        """bot.matching.MentorDirectory: who of these is in the mentors' channel now."""
+        mentors = await self.mentors()
+        return {user_id for user_id in external_ids if user_id in mentors}
 
     async def mentors(self) -> frozenset[str]:
         channel = self.settings.slack_mentor_channel

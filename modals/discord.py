@@ -568,6 +568,14 @@ def availability_modal(values: Mapping[str, str | None]) -> FormModal:
     return modal
 
 
+def profile_modal(values: Mapping[str, str | None]) -> FormModal:
+    spec = forms.PROFILE_FORM
+    modal = FormModal(title=spec.title, custom_id=form_custom_id("profile"))
+    for field_id in ("skills", "capacity", "away_until"):
+        modal.add_item(text_input(spec.field(field_id), values.get(field_id)))
+    return modal
+
+
 def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
     """Flatten MODAL_SUBMIT data (action rows, labels) to {custom_id: value}."""
     out: dict[str, str] = {}
@@ -675,6 +683,15 @@ def render_dashboard(dashboard: Dashboard, viewer_id: str) -> DashboardView:
         embeds.append(
             discord.Embed(title="Your weekly availability", description=text, colour=DEFAULT_ACCENT)
         )
+        if dashboard.profile is not None:
+            hint = "" if dashboard.profile.saved else "\nSet it with `/mini-session profile`."
+            embeds.append(
+                discord.Embed(
+                    title="Your mentor profile",
+                    description=escape(dashboard.profile.summary) + hint,
+                    colour=DEFAULT_ACCENT,
+                )
+            )
     embeds[-1].set_footer(
         text=f"Times show in your own time zone. Dates you type are read in {dashboard.timezone} "
         "(change it with /mini-session timezone)."
@@ -758,6 +775,7 @@ HELP = (
     "with buttons to act on them.\n"
     "`/mini-session timezone` — set your time zone; dates and times you type are read in it.\n"
     "`/mini-session availability` — mentors: your weekly availability, used to suggest times.\n"
+    "`/mini-session profile` — mentors: your skills, how many sessions you take at once, time away.\n"
     "`/mini-session stats [weeks]` — admins: volume, time to claim, completion, ratings, charts over "
     "4, 12 (default) or 52 weeks, and a CSV.\n"
     "`/mini-session help` — this message.\n\n"

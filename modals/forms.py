@@ -194,6 +194,71 @@ NONE_WORK_FORM = FormSpec(
     ),
 )
 
+MAX_SKILLS = 10
+CAPACITY_RANGE = (1, 10)
+
+PROFILE_FORM = FormSpec(
+    id="profile",
+    title="Your mentor profile",
+    submit="Save",
+    fields=(
+        Field(
+            "skills",
+            "Skills",
+            "text",
+            required=False,
+            max_length=400,
+            placeholder="python, interviews, career",
+            hint=f"Up to {MAX_SKILLS} tags, separated by commas; requests with these tags come to you first",
+        ),
+        Field(
+            "capacity",
+            "Active sessions you take at once",
+            "text",
+            max_length=2,
+            placeholder="3",
+            hint=f"Claimed + scheduled, {CAPACITY_RANGE[0]}–{CAPACITY_RANGE[1]}",
+        ),
+        Field(
+            "away_until",
+            "Away until",
+            "date",
+            required=False,
+            hint="Empty means available; no requests come to you before this date",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    skills: tuple[str, ...]
+    capacity: int
+    away_until: date | None
+
+
+def parse_profile(values: Values, *, today: date) -> ProfileInput | Errors:
+    """Field-level checks of the mentor profile form."""
+    errors: Errors = {}
+    skills, problem = parse_tags(_text(values, "skills"), limit=MAX_SKILLS)
+    if problem:
+        errors["skills"] = problem
+    low, high = CAPACITY_RANGE
+    raw = _text(values, "capacity")
+    capacity = int(raw) if raw.isdigit() else None
+    if capacity is None or not low <= capacity <= high:
+        errors["capacity"] = f"Please give a whole number from {low} to {high}."
+    away_text = _text(values, "away_until")
+    away = parse_date(away_text) if away_text else None
+    if away_text and away is None:
+        errors["away_until"] = "Please give a date like 2026-12-24, or leave it empty."
+    elif away is not None and away <= today:
+        errors["away_until"] = "That date is not in the future; leave it empty if you're available."
+    if errors or capacity is None:
+        return errors
+    return ProfileInput(tuple(skills), capacity, away)
+
+
 AVAILABILITY_FORM = FormSpec(
     id="availability",
     title="Weekly availability",
@@ -308,14 +373,14 @@ def _days_after(day: date, days: int) -> date:
         return date.max
 
 
-def parse_tags(text: str) -> tuple[list[str], str | None]:
+def parse_tags(text: str, limit: int = MAX_TAGS) -> tuple[list[str], str | None]:
     tags: list[str] = []
     for part in re.split(r"[,\n]", text):
         tag = part.strip().lstrip("#").strip().lower()
         if tag and tag not in tags:
             tags.append(tag)
-    if len(tags) > MAX_TAGS:
-        return tags, f"Please use at most {MAX_TAGS} tags (you gave {len(tags)})."
+    if len(tags) > limit:
+        return tags, f"Please use at most {limit} tags (you gave {len(tags)})."
     long = [t for t in tags if len(t) > TAG_LENGTH]
     if long:
         return tags, f"Each tag can be at most {TAG_LENGTH} characters ({long[0][:40]!r} is longer)."

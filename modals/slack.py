@@ -18,6 +18,7 @@ from bot.charts import ChartSet
 from bot.domain import Availability, Slot, Status
 from bot.messages import Action, Button, Message, plain
 from bot.notifications import dashboard_item
+from bot.profiles import ProfileView
 from bot.stats import Report, format_duration
 from bot.workflow import Dashboard
 from modals import forms
@@ -44,6 +45,8 @@ REVIEW_VIEW = "mm_review"
 # Home-tab buttons that are not request actions.
 OPEN_REQUEST = "mm_open_request"
 OPEN_AVAILABILITY = "mm_open_availability"
+PROFILE_VIEW = "mm_profile"
+OPEN_PROFILE = "mm_open_profile"
 
 GENERIC_ERROR = "Something went wrong on our side — please try again in a moment."
 
@@ -416,6 +419,31 @@ def availability_modal(
     )
 
 
+def profile_values(profile: ProfileView) -> dict[str, str | None]:
+    """The profile as the form's initial values."""
+    return {
+        "skills": ", ".join(profile.skills),
+        "capacity": str(profile.capacity),
+        "away_until": profile.away_until.isoformat() if profile.away_until else None,
+    }
+
+
+def profile_modal(profile: ProfileView, *, metadata: Mapping[str, Any]) -> View:
+    return form_view(
+        forms.PROFILE_FORM,
+        callback_id=PROFILE_VIEW,
+        metadata=metadata,
+        initial=profile_values(profile),
+        intro=[context(f"Right now: {escape(profile.load_text)}.")],
+    )
+
+
+def profile_text(profile: ProfileView) -> str:
+    """The mentor's profile in one escaped mrkdwn paragraph, with the current load."""
+    hint = "" if profile.saved else "\nSet your skills and capacity with `/mini-session profile`."
+    return escape(profile.summary) + hint
+
+
 def review_modal(title: str, *, metadata: Mapping[str, Any], rating: int | None = None) -> View:
     return form_view(
         forms.REVIEW_FORM,
@@ -478,6 +506,8 @@ def dashboard_blocks(
             f"No open requests right now. New ones are posted{where} as they come in.",
         )
         blocks += [header("My availability"), section(_availability_text(board.availability, board.timezone))]
+        if board.profile is not None:
+            blocks += [header("My mentor profile"), section(profile_text(board.profile))]
     return blocks
 
 
@@ -504,6 +534,7 @@ def home_view(
         buttons.append(
             {"type": "button", "text": plain_text("Edit availability"), "action_id": OPEN_AVAILABILITY}
         )
+        buttons.append({"type": "button", "text": plain_text("Edit profile"), "action_id": OPEN_PROFILE})
     top += [{"type": "actions", "elements": buttons}, {"type": "divider"}]
     body = dashboard_blocks(board, viewer_id, per_section=10, feed_channel=feed_channel)
     footer = [context("Times are shown in your time zone. `/mini-session help` lists every command.")]
@@ -596,6 +627,9 @@ def help_blocks(*, is_mentor: bool, is_admin: bool, unknown: str | None = None) 
     ]
     if is_mentor:
         lines.insert(2, "`/mini-session availability` — your weekly mentoring hours and time zone")
+        lines.insert(
+            3, "`/mini-session profile` — your skills, how many sessions you take at once, time away"
+        )
     if is_admin:
         lines.insert(-1, "`/mini-session stats` — program figures and a CSV export")
     blocks: list[Block] = []

@@ -118,6 +118,10 @@ class Request(Base):
     # clears it in the same guarded update that schedules, so the first pick wins.
     proposal_id: Mapped[int | None] = mapped_column(Integer)
 
+    # Who matching suggested when the request was posted: {"mentors": [[external_id, name]],
+    # "tags": [...]} ; None before matching ran.
+    match_note: Mapped[dict[str, Any] | None]
+
 
 class Proposal(Base):
     """Up to three times a mentor offered; the student picks one or says none work."""
@@ -258,4 +262,47 @@ class Submission(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+
+
+class MentorProfile(Base):
+    """A mentor's skills, how many active sessions they take at once, and when they are away.
+
+    One row per member; `capacity` is read inside the claim's guarded statement."""
+
+    __tablename__ = "mentor_profiles"
+    __table_args__ = (
+        Index("ix_mentor_profiles_workspace_suggested", "platform", "workspace", "last_suggested_at"),
+    )
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    skills: Mapped[list[str]] = mapped_column(default=list)
+    capacity: Mapped[int] = mapped_column(Integer)
+    away_until: Mapped[date | None] = mapped_column(Date)
+    # When matching last suggested this mentor (epoch when never): the fairness tie-break.
+    last_suggested_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MentorSkill(Base):
+    """One skill of a mentor's profile, so matching finds mentors by tag through an index."""
+
+    __tablename__ = "mentor_skills"
+    __table_args__ = (Index("ix_mentor_skills_workspace_tag", "platform", "workspace", "tag"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.member_id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+
+
+class RequestSuggestion(Base):
+    """A mentor the bot asked about a request (round 0 at posting, 1 when the circle widened)."""
+
+    __tablename__ = "request_suggestions"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]

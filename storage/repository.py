@@ -268,7 +268,15 @@ def _to_view(row: Any) -> RequestView:
         closed_at=request.cancelled_at or request.expired_at or request.completed_at,
         session=session_view,
         proposal_id=request.proposal_id,
+        **_match_fields(request.match_note),
     )
+
+
+def _match_fields(note: dict[str, Any] | None) -> dict[str, Any]:
+    if note is None:
+        return {}
+    mentors = tuple((str(m[0]), str(m[1])) for m in note.get("mentors", ()))
+    return {"suggested": mentors, "matched_tags": tuple(note.get("tags", ())), "matched": bool(mentors)}
 
 
 async def request_view(session: AsyncSession, request_id: int) -> RequestView | None:

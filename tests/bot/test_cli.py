@@ -119,6 +119,9 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
     for moment in (
         "#mentors (new)",
         "New mentorship request",
+        "Suggested",
+        "A request that fits you",
+        "1 of 1 active sessions, your limit",
         "only Max (mentor) sees",
         "Already claimed by Mia",
         "times proposed, waiting for the student",

@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 from tests.discord.conftest import World
 
 GUILD_ID = 987654321098765432
-SUBCOMMANDS = {"request", "list", "availability", "timezone", "stats", "help"}
+SUBCOMMANDS = {"request", "list", "availability", "profile", "timezone", "stats", "help"}
 
 
 async def test_commands_sync_globally_without_a_guild_id(world: World) -> None:
@@ -76,7 +76,14 @@ async def test_list_shows_sections_and_acts_from_its_buttons(world: World) -> No
 
     listed = await world.mia.slash(world.lobby, "mini-session list")
     titles = [e.title for e in listed.response.embeds]
-    assert titles == ["Your requests", "You're mentoring", "Open requests", "Your weekly availability"]
+    assert titles == [
+        "Your requests",
+        "You're mentoring",
+        "Open requests",
+        "Your weekly availability",
+        "Your mentor profile",
+    ]
+    assert "1 of 3 active" in (listed.response.embeds[4].description or "")
     assert "None yet" in (listed.response.embeds[3].description or "")
     labels = [c.label for row in listed.response.message.components for c in row.children]
     assert labels == [

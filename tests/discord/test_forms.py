@@ -151,3 +151,24 @@ async def test_availability_is_for_mentors_and_validated(world: World) -> None:
     reopened = await world.mia.slash(world.lobby, "mini-session availability")
     fields = modal_fields(reopened.modal)
     assert fields["windows"]["value"] == "Mon 18:00-20:00" and fields["timezone"]["value"] == "Europe/Berlin"
+
+
+async def test_profile_is_for_mentors_validated_and_listed(world: World) -> None:
+    refused = await world.ola.slash(world.lobby, "mini-session profile")
+    assert refused.modal is None
+    assert refused.response.content == "Only mentors can do that. Ask an admin if you'd like to mentor."
+
+    shown = await world.mia.slash(world.lobby, "mini-session profile")
+    assert modal_fields(shown.modal)["capacity"]["value"] == "3"  # MENTOR_DEFAULT_CAPACITY
+    bad = await world.mia.submit_modal(shown, {"skills": "python", "capacity": "0", "away_until": ""})
+    assert "Please give a whole number from 1 to 10." in bad.response.content
+    again = await world.mia.click(bad.response, label="Edit and resubmit")
+    assert modal_fields(again.modal)["capacity"]["value"] == "0"
+    ok = await world.mia.submit_modal(
+        again, {"skills": "@everyone, Python", "capacity": "2", "away_until": ""}
+    )
+    assert ok.response.content.startswith("Saved: 0 of 2 active · ")
+    assert "@everyone" not in ok.response.content.replace("@\u200beveryone", "")
+    listed = await world.mia.slash(world.lobby, "mini-session list")
+    profile = next(e for e in listed.response.embeds if e.title == "Your mentor profile")
+    assert "0 of 2 active" in (profile.description or "") and "python" in (profile.description or "")

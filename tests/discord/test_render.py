@@ -197,6 +197,8 @@ async def test_a_full_dashboard_fits_one_message(runtime: Runtime) -> None:
         student = Actor("discord", "1", str(100 + n), "@everyone " * 5)
         for _ in range(2):
             await runtime.mentorship.create_request(student, request_form(**long))
+    # Capacity 10, so all ten claims are taken (the default is 3 active at once).
+    await runtime.mentorship.save_profile(mentor, {"skills": "", "capacity": "10"})
     for request_id in range(1, 11):
         await runtime.mentorship.claim(mentor, request_id)
     await runtime.mentorship.create_request(mentor, request_form(**long))

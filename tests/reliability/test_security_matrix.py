@@ -191,6 +191,8 @@ async def prepare(slack: SlackHarness, clock: ManualClock, state: str) -> list[i
         return [0] * len(ROLES)
     m = slack.runtime.mentorship
     ids: list[int] = []
+    # One mentor claims every request: room for all of them (the default capacity is 3).
+    assert isinstance(await m.save_profile(MENTOR_ACTOR, {"skills": "", "capacity": "10"}), Ok)
     # Newest first on dashboards (which show five): the student's own request is made last.
     for index, role in reversed(list(enumerate(ROLES))):
         created = await m.create_request(STUDENT_ACTOR, request_form(title=f"Request for the {role.name}"))

@@ -19,6 +19,9 @@ TABLES = {
     "job_runs",
     "submissions",
     "proposals",
+    "mentor_profiles",
+    "mentor_skills",
+    "request_suggestions",
 }
 
 

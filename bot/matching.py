@@ -1,0 +1,155 @@
+"""Matching: which mentors a new request is offered to first, and the pure ranking rule.
+
+Ranking: most shared tags, then weekly availability on a day inside the student's dates, then
+the lowest current load, then who was suggested least recently (fairness), then the member id
+(a stable last resort). Never suggested: someone away, at capacity, the student themself, or
+someone the platform no longer counts as a mentor (`MentorDirectory`, implemented by each
+adapter: Slack channel membership, Discord role). This module never imports a platform.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import MemberRef, RequestView
+from bot.notifications import Kind
+from bot.outbox import owe_dm
+from storage import mentor_profiles
+from storage.mentor_profiles import CandidateRow
+
+log = logging.getLogger(__name__)
+
+
+class MentorDirectory(Protocol):
+    """The platform's word on who is a mentor right now (a stored profile alone is not proof)."""
+
+    async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
+        """The subset of `external_ids` who are mentors now."""
+        ...
+
+
+def weekdays_between(start: date, end: date) -> frozenset[int]:
+    days = min((end - start).days + 1, 7)
+    return frozenset((start + timedelta(days=i)).weekday() for i in range(max(days, 0)))
+
+
+def eligible(row: CandidateRow, *, student_external_id: str, today: date) -> bool:
+    away = row.away_until is not None and today < row.away_until
+    return not away and row.load < row.capacity and row.external_id != student_external_id
+
+
+def rank(
+    rows: Iterable[CandidateRow],
+    *,
+    tags: Sequence[str],
+    weekdays: frozenset[int],
+    student_external_id: str,
+    today: date,
+) -> list[CandidateRow]:
+    """The eligible rows, best first (see the module docstring for the order)."""
+    wanted = set(tags)
+
+    def key(row: CandidateRow) -> tuple[int, int, int, datetime, int]:
+        shared = len(wanted.intersection(row.skills))
+        fits = 1 if row.weekdays & weekdays else 0
+        return (-shared, -fits, row.load, row.last_suggested_at, row.member_id)
+
+    return sorted(
+        (r for r in rows if eligible(r, student_external_id=student_external_id, today=today)), key=key
+    )
+
+
+async def pick(
+    session: AsyncSession,
+    *,
+    platform: str,
+    workspace: str,
+    tags: Sequence[str],
+    dates: tuple[date, date],
+    student_external_id: str,
+    directory: MentorDirectory | None,
+    today: date,
+    count: int,
+    exclude: frozenset[int] = frozenset(),
+) -> list[CandidateRow]:
+    """The top `count` mentors for a request who are still mentors, skipping `exclude`."""
+    rows = await mentor_profiles.candidates(session, platform=platform, workspace=workspace, tags=tags)
+    ranked = [
+        r
+        for r in rank(
+            rows,
+            tags=tags,
+            weekdays=weekdays_between(*dates),
+            student_external_id=student_external_id,
+            today=today,
+        )
+        if r.member_id not in exclude
+    ]
+    if directory is None or not ranked:
+        return ranked[:count]
+    # Ask the platform about a few more than needed, in case some have left.
+    window = ranked[: count * 4]
+    current = await directory.current_mentors(workspace, [r.external_id for r in window])
+    return [r for r in window if r.external_id in current][:count]
+
+
+def match_note(rows: Sequence[CandidateRow], tags: Sequence[str]) -> dict[str, Any]:
+    """What the card says about matching: who was suggested and the tags they share."""
+    shared = [t for t in tags if any(t in r.skills for r in rows)]
+    return {"mentors": [[r.external_id, r.display_name] for r in rows], "tags": shared}
+
+
+def member_ref(view: RequestView, row: CandidateRow) -> MemberRef:
+    return MemberRef(row.member_id, view.platform, view.workspace, row.external_id, row.display_name, None)
+
+
+async def offer(
+    session: AsyncSession, view: RequestView, rows: Sequence[CandidateRow], *, round_: int, now: datetime
+) -> list[CandidateRow]:
+    """Record the mentors asked and owe each a DM with the request and a Claim button."""
+    fresh = set(
+        await mentor_profiles.record_suggestions(
+            session, view.id, [r.member_id for r in rows], round_=round_, now=now
+        )
+    )
+    asked = [r for r in rows if r.member_id in fresh]
+    for row in asked:
+        await owe_dm(
+            session,
+            request=view,
+            to=member_ref(view, row),
+            kind=Kind.MATCH_SUGGESTED,
+            now=now,
+            key=f"request:{view.id}",
+            payload={"tags": [t for t in view.tags if t in row.skills], "round": round_},
+        )
+    return asked
+
+
+EXPECTATION_MINIMUM = 5  # claimed requests of the same urgency needed before quoting a median
+EXPECTATION_WINDOW = timedelta(days=30)
+
+
+async def expectations(session: AsyncSession, view: RequestView, *, now: datetime) -> dict[str, Any]:
+    """What the student's confirmation can honestly say: mentors listing the tags, and the
+    median time to claim of similar requests when there are enough of them."""
+    listing = await mentor_profiles.mentors_listing(
+        session, platform=view.platform, workspace=view.workspace, tags=view.tags
+    )
+    waits = await mentor_profiles.recent_claim_waits(
+        session,
+        platform=view.platform,
+        workspace=view.workspace,
+        urgency=view.urgency.value,
+        since=now - EXPECTATION_WINDOW,
+    )
+    out: dict[str, Any] = {"mentors_listing": listing}
+    if len(waits) >= EXPECTATION_MINIMUM:
+        out["median_claim_seconds"] = statistics.median(waits)
+    return out

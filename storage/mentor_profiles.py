@@ -1,0 +1,259 @@
+"""Queries for mentor profiles and the capacity-guarded claim.
+
+The claim's capacity check lives inside the claim's own UPDATE, so the check and the claim are
+one statement: two claims by the same mentor can never both pass a stale count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.domain import Status
+from storage.models import AvailabilityWindow, Member, MentorProfile, MentorSkill, Request, RequestSuggestion
+
+LOAD_STATUSES = (Status.CLAIMED.value, Status.SCHEDULED.value)
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+TAG_POOL = 200  # best tag matches considered
+FAIR_POOL = 50  # least recently suggested profiles considered besides
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    member_id: int
+    external_id: str
+    display_name: str
+    skills: tuple[str, ...]
+    capacity: int
+    away_until: date | None
+    last_suggested_at: datetime
+    load: int
+    weekdays: frozenset[int]  # weekdays of the mentor's weekly availability
+
+
+async def candidates(
+    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str]
+) -> list[CandidateRow]:
+    """A bounded pool of profiles for matching, found through indexes: the best tag matches
+    plus the least recently suggested; then their load and availability in two grouped reads.
+    Its cost follows the pool, not the number of profiles."""
+    ids: dict[int, None] = {}
+    if tags:
+        shared = func.count().label("shared")
+        tag_rows = await session.execute(
+            select(MentorSkill.member_id, shared)
+            .where(
+                MentorSkill.platform == platform,
+                MentorSkill.workspace == workspace,
+                MentorSkill.tag.in_(list(tags)),
+            )
+            .group_by(MentorSkill.member_id)
+            .order_by(shared.desc())
+            .limit(TAG_POOL)
+        )
+        ids.update((row[0], None) for row in tag_rows)
+    fair = await session.scalars(
+        select(MentorProfile.member_id)
+        .where(MentorProfile.platform == platform, MentorProfile.workspace == workspace)
+        .order_by(MentorProfile.last_suggested_at)
+        .limit(FAIR_POOL)
+    )
+    ids.update((member_id, None) for member_id in fair)
+    if not ids:
+        return []
+    wanted = list(ids)
+    rows = (
+        await session.execute(
+            select(MentorProfile, Member)
+            .join(Member, Member.id == MentorProfile.member_id)
+            .where(MentorProfile.member_id.in_(wanted))
+        )
+    ).all()
+    loads = dict(
+        (
+            await session.execute(
+                select(Request.claimed_by_id, func.count())
+                .where(Request.claimed_by_id.in_(wanted), Request.status.in_(LOAD_STATUSES))
+                .group_by(Request.claimed_by_id)
+            )
+        ).all()
+    )
+    days: dict[int, set[int]] = {}
+    for mentor_id, weekday in await session.execute(
+        select(AvailabilityWindow.mentor_id, AvailabilityWindow.weekday).where(
+            AvailabilityWindow.mentor_id.in_(wanted)
+        )
+    ):
+        days.setdefault(mentor_id, set()).add(weekday)
+    return [
+        CandidateRow(
+            member_id=profile.member_id,
+            external_id=member.external_id,
+            display_name=member.display_name,
+            skills=tuple(profile.skills),
+            capacity=profile.capacity,
+            away_until=profile.away_until,
+            last_suggested_at=profile.last_suggested_at,
+            load=int(loads.get(profile.member_id, 0)),
+            weekdays=frozenset(days.get(profile.member_id, ())),
+        )
+        for profile, member in rows
+    ]
+
+
+async def asked(session: AsyncSession, request_id: int) -> set[int]:
+    return set(
+        await session.scalars(
+            select(RequestSuggestion.member_id).where(RequestSuggestion.request_id == request_id)
+        )
+    )
+
+
+async def record_suggestions(
+    session: AsyncSession, request_id: int, member_ids: Sequence[int], *, round_: int, now: datetime
+) -> list[int]:
+    """Record who was asked; returns the ones newly recorded (a second runner records nobody)."""
+    already = await asked(session, request_id)
+    fresh = [m for m in member_ids if m not in already]
+    for member_id in fresh:
+        session.add(
+            RequestSuggestion(request_id=request_id, member_id=member_id, round=round_, created_at=now)
+        )
+    if fresh:
+        await session.flush()
+        await session.execute(
+            update(MentorProfile)
+            .where(MentorProfile.member_id.in_(fresh))
+            .values(last_suggested_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return fresh
+
+
+async def get(session: AsyncSession, member_id: int) -> MentorProfile | None:
+    return await session.get(MentorProfile, member_id)
+
+
+async def save(
+    session: AsyncSession,
+    *,
+    member: Member,
+    skills: Iterable[str],
+    capacity: int,
+    away_until: date | None,
+    now: datetime,
+) -> MentorProfile:
+    profile = await session.get(MentorProfile, member.id)
+    if profile is None:
+        profile = MentorProfile(
+            member_id=member.id,
+            platform=member.platform,
+            workspace=member.workspace,
+            last_suggested_at=NEVER,
+        )
+        session.add(profile)
+    profile.skills = list(skills)
+    profile.capacity = capacity
+    profile.away_until = away_until
+    profile.updated_at = now
+    await session.flush()
+    await session.execute(delete(MentorSkill).where(MentorSkill.member_id == member.id))
+    for tag in dict.fromkeys(skills):
+        session.add(
+            MentorSkill(member_id=member.id, tag=tag, platform=member.platform, workspace=member.workspace)
+        )
+    await session.flush()
+    return profile
+
+
+async def load_of(session: AsyncSession, member_id: int) -> int:
+    """Active sessions the mentor carries now: claimed + scheduled requests."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Request)
+            .where(Request.claimed_by_id == member_id, Request.status.in_(LOAD_STATUSES))
+        )
+        or 0
+    )
+
+
+async def claim_within_capacity(
+    session: AsyncSession,
+    request_id: int,
+    mentor_id: int,
+    *,
+    default_capacity: int,
+    now: datetime,
+) -> bool:
+    """open -> claimed for `mentor_id`, only while their load is below their capacity."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise one mentor's claims: the UPDATE below then starts after the other claim
+        # committed and (READ COMMITTED) counts it. SQLite's BEGIN IMMEDIATE already serialises.
+        await session.execute(select(Member.id).where(Member.id == mentor_id).with_for_update())
+    other = aliased(Request)
+    load = (
+        select(func.count())
+        .select_from(other)
+        .where(other.claimed_by_id == mentor_id, other.status.in_(LOAD_STATUSES))
+        .scalar_subquery()
+    )
+    capacity = func.coalesce(
+        select(MentorProfile.capacity).where(MentorProfile.member_id == mentor_id).scalar_subquery(),
+        default_capacity,
+    )
+    result = await session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.status == Status.OPEN.value, load < capacity)
+        .values(
+            version=Request.version + 1,
+            status=Status.CLAIMED.value,
+            claimed_by_id=mentor_id,
+            claimed_at=now,
+            nudge_due_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def mentors_listing(
+    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str]
+) -> int:
+    """How many mentors list at least one of `tags` (indexed by workspace and tag)."""
+    if not tags:
+        return 0
+    return int(
+        await session.scalar(
+            select(func.count(func.distinct(MentorSkill.member_id))).where(
+                MentorSkill.platform == platform,
+                MentorSkill.workspace == workspace,
+                MentorSkill.tag.in_(list(tags)),
+            )
+        )
+        or 0
+    )
+
+
+async def recent_claim_waits(
+    session: AsyncSession, *, platform: str, workspace: str, urgency: str, since: datetime, limit: int = 500
+) -> list[float]:
+    """Seconds from posting to claim of the latest claimed requests of one urgency since `since`."""
+    rows = await session.execute(
+        select(Request.created_at, Request.claimed_at)
+        .where(
+            Request.platform == platform,
+            Request.workspace == workspace,
+            Request.urgency == urgency,
+            Request.created_at >= since,
+            Request.claimed_at.is_not(None),
+        )
+        .order_by(Request.created_at.desc())
+        .limit(limit)
+    )
+    return [(claimed - created).total_seconds() for created, claimed in rows if claimed is not None]

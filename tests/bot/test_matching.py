@@ -1,0 +1,194 @@
+"""Matching on post: the ranking rule (Hypothesis), and the suggested mentors named on the card
+and DM'd — never someone away, full, no longer a mentor, or the student (on both engines)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from bot.domain import Actor, Ok
+from bot.matching import rank
+from bot.notifications import card as draw_card
+from bot.runtime import Runtime
+from storage.mentor_profiles import CandidateRow
+from storage.models import Notification
+from tests.conftest import STUDENT, request_form
+
+TODAY = date(2030, 1, 7)
+TAGS = ("python", "interviews", "career", "go")
+
+
+class Directory:
+    """The platform's answer to "who is a mentor now", as an adapter would give it."""
+
+    def __init__(self, *gone: str) -> None:
+        self.gone = set(gone)
+        self.asked: list[list[str]] = []
+
+    async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
+        self.asked.append(list(external_ids))
+        return {e for e in external_ids if e not in self.gone}
+
+
+rows = st.builds(
+    CandidateRow,
+    member_id=st.integers(1, 10_000),
+    external_id=st.sampled_from(["U1", "U2", "U3", "U_STUDENT"]),
+    display_name=st.just("x"),
+    skills=st.lists(st.sampled_from(TAGS), max_size=4, unique=True).map(tuple),
+    capacity=st.integers(1, 10),
+    away_until=st.one_of(st.none(), st.dates(TODAY - timedelta(days=3), TODAY + timedelta(days=3))),
+    last_suggested_at=st.datetimes(datetime(2029, 1, 1), datetime(2030, 1, 1)).map(
+        lambda d: d.replace(tzinfo=UTC)
+    ),
+    load=st.integers(0, 10),
+    weekdays=st.frozensets(st.integers(0, 6)),
+)
+
+
+@given(st.lists(rows, max_size=30), st.lists(st.sampled_from(TAGS), max_size=3, unique=True))
+def test_ranking_never_suggests_away_full_or_self(candidates: list[CandidateRow], tags: list[str]) -> None:
+    ranked = rank(
+        candidates, tags=tags, weekdays=frozenset({0, 1}), student_external_id="U_STUDENT", today=TODAY
+    )
+    for row in ranked:
+        assert row.load < row.capacity
+        assert row.away_until is None or row.away_until <= TODAY
+        assert row.external_id != "U_STUDENT"
+    # Shared tags first, then availability, then the lowest load.
+    keys = [(-len(set(tags) & set(r.skills)), -bool(r.weekdays & {0, 1}), r.load) for r in ranked]
+    assert keys == sorted(keys)
+
+
+@given(st.integers(2, 8), st.randoms(use_true_random=False))
+def test_ties_go_to_the_least_recently_suggested(n: int, rnd: object) -> None:
+    base = datetime(2029, 6, 1, tzinfo=UTC)
+    same = [
+        CandidateRow(i, f"U{i}", "x", ("python",), 3, None, base + timedelta(hours=i), 0, frozenset())
+        for i in range(1, n + 1)
+    ]
+    shuffled = list(same)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    ranked = rank(shuffled, tags=["python"], weekdays=frozenset(), student_external_id="U0", today=TODAY)
+    assert [r.member_id for r in ranked] == list(range(1, n + 1))
+
+
+def mentor(user_id: str, name: str) -> Actor:
+    return Actor("slack", "T1", user_id, name, "UTC", is_mentor=True)
+
+
+MIA, MAX, MO, FULL, GONE, PAT = (
+    mentor("U_MIA", "Mia"),
+    mentor("U_MAX", "Max"),
+    mentor("U_MO", "Mo"),
+    mentor("U_FULL", "Full"),
+    mentor("U_GONE", "Gone"),
+    mentor("U_PAT", "Pat"),
+)
+
+
+async def profile(runtime: Runtime, who: Actor, skills: str, capacity: str = "3", away: str = "") -> None:
+    saved = await runtime.mentorship.save_profile(
+        who, {"skills": skills, "capacity": capacity, "away_until": away}
+    )
+    assert isinstance(saved, Ok), saved
+
+
+async def test_suggested_mentors_named_on_card_and_dmd(runtime: Runtime) -> None:
+    directory = Directory("U_GONE")
+    runtime.mentorship.use_directory("slack", directory)
+    await profile(runtime, MIA, "python, interviews")
+    await profile(runtime, MAX, "python")
+    await profile(runtime, PAT, "cooking")
+    await profile(runtime, MO, "python, interviews", away="2030-02-01")
+    await profile(runtime, FULL, "python, interviews", capacity="1")
+    await profile(runtime, GONE, "python, interviews")
+    # Full is at capacity: give them a claimed request first.
+    other = Actor("slack", "T1", "U_OTHER", "Olive", "UTC")
+    first = await runtime.mentorship.create_request(other, request_form(tags="cooking"))
+    assert isinstance(first, Ok)
+    assert isinstance(await runtime.mentorship.claim(FULL, first.value.id), Ok)
+
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags="python, interviews"))
+    assert isinstance(created, Ok)
+    view = created.value
+    assert [name for _, name in view.suggested] == ["Mia", "Max", "Pat"]
+    assert view.matched_tags == ("python", "interviews")
+    assert "U_GONE" in directory.asked[-1]  # asked, and left out
+    card = draw_card(view)
+    suggested = dict(card.fields)["Suggested"]
+    assert [getattr(p, "name", None) for p in suggested if hasattr(p, "external_id")] == ["Mia", "Max", "Pat"]
+    async with runtime.db.transaction() as session:
+        dms = (
+            await session.scalars(
+                select(Notification.member_id).where(
+                    Notification.kind == "match_suggested", Notification.request_id == view.id
+                )
+            )
+        ).all()
+    assert len(dms) == 3
+
+
+async def test_the_student_is_never_suggested_and_nobody_matching_says_so(runtime: Runtime) -> None:
+    student_mentor = mentor("U_STUDENT", "Sam")
+    await profile(runtime, student_mentor, "python")
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    assert created.value.suggested == () and created.value.matched is False
+
+
+async def test_fair_rotation_between_equal_mentors(runtime: Runtime) -> None:
+    runtime.settings.match_notify_count = 1
+    await profile(runtime, MIA, "python")
+    await profile(runtime, MAX, "python")
+    firsts = []
+    for i in range(4):
+        who = Actor("slack", "T1", f"U_S{i}", f"S{i}", "UTC")
+        created = await runtime.mentorship.create_request(who, request_form(tags="python"))
+        assert isinstance(created, Ok)
+        firsts.append(created.value.suggested[0][1])
+        runtime.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    assert firsts in (["Mia", "Max", "Mia", "Max"], ["Max", "Mia", "Max", "Mia"])
+
+
+async def _posted_dm_text(runtime: Runtime, request_id: int) -> str:
+    from bot.notifications import Kind, compose
+
+    async with runtime.db.transaction() as session:
+        note = (
+            await session.scalars(
+                select(Notification).where(
+                    Notification.kind == "request_posted", Notification.request_id == request_id
+                )
+            )
+        ).one()
+    got = await runtime.mentorship.get_request(STUDENT, request_id)
+    assert isinstance(got, Ok)
+    message = compose(Kind.REQUEST_POSTED, note.payload, got.value, got.value.student, runtime.clock.now())
+    return " ".join(getattr(part, "text", "") for line in message.lines for part in line)
+
+
+async def test_expectations_on_submit(runtime: Runtime) -> None:
+    await profile(runtime, MIA, "python", capacity="10")
+    await profile(runtime, MAX, "interviews", capacity="10")
+    await profile(runtime, PAT, "cooking")
+    first = await runtime.mentorship.create_request(STUDENT, request_form(available_from="2030-01-09"))
+    assert isinstance(first, Ok)
+    text = await _posted_dm_text(runtime, first.value.id)
+    assert "2 mentors list these tags." in text and "usually claimed" not in text  # too few to say
+    for i in range(5):  # five similar requests, each claimed after 3 hours
+        who = Actor("slack", "T1", f"U_P{i}", f"P{i}", "UTC")
+        made = await runtime.mentorship.create_request(who, request_form(available_from="2030-01-09"))
+        assert isinstance(made, Ok)
+        runtime.clock.advance(timedelta(hours=3))  # type: ignore[attr-defined]
+        assert isinstance(await runtime.mentorship.claim(MIA, made.value.id), Ok)
+    assert isinstance(await runtime.mentorship.cancel(STUDENT, first.value.id), Ok)
+    again = await runtime.mentorship.create_request(STUDENT, request_form(available_from="2030-01-09"))
+    assert isinstance(again, Ok)
+    assert "Requests like this are usually claimed within 3 hours." in await _posted_dm_text(
+        runtime, again.value.id
+    )

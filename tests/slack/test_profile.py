@@ -1,0 +1,110 @@
+"""The mentor profile on Slack: `/mini-session profile` and the App Home button open the form,
+errors sit on their fields, only mentors save, the home shows the load, and a mentor at
+capacity who clicks Claim is told why and how to change it."""
+
+from __future__ import annotations
+
+from bot.domain import Actor, Ok
+from tests.slack.harness import (
+    MENTOR,
+    MENTOR_2,
+    MENTORS,
+    STUDENT,
+    TEAM,
+    SlackHarness,
+    block_text,
+    find_button,
+)
+from tests.slack.test_flow import _request
+from tests.slack.test_refusals import _click_card, _state
+
+
+async def _open_profile(slack: SlackHarness) -> dict[str, object]:
+    await slack.command(MENTOR, "profile")
+    await slack.settle()
+    return slack.latest_view("mm_profile")
+
+
+async def test_profile_form_round_trip_and_home(slack_lite: SlackHarness) -> None:
+    slack = slack_lite
+    view = await _open_profile(slack)
+    assert "0 of 3 active" in block_text(view["blocks"])  # type: ignore[arg-type]
+    answer = await slack.submit(MENTOR, view, {"skills": "<!channel>, Python", "capacity": "1"})
+    saved = block_text(answer.json()["view"]["blocks"])
+    assert "0 of 1 active" in saved and "python" in saved
+    assert "<!channel>" not in saved  # user text is escaped, never a mention
+
+    await slack.home_opened(MENTOR)
+    await slack.settle()
+    home = slack.fake.home_tabs[MENTOR]["blocks"]
+    assert "My mentor profile" in block_text(home) and "0 of 1 active" in block_text(home)
+    await slack.click(MENTOR, find_button(home, "mm_open_profile"), home=True)
+    await slack.settle()
+    again = slack.latest_view("mm_profile")
+    inputs = {b["block_id"]: b["element"] for b in again["blocks"] if b["type"] == "input"}
+    assert inputs["capacity"]["initial_value"] == "1"
+
+
+async def test_profile_errors_are_inline(slack_lite: SlackHarness) -> None:
+    slack = slack_lite
+    view = await _open_profile(slack)
+    answer = await slack.submit(MENTOR, view, {"skills": "", "capacity": "50"})
+    assert list(answer.json()["errors"]) == ["capacity"]
+    assert "1 to 10" in answer.json()["errors"]["capacity"]
+
+
+async def test_only_mentors_open_the_profile(slack_lite: SlackHarness) -> None:
+    answer = await slack_lite.command(STUDENT, "profile")
+    await slack_lite.settle()
+    assert "Only mentors" in slack_lite.reply_text(answer)
+
+
+async def test_capacity_refusal_on_claim(slack_lite: SlackHarness) -> None:
+    slack = slack_lite
+    await slack.submit(MENTOR, await _open_profile(slack), {"capacity": "1"})
+    await _request(slack)
+    assert "You claimed" in await _click_card(slack, MENTOR, "mm_claim")
+    await _request(slack)
+    before = await _state(slack)
+    newest = slack.fake.messages[MENTORS][-1]
+    answer = await slack.click(MENTOR, find_button(newest["blocks"], "mm_claim"), message_ts=newest["ts"])
+    await slack.settle()
+    told = slack.reply_text(answer)
+    assert "1 of 1 active" in told and "/mini-session profile" in told
+    assert await _state(slack) == before
+
+
+async def test_suggested_mentors_on_the_card_and_dmd(slack_lite: SlackHarness) -> None:
+    """Mia lists the request's tags: she is named on the card and gets a DM with a Claim button;
+    a mentor who left the mentors' channel is not suggested."""
+    slack = slack_lite
+    # Max saved a profile while a mentor, then left the mentors' channel.
+    max_was_mentor = Actor("slack", TEAM, MENTOR_2, "max", is_mentor=True)
+    saved = await slack.runtime.mentorship.save_profile(max_was_mentor, {"skills": "python", "capacity": "3"})
+    assert isinstance(saved, Ok)
+    slack.fake.add_channel(MENTORS, members=[MENTOR, "UBOT"], name="mentors")
+    await slack.submit(MENTOR, await _open_profile(slack), {"skills": "python", "capacity": "3"})
+    await _request(slack)
+    card = slack.fake.messages[MENTORS][-1]
+    text = block_text(card["blocks"])
+    assert "Suggested" in text and f"<@{MENTOR}>" in text and f"<@{MENTOR_2}>" not in text
+    dm = slack.fake.messages["D" + MENTOR][-1]
+    assert "A request that fits you" in block_text(dm["blocks"])
+    answer = await slack.click(
+        MENTOR, find_button(dm["blocks"], "mm_claim"), message_ts=dm["ts"], channel="D" + MENTOR
+    )
+    await slack.settle()
+    assert "You claimed" in slack.reply_text(answer)
+    assert "D" + MENTOR_2 not in slack.fake.messages or not any(
+        "fits you" in block_text(m.get("blocks", [])) for m in slack.fake.messages["D" + MENTOR_2]
+    )
+
+
+async def test_student_told_how_many_mentors_list_the_tags(slack_lite: SlackHarness) -> None:
+    slack = slack_lite
+    await slack.submit(MENTOR, await _open_profile(slack), {"skills": "python", "capacity": "3"})
+    await _request(slack)
+    posted = slack.fake.messages["D" + STUDENT][-1]
+    text = block_text(posted["blocks"])
+    assert "Your request is posted" in text and "1 mentor lists these tags." in text
+    assert "usually claimed" not in text  # no history yet: no guess
