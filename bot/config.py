@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     admin_user_ids: str = ""
     meeting_link_template: str = DEFAULT_MEETING_LINK_TEMPLATE
     default_timezone: str = "UTC"
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("reminder_offsets")
     @classmethod
