@@ -88,6 +88,7 @@ class Sweeps:
         """Let the ticks in flight finish (up to `grace_seconds`), then cut them short quietly;
         so a SIGTERM does not leave a cancelled job for the scheduler to report as an error."""
         self._stopping = True
+        await asyncio.sleep(0)  # a tick handed to the loop but not started yet sees the flag
         running = list(self._running)
         if not running:
             return
