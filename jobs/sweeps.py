@@ -41,15 +41,15 @@ class Sweeps:
         started = time.perf_counter()
         try:
             count = await self._sweeps[name]()
+            seconds = time.perf_counter() - started
+            duration_ms = int(seconds * 1000)
+            async with self.runtime.db.transaction() as session:
+                await repo.record_job_run(session, name, self.runtime.clock.now(), count, duration_ms)
         except Exception:
             metrics.sweep_runs.labels(sweep=name, outcome="failed").inc()
             raise
-        seconds = time.perf_counter() - started
-        duration_ms = int(seconds * 1000)
         metrics.sweep_runs.labels(sweep=name, outcome="ok").inc()
         metrics.sweep_duration.labels(sweep=name).observe(seconds)
-        async with self.runtime.db.transaction() as session:
-            await repo.record_job_run(session, name, self.runtime.clock.now(), count, duration_ms)
         if count:
             log.info("sweep %s: %d handled in %d ms", name, count, duration_ms)
         else:
