@@ -3,12 +3,20 @@ signed HTTP against the fake Slack, its messages delivered, and sweeps run on th
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.clock import ManualClock
+from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
+from handlers.slack import build_app
 from jobs.scheduler import build_scheduler
 from jobs.sweeps import Sweeps
-from tests.slack.harness import MENTOR, MENTORS, SlackHarness
+from tests.conftest import make_settings
+from tests.slack.harness import MENTOR, MENTORS, SlackHarness, slack_settings
 from tests.slack.test_flow import _request
 
 
@@ -98,3 +106,24 @@ async def test_healthz_never_run_counts_in_a_process_that_runs_the_sweeps(
     assert set((await slack.get("/healthz")).json()["problems"]) == {
         f"sweep {name} has never run" for name in ("expire", "nudge", "complete", "deliver")
     }
+
+
+async def test_no_token_warning_when_the_bot_token_is_in_the_environment(
+    fake: FakeSlack,
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bolt reads SLACK_BOT_TOKEN itself and used to warn that our client wins over it."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    caplog.set_level(logging.DEBUG)
+    runtime = Runtime(
+        slack_settings(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"), fake), clock=clock
+    )
+    try:
+        build_app(runtime.settings, runtime=runtime)
+    finally:
+        await runtime.close()
+    assert not [r for r in caplog.records if "will be unused" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("slack_bolt")]
