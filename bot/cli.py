@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import logs
 from bot.clock import Clock, ManualClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.runtime import Runtime
@@ -118,12 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("aiosqlite", "sqlalchemy.engine", "discord.gateway", "slack_bolt.App"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(verbose=args.verbose)
     if args.command == "demo":
         from handlers.slack_demo import run_demo
 
@@ -139,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    logs.configure(verbose=args.verbose, fmt=settings.log_format)
     handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = {
         "run": _run,
         "slack": _slack,
@@ -219,6 +216,15 @@ async def _until_stopped(*jobs: Awaitable[Any]) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
+def _metrics_server(runtime: Runtime) -> list[Awaitable[Any]]:
+    """GET /metrics and /healthz on METRICS_PORT, when it is set."""
+    if runtime.settings.metrics_port is None:
+        return []
+    from bot.metrics import serve_ops
+
+    return [serve_ops(runtime, runtime.settings.metrics_port)]
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.slack_requested and not settings.discord_configured:
         print(NO_CREDENTIALS, file=sys.stderr)
@@ -241,12 +247,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.scheduler import build_scheduler
     from jobs.sweeps import Sweeps
 
-    scheduler = build_scheduler(Sweeps(runtime))
+    sweeps = Sweeps(runtime)
+    scheduler = build_scheduler(sweeps)
     scheduler.start()
     try:
-        await _until_stopped(*jobs, runtime.delivery.run_forever())
+        await _until_stopped(*jobs, *_metrics_server(runtime), runtime.delivery.run_forever())
     finally:
         scheduler.shutdown(wait=False)
+        await sweeps.stop()  # a tick in flight ends before the loop does: no "job raised" line
         await runtime.close()
     return 0
 
@@ -260,7 +268,11 @@ async def _slack(args: argparse.Namespace, settings: Settings) -> int:
     slack.build_app(settings, runtime=runtime)
     http = args.http or not settings.slack_app_token
     try:
-        await _until_stopped(slack.serve(runtime, http=http, port=args.port), runtime.delivery.run_forever())
+        await _until_stopped(
+            slack.serve(runtime, http=http, port=args.port),
+            *_metrics_server(runtime),
+            runtime.delivery.run_forever(),
+        )
     finally:
         await runtime.close()
     return 0
@@ -273,7 +285,9 @@ async def _discord(args: argparse.Namespace, settings: Settings) -> int:
 
     runtime = await _prepared(settings)
     try:
-        await _until_stopped(discord.serve(runtime), runtime.delivery.run_forever())
+        await _until_stopped(
+            discord.serve(runtime), *_metrics_server(runtime), runtime.delivery.run_forever()
+        )
     finally:
         await runtime.close()
     return 0
@@ -317,10 +331,15 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         scheduler = build_scheduler(sweeps)
         scheduler.start()
+        log.info(
+            "jobs: sweeps running (%s)",
+            ", ".join(f"{n} every {s:g} s" for n, s in runtime.sweep_intervals.items()),
+        )
         try:
-            await _until_stopped(asyncio.Event().wait())
+            await _until_stopped(asyncio.Event().wait(), *_metrics_server(runtime))
         finally:
             scheduler.shutdown(wait=False)
+            await sweeps.stop()  # a tick in flight ends before the loop does: no "job raised" line
         return 0
     finally:
         for close in closers:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -159,6 +160,9 @@ class Settings(BaseSettings):
                 "must be a Discord role id (a 17-20 digit number; enable Developer Mode to copy it)"
             )
         return value.strip() if value else None
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("reminder_offsets")
     @classmethod

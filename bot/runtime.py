@@ -10,11 +10,12 @@ from typing import Any
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.metrics import Metrics
+from bot.outage import OutageTracker
 from bot.stats import Stats
 from bot.workflow import Mentorship
 from jobs.delivery import Delivery
 from storage import migrate
-from storage import repository as repo
 from storage.db import Database
 
 
@@ -23,9 +24,17 @@ class Runtime:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db = db or Database(settings.database_url)
+        self.started_at = self.clock.now()
+        self.metrics = Metrics()
+        self.outage = OutageTracker(self.clock)
+        from jobs.scheduler import DEFAULT_INTERVALS  # here: jobs.scheduler imports this module
+
+        # What /healthz checks; build_scheduler sets both when this process runs the sweeps.
+        self.sweep_intervals: dict[str, float] = dict(DEFAULT_INTERVALS)
+        self.runs_sweeps = False
         self.mentorship = Mentorship(self.db, settings, self.clock)
         self.stats = Stats(self.db, settings, self.clock)
-        self.delivery = Delivery(self.db, self.clock)
+        self.delivery = Delivery(self.db, self.clock, metrics=self.metrics, outage=self.outage)
         self.mentorship.on_owed(self.delivery.wake)
 
     async def prepare(self) -> None:
@@ -35,19 +44,10 @@ class Runtime:
             await migrate.upgrade(self.db)
 
     async def health(self) -> dict[str, Any]:
-        async with self.db.transaction() as session:
-            runs = await repo.job_runs(session)
-        return {
-            "ok": True,
-            "sweeps": {
-                run.name: {
-                    "last_success_at": run.last_success_at.isoformat(),
-                    "last_count": run.last_count,
-                    "last_duration_ms": run.last_duration_ms,
-                }
-                for run in runs
-            },
-        }
+        """The /healthz report (bot.health has the rule); "ok" is False when it should be 503."""
+        from bot.health import check
+
+        return await check(self)
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 from collections import OrderedDict
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -215,13 +217,25 @@ class Components:
 
     # Plumbing --------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def timed(self, interaction: discord.Interaction[Any]) -> Iterator[None]:
+        """Time handling an interaction into the interactions histogram, by its Discord type."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.bot.runtime.metrics.interactions.labels(
+                platform="discord", kind=interaction.type.name
+            ).observe(time.perf_counter() - started)
+
     async def guarded(self, interaction: discord.Interaction[Any], work: Coroutine[Any, Any, Any]) -> None:
         """Run a handler; anything unexpected (the database away…) becomes a polite ephemeral."""
-        try:
-            await work
-        except Exception:
-            log.exception("interaction %s failed", interaction.id)
-            await Replies.oops(interaction)
+        with self.timed(interaction):
+            try:
+                await work
+            except Exception:
+                log.exception("interaction %s failed", interaction.id)
+                await Replies.oops(interaction)
 
     async def reply_result(
         self,
@@ -439,6 +453,10 @@ class Components:
     # Modal submissions -------------------------------------------------------------------------
 
     async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
+        with self.timed(interaction):
+            await self._on_modal_submit(interaction)
+
+    async def _on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
         data: Mapping[str, Any] = interaction.data or {}  # type: ignore[assignment]
         custom_id = str(data.get("custom_id", ""))
         if not custom_id.startswith("mm:form:"):

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from bot.charts import ChartSet
 from bot.config import Settings
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus
 from bot.messages import Action
+from bot.metrics import healthz_view, metrics_view
 from bot.profiles import ProfileView
 from bot.runtime import Runtime
 from bot.workflow import Mentorship
@@ -55,6 +57,17 @@ from modals.slack_mrkdwn import escape
 __all__ = ["SlackSender", "build_app", "idle", "manifest", "runtime_of", "serve", "web_app"]
 
 log = logging.getLogger(__name__)
+
+
+class _NoTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that the client we
+    give it (made from that same token) wins; there is no argument that avoids it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_NoTokenWarning())
 
 COMMAND = "/mini-session"
 ACTION_ID = re.compile(r"^mm_(" + "|".join(a.value for a in Action) + r")(?:\.\d+)?$")
@@ -856,8 +869,24 @@ def build_app(settings: Settings, *, runtime: Runtime | None = None) -> AsyncApp
     """The Bolt app with every listener; registers a SlackSender on the runtime's outbox."""
     bot = SlackBot(settings, runtime or Runtime(settings))
     setattr(bot.app, _ATTRIBUTE, bot)
+    bot.app.middleware(_timed(bot.runtime))
     _BY_RUNTIME[id(bot.runtime)] = bot
     return bot.app
+
+
+def _timed(runtime: Runtime) -> Callable[..., Awaitable[BoltResponse]]:
+    """Bolt middleware: each request Bolt dispatches, timed into the interactions histogram."""
+    histogram = runtime.metrics.interactions
+
+    async def timed(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+        kind = "command" if "command" in body else str(body.get("type") or "other")
+        started = time.perf_counter()
+        try:
+            return await next()
+        finally:
+            histogram.labels(platform="slack", kind=kind).observe(time.perf_counter() - started)
+
+    return timed
 
 
 def runtime_of(app: AsyncApp) -> Runtime:
@@ -870,7 +899,7 @@ async def idle(app: AsyncApp) -> None:
 
 
 def web_app(app: AsyncApp) -> web.Application:
-    """HTTP mode: POST /slack/events (signed requests only) and GET /healthz."""
+    """HTTP mode: POST /slack/events (signed requests only), GET /healthz and GET /metrics."""
     bot = _bot(app)
     verifier = SignatureVerifier(bot.settings.slack_signing_secret or "")
 
@@ -901,11 +930,10 @@ def web_app(app: AsyncApp) -> web.Application:
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.StreamResponse:
-        try:
-            return web.json_response(await bot.runtime.health())
-        except Exception as exc:
-            log.warning("health check failed: %s", exc)
-            return web.json_response({"ok": False, "error": "database unavailable"}, status=503)
+        return await healthz_view(bot.runtime)
+
+    async def metrics(_: web.Request) -> web.StreamResponse:
+        return await metrics_view(bot.runtime)
 
     async def learn_team(_: web.Application) -> None:
         try:
@@ -917,6 +945,7 @@ def web_app(app: AsyncApp) -> web.Application:
     application.on_startup.append(learn_team)
     application.router.add_post("/slack/events", events)
     application.router.add_get("/healthz", healthz)
+    application.router.add_get("/metrics", metrics)
     return application
 
 

@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.domain import MemberRef, SessionStatus, Status
+from bot.metrics import Metrics
 from bot.notifications import Kind, compose
+from bot.outage import OutageTracker
 from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable, owe_dm
 from storage import repository as repo
 from storage.db import Database
@@ -62,6 +64,8 @@ class Delivery:
         batch_size: int = 100,
         max_attempts: int = MAX_ATTEMPTS,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+        outage: OutageTracker | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -69,6 +73,8 @@ class Delivery:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self._rng = rng or random.Random()
+        self.metrics = metrics or Metrics()
+        self.outage = outage or OutageTracker(clock)
         self._wakeup = asyncio.Event()
         self._pass = asyncio.Lock()
         self._last_send: dict[str, float] = {}
@@ -180,6 +186,7 @@ class Delivery:
                 for rest, _ in items[index:]:
                     await self._postpone(rest, paused)
                     stats.retried += 1
+                    self.metrics.retries.labels(kind=rest.kind).inc()
                 return
             wait = self._last_send.get(key, 0.0) + sender.min_interval - time.monotonic()
             if wait > 0:
@@ -222,6 +229,7 @@ class Delivery:
                     lease_until=None,
                 )
             stats.sent += 1
+            self.metrics.deliveries.labels(kind=row.kind).inc()
             return
         attempts = row.attempts + 1
         if isinstance(result, Undeliverable) or attempts >= self.max_attempts:
@@ -248,6 +256,7 @@ class Delivery:
                 lease_until=None,
             )
         stats.retried += 1
+        self.metrics.retries.labels(kind=row.kind).inc()
 
     async def _tell_other_party(
         self, outgoing: Outgoing, unreachable: MemberRef, reason: str, now: datetime
@@ -303,6 +312,7 @@ class Delivery:
             )
         if status == "failed":
             stats.failed += 1
+            self.metrics.failures.labels(kind=row.kind).inc()
             stats.reasons.append(reason)
         else:
             stats.skipped += 1
@@ -310,13 +320,21 @@ class Delivery:
     # Forever -------------------------------------------------------------------------------
 
     async def run_forever(self, poll_seconds: float = 2.0) -> None:
-        """Deliver on every wake-up, and at least every `poll_seconds` (retries, reminders)."""
+        """Deliver on every wake-up, and at least every `poll_seconds` (retries, reminders).
+        While the database is away, polls back off (see bot.outage); a wake-up still tries at
+        once, since it means a use case just committed."""
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=poll_seconds)
+                woken = True
             self._wakeup.clear()
+            if not woken and not self.outage.ready():
+                continue
             try:
                 await self.run_once()
-            except Exception:
-                # The database may be away for a moment; the next tick tries again.
-                log.exception("outbox delivery pass failed; retrying on the next tick")
+            except Exception as exc:
+                if not self.outage.failed(exc, "outbox delivery"):
+                    log.exception("outbox delivery pass failed; retrying on the next tick")
+            else:
+                self.outage.succeeded()

@@ -18,13 +18,18 @@ DEFAULT_INTERVALS = {
 
 def build_scheduler(sweeps: Sweeps, intervals: dict[str, float] | None = None) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for name, seconds in {**DEFAULT_INTERVALS, **(intervals or {})}.items():
+    merged = {**DEFAULT_INTERVALS, **(intervals or {})}
+    # /healthz judges this process's sweeps by these intervals, and "never run" now counts.
+    sweeps.runtime.sweep_intervals = dict(merged)
+    sweeps.runtime.runs_sweeps = True
+    for name, seconds in merged.items():
         scheduler.add_job(
             sweeps.run_safely,
             "interval",
             args=[name],
             seconds=seconds,
             id=f"sweep:{name}",
+            name=f"sweep {name}",  # what APScheduler's log lines call the job
             max_instances=1,  # a slow tick is never overlapped by the next one
             coalesce=True,  # after a pause, run once, not once per missed tick
             misfire_grace_time=None,

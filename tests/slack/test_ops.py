@@ -1,0 +1,129 @@
+"""/metrics and /healthz on the Slack HTTP server, after real actions: a request and a claim over
+signed HTTP against the fake Slack, its messages delivered, and sweeps run on the ManualClock."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.clock import ManualClock
+from bot.runtime import Runtime
+from fakes.slack_api import FakeSlack
+from handlers.slack import build_app
+from jobs.scheduler import build_scheduler
+from jobs.sweeps import Sweeps
+from tests.conftest import make_settings
+from tests.slack.harness import MENTOR, MENTORS, SlackHarness, slack_settings
+from tests.slack.test_flow import _request
+
+
+async def _scrape(slack: SlackHarness) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    answer = await slack.get("/metrics")
+    assert answer.status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_metrics_after_a_claim_and_a_sweep(slack: SlackHarness, clock: ManualClock) -> None:
+    await _request(slack)
+    await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    await slack.idle_only()  # committed and owed, not delivered yet
+    clock.advance(minutes=5)
+
+    samples = await _scrape(slack)
+    # The backlog, read at scrape time: the card's update and the student's DM, due 5 min ago.
+    assert _value(samples, "mini_mentorship_outbox_backlog", kind="card") == 1
+    assert _value(samples, "mini_mentorship_outbox_backlog", kind="request_claimed") == 1
+    assert _value(samples, "mini_mentorship_outbox_oldest_age_seconds", kind="card") == 300
+    # Every interaction Bolt dispatched is timed, by kind.
+    interactions = "mini_mentorship_interaction_duration_seconds_count"
+    assert _value(samples, interactions, platform="slack", kind="command") == 1
+    assert _value(samples, interactions, platform="slack", kind="view_submission") == 1
+    assert _value(samples, interactions, platform="slack", kind="block_actions") == 1
+    assert _value(samples, "mini_mentorship_deliveries_total", kind="card") == 1  # the first post
+
+    await slack.settle()
+    await Sweeps(slack.runtime).run("expire")
+    samples = await _scrape(slack)
+    assert _value(samples, "mini_mentorship_outbox_backlog", kind="card") == 0
+    assert _value(samples, "mini_mentorship_deliveries_total", kind="card") == 2
+    assert _value(samples, "mini_mentorship_deliveries_total", kind="request_claimed") == 1
+    assert _value(samples, "mini_mentorship_delivery_failures_total", kind="card") == 0
+    assert _value(samples, "mini_mentorship_sweep_runs_total", sweep="expire", outcome="ok") == 1
+    assert _value(samples, "mini_mentorship_sweep_duration_seconds_count", sweep="expire") == 1
+    # Defined for the escalation work, so it is exposed (with no samples) before anything counts.
+    assert "# TYPE mini_mentorship_claim_target_missed_total counter" in (await slack.get("/metrics")).text
+
+
+async def test_healthz_reports_each_sweep_and_says_which_is_stale(
+    slack: SlackHarness, clock: ManualClock
+) -> None:
+    # A web-only process: sweeps that never ran are reported, and are not a failure.
+    answer = await slack.get("/healthz")
+    body = answer.json()
+    assert answer.status == 200 and body["ok"] is True and body["database"] == {"ok": True}
+    assert {name: entry["status"] for name, entry in body["sweeps"].items()} == dict.fromkeys(
+        ("expire", "nudge", "complete", "deliver"), "never run"
+    )
+
+    await Sweeps(slack.runtime).run_all_once()
+    clock.advance(seconds=14)  # under three deliver intervals (5 s)
+    answer = await slack.get("/healthz")
+    assert answer.status == 200 and answer.json()["sweeps"]["deliver"]["status"] == "ok"
+
+    clock.advance(seconds=2)  # 16 s: deliver is stale, the 60 s sweeps are not
+    answer = await slack.get("/healthz")
+    body = answer.json()
+    assert answer.status == 503 and body["ok"] is False
+    assert body["problems"] == ["sweep deliver has not succeeded for 16 s (interval 5 s)"]
+    assert body["sweeps"]["deliver"]["ok"] is False and body["sweeps"]["expire"]["ok"] is True
+
+    await Sweeps(slack.runtime).run("deliver")
+    assert (await slack.get("/healthz")).status == 200
+
+
+async def test_healthz_never_run_counts_in_a_process_that_runs_the_sweeps(
+    slack: SlackHarness, clock: ManualClock
+) -> None:
+    build_scheduler(Sweeps(slack.runtime))  # as `run` and `jobs` do (not started: the clock is manual)
+    clock.advance(seconds=15)
+    assert (await slack.get("/healthz")).status == 200  # up for exactly three deliver intervals
+    clock.advance(seconds=1)
+    answer = await slack.get("/healthz")
+    assert answer.status == 503
+    assert answer.json()["problems"] == ["sweep deliver has never run"]
+    clock.advance(seconds=170)
+    assert set((await slack.get("/healthz")).json()["problems"]) == {
+        f"sweep {name} has never run" for name in ("expire", "nudge", "complete", "deliver")
+    }
+
+
+async def test_no_token_warning_when_the_bot_token_is_in_the_environment(
+    fake: FakeSlack,
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bolt reads SLACK_BOT_TOKEN itself and used to warn that our client wins over it."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    caplog.set_level(logging.DEBUG)
+    runtime = Runtime(
+        slack_settings(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"), fake), clock=clock
+    )
+    try:
+        build_app(runtime.settings, runtime=runtime)
+    finally:
+        await runtime.close()
+    assert not [r for r in caplog.records if "will be unused" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("slack_bolt")]
