@@ -233,6 +233,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if settings.discord_configured and not _require(settings.missing_for_discord(), "Discord"):
         return 2
+    if settings.slack_requested:
+        from handlers.slack import preflight
+
+        if problem := await preflight(settings):
+            raise StartupError(problem)
     runtime = await _prepared(settings)
     jobs: list[Awaitable[Any]] = []
     if settings.slack_configured:
@@ -264,6 +269,8 @@ async def _slack(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from handlers import slack
 
+    if problem := await slack.preflight(settings):
+        raise StartupError(problem)
     runtime = await _prepared(settings)
     slack.build_app(settings, runtime=runtime)
     http = args.http or not settings.slack_app_token

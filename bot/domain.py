@@ -144,16 +144,15 @@ class RequestView:
     closed_at: datetime | None
     session: SessionView | None = None
     proposal_id: int | None = None  # times proposed, waiting for the student
-
-    @property
-    def times_proposed(self) -> bool:
-        return self.status is Status.CLAIMED and self.proposal_id is not None
-
     # Set by matching when the request was posted: (external id, name) of each suggested
     # mentor and the tags they share; `matched` None until matching ran.
     suggested: tuple[tuple[str, str], ...] = ()
     matched_tags: tuple[str, ...] = ()
     matched: bool | None = None
+
+    @property
+    def times_proposed(self) -> bool:
+        return self.status is Status.CLAIMED and self.proposal_id is not None
 
 
 @dataclass(frozen=True)

@@ -566,6 +566,8 @@ class FakeSlack:
     """The fake Slack Web API server; see the module docstring."""
 
     def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T1") -> None:
+        # Tokens Slack no longer accepts (revoked, or from another app): every call answers invalid_auth.
+        self.revoked_tokens: set[str] = set()
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self.bot_id = "B" + bot_user_id.removeprefix("U")
@@ -946,6 +948,8 @@ class FakeSlack:
             raise _SlackError("not_authed", problems=["no token (expected an Authorization: Bearer header)"])
         # Socket Mode wants the app-level token (xapp-…); every other method a bot/user token.
         expected = "xapp-" if app_level else "xox"
+        if token in self.revoked_tokens:
+            raise _SlackError("invalid_auth", problems=["this token was revoked (fake: revoked_tokens)"])
         if not token.startswith(expected):
             raise _SlackError("invalid_auth", problems=[f"token {token[:8]!r}... is not a {expected}… token"])
 

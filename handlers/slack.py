@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -34,7 +35,9 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import insight
@@ -947,6 +950,46 @@ def web_app(app: AsyncApp) -> web.Application:
     application.router.add_get("/healthz", healthz)
     application.router.add_get("/metrics", metrics)
     return application
+
+
+async def preflight(settings: Settings) -> str | None:
+    """Ask Slack whether the bot token works and the bot is in the mentors' channel, before
+    serving. None when all is well, else one message for the operator saying what to fix."""
+    client = AsyncWebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL
+    )
+    channel = settings.slack_mentor_channel or ""
+    try:
+        me = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "error")
+        return (
+            f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) again from "
+            '"OAuth & Permissions", and reinstall the app to the workspace if it was removed.'
+        )
+    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+        return f"Cannot reach Slack to check SLACK_BOT_TOKEN ({type(exc).__name__}): is the network up?"
+    bot_name = me.get("user") or "the bot"
+    try:
+        info = await client.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "error")
+        if error == "channel_not_found":
+            return (
+                f"SLACK_MENTOR_CHANNEL={channel}: no such channel the bot can see. Check the id (channel "
+                "name → About tab, at the bottom); for a private channel, first type "
+                f"`/invite @{bot_name}` in it."
+            )
+        return f"Slack refused to describe SLACK_MENTOR_CHANNEL={channel} ({error})."
+    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+        return f"Cannot reach Slack to check SLACK_MENTOR_CHANNEL ({type(exc).__name__})."
+    described: dict[str, Any] = info.get("channel") or {}
+    if not described.get("is_member"):
+        return (
+            f"The bot is not a member of the mentors' channel {channel} (SLACK_MENTOR_CHANNEL): type "
+            f"`/invite @{bot_name}` in that channel, then start again."
+        )
+    return None
 
 
 async def serve(runtime: Runtime, *, http: bool, port: int) -> None:

@@ -151,7 +151,7 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         assert moment in out, moment
     # The alt texts are wrapped to the boxes' width; read them unwrapped.
     flat = " ".join(out.split())
-    assert "Requests per week over the last 12 weeks: 1 posted, 1 claimed, 1 completed." in flat
+    assert "Requests per week over the last 12 weeks: 2 posted, 1 claimed, 1 completed." in flat
     assert "```" not in out and " in DU_" not in out
     assert max(len(line) for line in out.splitlines()) <= 78
     # The completed card keeps the mentor and the time.

@@ -1,0 +1,93 @@
+"""Slack start-up checks: the real CLI in a subprocess, against the fake Slack, with a bad setting;
+it stops with exit status 2 and says what to fix (or, when all is right, serves and stops cleanly)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from fakes.slack_api import FakeSlack
+from tests.bot.test_cli import CONTRACT_VARIABLES
+
+MENTORS = "C_MENTORS"
+
+
+def _env(fake: FakeSlack, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CONTRACT_VARIABLES}
+    env.update(
+        SLACK_BOT_TOKEN="xoxb-good",
+        SLACK_SIGNING_SECRET="secret",
+        SLACK_MENTOR_CHANNEL=MENTORS,
+        SLACK_API_URL=fake.url,
+    )
+    env.update(overrides)
+    return env
+
+
+async def _cli(tmp_path: Path, env: dict[str, str], *argv: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv, cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_revoked_bot_token_is_refused(fake: FakeSlack, tmp_path: Path) -> None:
+    fake.revoked_tokens.add("xoxb-good")
+    code, err = await _cli(tmp_path, _env(fake), "run", "--port", "0")
+    assert code == 2 and "Traceback" not in err
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in err and "OAuth & Permissions" in err
+    # The fake noted the refused call, as it notes every wrong one; here it is the point.
+    assert fake.validation_errors == ["auth.test: this token was revoked (fake: revoked_tokens)"]
+    fake.validation_errors.clear()
+
+
+async def test_unknown_mentor_channel_says_where_the_id_is(fake: FakeSlack, tmp_path: Path) -> None:
+    code, err = await _cli(tmp_path, _env(fake, SLACK_MENTOR_CHANNEL="C_NOPE"), "slack", "--http")
+    assert code == 2 and "Traceback" not in err
+    assert "SLACK_MENTOR_CHANNEL=C_NOPE: no such channel" in err and "About tab" in err
+
+
+async def test_bot_outside_the_mentor_channel_says_invite(fake: FakeSlack, tmp_path: Path) -> None:
+    fake.add_channel(MENTORS, members=["U_MENTOR"], name="mentors")
+    code, err = await _cli(tmp_path, _env(fake), "run", "--port", "0")
+    assert code == 2 and "Traceback" not in err
+    assert "not a member of the mentors' channel C_MENTORS" in err and "`/invite @" in err
+
+
+async def test_all_right_serves_logs_json_and_stops_cleanly_on_sigterm(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    fake.add_channel(MENTORS, members=["U_MENTOR", fake.bot_user_id], name="mentors")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--port",
+        "0",
+        cwd=tmp_path,
+        env=_env(fake, LOG_FORMAT="json"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    while line := (await asyncio.wait_for(process.stderr.readline(), timeout=60)).decode():
+        lines.append(line)
+        if "listening on" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, rest = await asyncio.wait_for(process.communicate(), timeout=60)
+    lines += rest.decode().splitlines()
+    assert process.returncode == 0
+    entries = [json.loads(line) for line in lines if line.strip()]  # every line is one JSON object
+    assert not [e for e in entries if e["level"] in ("ERROR", "CRITICAL")]
+    messages = " ".join(e["message"] for e in entries)
+    for name in ("expire", "nudge", "complete", "deliver"):
+        assert f'Added job "sweep {name}"' in messages
+    assert "run_safely" not in messages and "`token` will be unused" not in messages
