@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Date, Float
 
 from bot.domain import SessionStatus, Urgency
-from storage.models import Member, MentorSession, Request
+from storage.models import Member, MentorSession, MentorSkill, Request
 
 RANGES = (4, 12, 52)
 DEFAULT_WEEKS = 12
@@ -117,8 +117,29 @@ def claim_targets() -> Mapping[str, timedelta]:
 async def tag_supply(
     session: AsyncSession, platform: str, workspace: str, tags: Sequence[str]
 ) -> Mapping[str, int] | None:
-    """Mentors listing each tag, once mentor profiles exist; None until then (requests only)."""
-    return None
+    """Mentors whose profile lists each tag (one GROUP BY over the indexed skills table); None
+    while no mentor has a profile, so a new program's chart shows requests only."""
+    if not tags:
+        return None
+    rows = await session.execute(
+        select(MentorSkill.tag, func.count(func.distinct(MentorSkill.member_id)))
+        .where(
+            MentorSkill.platform == platform,
+            MentorSkill.workspace == workspace,
+            MentorSkill.tag.in_(list(tags)),
+        )
+        .group_by(MentorSkill.tag)
+    )
+    counts = {str(tag): int(n) for tag, n in rows.all()}
+    if not counts:
+        has_profiles = await session.scalar(
+            select(func.count())
+            .select_from(MentorSkill)
+            .where(MentorSkill.platform == platform, MentorSkill.workspace == workspace)
+        )
+        if not has_profiles:
+            return None
+    return {tag: counts.get(tag, 0) for tag in tags}
 
 
 class Aggregates:

@@ -18,7 +18,7 @@ from bot.insight import (
     percentile_cont,
 )
 from storage.db import Database
-from storage.models import Member, MentorSession, Request
+from storage.models import Member, MentorProfile, MentorSession, MentorSkill, Request
 
 NOW = datetime(2030, 3, 6, 12, 0, tzinfo=UTC)  # a Wednesday; its week starts Monday 2030-03-04
 H = timedelta(hours=1)
@@ -315,3 +315,38 @@ async def test_the_csv_and_the_charts_tell_the_same_story(database: Database, se
             tags.update(t for t in row[8].split(";") if t)
     assert {w.week: w.posted for w in figures.value.weekly if w.posted} == dict(weeks)
     assert {t.tag: t.requests for t in figures.value.tags} == dict(tags)
+
+
+async def test_demand_against_supply_once_mentors_list_tags(database: Database) -> None:
+    """Requests per tag against the mentors whose profile lists it; a tag nobody lists is 0."""
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    for tags in (["python", "career"], ["python"], ["sql"]):
+        await seed.request(NOW - timedelta(days=1), tags=tags)
+    assert all(t.mentors is None for t in (await figures(database)).tags)  # no profiles yet
+    await seed.member("M", "Mia")
+    await seed.member("N", "Noor")
+    await seed.member("X", "Elsewhere", workspace="T2")
+    async with database.transaction() as session:
+        for who, skills in (("M", ["python", "career"]), ("N", ["python"]), ("X", ["sql"])):
+            member_id = seed.members[who]
+            workspace = "T2" if who == "X" else "T1"
+            session.add(
+                MentorProfile(
+                    member_id=member_id,
+                    platform="slack",
+                    workspace=workspace,
+                    skills=skills,
+                    capacity=3,
+                    last_suggested_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+            await session.flush()
+            for tag in skills:
+                session.add(MentorSkill(member_id=member_id, tag=tag, platform="slack", workspace=workspace))
+    assert (await figures(database)).tags == [
+        TagDemand("python", 2, 2),
+        TagDemand("career", 1, 1),
+        TagDemand("sql", 1, 0),  # listed only by a mentor of another workspace
+    ]
