@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.logs import JsonFormatter
+from jobs.sweeps import SWEEP_ORDER
 
 START_DEADLINE = 60.0
 
@@ -96,7 +97,7 @@ async def test_jobs_serves_metrics_and_ends_quietly_on_sigterm(tmp_path: Path) -
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 health = await resp.json()
                 assert resp.status == 200 and health["database"] == {"ok": True}
-                assert set(health["sweeps"]) == {"expire", "nudge", "complete", "deliver"}
+                assert set(health["sweeps"]) == set(SWEEP_ORDER)
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert resp.status == 200
                 assert "# TYPE mini_mentorship_sweep_runs_total counter" in await resp.text()

@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
 from handlers.slack import build_app
 from jobs.scheduler import build_scheduler
-from jobs.sweeps import Sweeps
+from jobs.sweeps import SWEEP_ORDER, Sweeps
 from tests.conftest import make_settings
 from tests.slack.harness import MENTOR, MENTORS, SlackHarness, slack_settings
 from tests.slack.test_flow import _request
@@ -73,7 +73,7 @@ async def test_healthz_reports_each_sweep_and_says_which_is_stale(
     body = answer.json()
     assert answer.status == 200 and body["ok"] is True and body["database"] == {"ok": True}
     assert {name: entry["status"] for name, entry in body["sweeps"].items()} == dict.fromkeys(
-        ("expire", "nudge", "complete", "deliver"), "never run"
+        SWEEP_ORDER, "never run"
     )
 
     await Sweeps(slack.runtime).run_all_once()
@@ -104,7 +104,7 @@ async def test_healthz_never_run_counts_in_a_process_that_runs_the_sweeps(
     assert answer.json()["problems"] == ["sweep deliver has never run"]
     clock.advance(seconds=170)
     assert set((await slack.get("/healthz")).json()["problems"]) == {
-        f"sweep {name} has never run" for name in ("expire", "nudge", "complete", "deliver")
+        f"sweep {name} has never run" for name in SWEEP_ORDER
     }
 
 
