@@ -17,12 +17,12 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 
 from bot.authz import NOT_FOUND, Act, authorize
-from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Slot
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, Slot
 from bot.messages import Action, Button
 from bot.workflow import Mentorship
 from modals import forms
@@ -145,6 +145,9 @@ CONFIRMATIONS = {
     Action.REPOST: "Posted again as request #{id}. Mentors have been told.",
     Action.RATE: "Thanks for rating your session {stars}! You can add a few words too.",
 }
+
+
+T = TypeVar("T")
 
 
 def submission_key(interaction: discord.Interaction[Any]) -> str:
@@ -585,19 +588,28 @@ class Components:
             return
         await self.reply_result(interaction, actor, result, "Thank you for your feedback!")
 
+    async def _saved(
+        self, interaction: discord.Interaction[Any], form: str, values: dict[str, str], result: Result[T]
+    ) -> T | None:
+        """What a settings form saved, or None once the errors or the refusal have been answered."""
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, form, result.errors, values)
+            return None
+        if isinstance(result, Refused):
+            await Replies.send(interaction, escape(result.message))
+            return None
+        return result.value
+
     async def _submit_profile(self, interaction: discord.Interaction[Any], values: dict[str, str]) -> None:
         actor = self.guild_actor(interaction)
         if actor is None:
             await Replies.send(interaction, NOT_FOUND.message)
             return
-        result = await self.mentorship.save_profile(actor, values)
-        if isinstance(result, Invalid):
-            await self._rejected(interaction, "profile", result.errors, values)
-            return
-        if isinstance(result, Refused):
-            await Replies.send(interaction, escape(result.message))
-            return
-        await Replies.send(interaction, f"Saved: {escape(result.value.summary)}.")
+        profile = await self._saved(
+            interaction, "profile", values, await self.mentorship.save_profile(actor, values)
+        )
+        if profile is not None:
+            await Replies.send(interaction, f"Saved: {escape(profile.summary)}.")
 
     async def _submit_availability(
         self, interaction: discord.Interaction[Any], values: dict[str, str]
@@ -606,14 +618,12 @@ class Components:
         if actor is None:
             await Replies.send(interaction, NOT_FOUND.message)
             return
-        result = await self.mentorship.set_availability(actor, values)
-        if isinstance(result, Invalid):
-            await self._rejected(interaction, "availability", result.errors, values)
+        saved = await self._saved(
+            interaction, "availability", values, await self.mentorship.set_availability(actor, values)
+        )
+        if saved is None:
             return
-        if isinstance(result, Refused):
-            await Replies.send(interaction, escape(result.message))
-            return
-        windows = forms.format_availability(result.value)
+        windows = forms.format_availability(saved)
         tz = values.get("timezone", "").strip()
         text = (
             f"Saved: {escape(windows)} ({escape(tz)}). I'll suggest times from these when you schedule."
