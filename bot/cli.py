@@ -20,6 +20,7 @@ from typing import Any
 from bot import logs
 from bot.clock import Clock, ManualClock
 from bot.config import ConfigError, Settings, load_settings
+from bot.preflight import StartupError
 from bot.runtime import Runtime
 
 log = logging.getLogger("mini_mentorship")
@@ -170,10 +171,6 @@ def _manifest(http_url: str | None) -> int:
     return 0
 
 
-class StartupError(Exception):
-    """A start-up check failed; the message says what to fix. The CLI prints it and exits 2."""
-
-
 async def _prepared(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """A Runtime whose database is reachable and migrated, or a StartupError saying why not."""
     from bot.preflight import check_database, describe_connection_error
@@ -318,20 +315,20 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
     clock: Clock | None = ManualClock(_parse_now(args.now)) if args.now else None
     runtime = await _prepared(settings, clock=clock)
     closers: list[Callable[[], Awaitable[None]]] = []
-    if settings.slack_configured:
-        from handlers.slack import SlackSender
-
-        runtime.delivery.add_sender(SlackSender(settings))
-    if settings.discord_configured:
-        from handlers.discord import rest_sender
-
-        sender, close = await rest_sender(settings)
-        runtime.delivery.add_sender(sender)
-        closers.append(close)
-    if not runtime.delivery.senders:
-        log.warning("no platform credentials: state sweeps run, messages stay queued until one is set")
-    sweeps = Sweeps(runtime)
     try:
+        if settings.slack_configured:
+            from handlers.slack import SlackSender
+
+            runtime.delivery.add_sender(SlackSender(settings))
+        if settings.discord_configured:
+            from handlers.discord import rest_sender
+
+            sender, close = await rest_sender(settings)  # a refused token: StartupError
+            runtime.delivery.add_sender(sender)
+            closers.append(close)
+        if not runtime.delivery.senders:
+            log.warning("no platform credentials: state sweeps run, messages stay queued until one is set")
+        sweeps = Sweeps(runtime)
         if args.once:
             counts = await sweeps.run_all_once()
             print(" ".join(f"{name}={count}" for name, count in counts.items()))

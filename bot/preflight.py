@@ -3,7 +3,8 @@
 Each check returns None when all is well, or one message for the operator that says what is
 wrong and what to run. The CLI prints it and exits with status 2, never a traceback. Passwords
 never appear in a message (see `mask_url`). Platform probes (tokens, channels) live with their
-adapters in `handlers/`.
+adapters in `handlers/`; those that can only run inside a platform's event loop (Discord's, once
+the gateway is ready) raise `StartupError`, which the CLI treats the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from bot.config import mask_url
 from storage.db import Database
 from storage.migrate import alembic_config
+
+
+class StartupError(Exception):
+    """A start-up check failed; the message says what to fix. The CLI prints it and exits 2."""
 
 
 def _where(url: str) -> str:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -24,9 +25,11 @@ from bot.config import ConfigError, Settings
 from bot.domain import DURATIONS, Invalid, Ok, SessionType, Urgency
 from bot.messages import Action
 from bot.outbox import Sender
+from bot.preflight import StartupError
 from bot.runtime import Runtime
 from handlers.discord_directory import DiscordMentorDirectory
 from handlers.discord_interactions import Components, Replies
+from handlers.discord_preflight import CHANNEL_PERMISSIONS, TOKEN_REFUSED, check_server, unreachable
 from handlers.discord_sender import DiscordSender
 from modals import forms
 from modals.discord import (
@@ -44,8 +47,9 @@ from modals.discord import (
 log = logging.getLogger(__name__)
 
 # Exactly what the bot does in a server: read and post in the mentors' channel, with embeds.
-# (DMs, interaction replies and their files need no server permission.)
-BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+# (DMs, interaction replies and their files need no server permission.) The start-up check
+# requires the same set in the channel.
+BOT_PERMISSIONS = CHANNEL_PERMISSIONS
 SCOPES = ("bot", "applications.commands")
 
 
@@ -214,6 +218,11 @@ class MentorBot(discord.Client):
         self.tree.error(self._on_tree_error)
         self.components = Components(self)
         self.announce_invite = False
+        # Set by `serve`: check the server against the settings on the first ready, and stop
+        # with `startup_problem` if it does not match (tests on SimCord build their server after
+        # the bot is ready, so a bare `build_bot` does not check).
+        self.check_server = False
+        self.startup_problem: str | None = None
         runtime.mentorship.use_directory("discord", DiscordMentorDirectory(self, settings))
 
     async def setup_hook(self) -> None:
@@ -233,6 +242,15 @@ class MentorBot(discord.Client):
                 synced = await self.tree.sync()
                 log.info("synced %d commands globally", len(synced))
             return synced
+        except discord.Forbidden as exc:
+            # Not in that server, or invited without applications.commands: the ready check says
+            # which, without a traceback.
+            log.warning(
+                "could not sync commands (%s); was the bot invited to the server with the "
+                "applications.commands scope?",
+                exc.text or exc.status,
+            )
+            return []
         except discord.HTTPException:
             log.exception(
                 "could not sync commands; was the bot invited with the applications.commands scope?"
@@ -240,6 +258,13 @@ class MentorBot(discord.Client):
             return []
 
     async def on_ready(self) -> None:
+        if self.check_server:
+            self.check_server = False  # on_ready fires again after a reconnect
+            invite = invite_url(self.application_id) if self.application_id else None
+            self.startup_problem = check_server(self, self.settings, invite)
+            if self.startup_problem:
+                await self.close()  # `serve` raises it; nothing is served
+                return
         if self.announce_invite and self.application_id:
             self.announce_invite = False  # on_ready fires again after a reconnect
             url = invite_url(self.application_id)
@@ -290,18 +315,27 @@ def runtime_of(client: discord.Client) -> Runtime:
 
 
 async def serve(runtime: Runtime) -> None:
-    """Log in, sync the commands, run the gateway until cancelled; print the invite URL on ready."""
+    """Log in, sync the commands, check the server against the settings once ready, then run
+    the gateway until cancelled (printing the invite URL). A refused token or a server that does
+    not match the settings raises StartupError saying what to fix."""
     settings = runtime.settings
     if not settings.discord_token:
         raise ConfigError("DISCORD_TOKEN is not set")
     bot = build_bot(settings, runtime=runtime)
     assert isinstance(bot, MentorBot)
     bot.announce_invite = True
+    bot.check_server = True
     try:
         await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        raise StartupError(TOKEN_REFUSED) from None
+    except aiohttp.ClientError as exc:  # only logging in raises these; the gateway reconnects
+        raise StartupError(unreachable(exc)) from None
     finally:
         if not bot.is_closed():
             await bot.close()
+    if bot.startup_problem:
+        raise StartupError(bot.startup_problem)
 
 
 async def rest_sender(settings: Settings) -> tuple[Sender, Callable[[], Awaitable[None]]]:
@@ -311,7 +345,14 @@ async def rest_sender(settings: Settings) -> tuple[Sender, Callable[[], Awaitabl
     client = discord.Client(
         intents=discord.Intents.none(), allowed_mentions=NO_PINGS, max_ratelimit_timeout=30.0
     )
-    await client.login(settings.discord_token)
+    try:
+        await client.login(settings.discord_token)
+    except discord.LoginFailure:
+        await client.close()
+        raise StartupError(TOKEN_REFUSED) from None
+    except aiohttp.ClientError as exc:
+        await client.close()
+        raise StartupError(unreachable(exc)) from None
 
     async def close() -> None:
         await client.close()
