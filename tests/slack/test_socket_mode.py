@@ -1,15 +1,19 @@
 """Socket Mode, the setup the README recommends: the real `serve` connects to the fake Slack's
-websocket with the app-level token, and the whole request flow works over it."""
+websocket with the app-level token, and the whole request flow works over it, counted in the
+/metrics that METRICS_PORT serves in that mode."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import ManualClock
+from bot.metrics import ops_app
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
 from fakes.slack_driver import SlackDriver
@@ -64,6 +68,19 @@ async def test_request_and_claim_over_socket_mode(database: Database, clock: Man
             await runtime.delivery.run_once()
             assert "Claimed" in str(fake.messages[MENTORS][0]["blocks"])
             assert fake.validation_errors == []
+
+            # What METRICS_PORT serves in this mode: each interaction over the socket, by kind.
+            async with TestClient(TestServer(ops_app(runtime))) as scraper:
+                answer = await scraper.get("/metrics")
+                text = await answer.text()
+            counted = {
+                sample.labels["kind"]: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "mini_mentorship_interaction_duration_seconds_count"
+                and sample.labels["platform"] == "slack"
+            }
+            assert counted == {"command": 1, "view_submission": 1, "block_actions": 1}
         finally:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
