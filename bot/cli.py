@@ -75,7 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     slack.add_argument("--http", action="store_true", help="serve HTTP even if SLACK_APP_TOKEN is set")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
     commands.add_parser(
-        "discord", parents=[common], help="Discord alone", description="Run the Discord bot alone."
+        "discord",
+        parents=[common],
+        help="Discord alone",
+        description="Run the Discord bot alone. Once connected, it checks that the token works, "
+        "that the bot is in DISCORD_GUILD_ID, that the mentors' channel and the roles exist there "
+        "and that it can post in that channel; if not, it says what to fix and exits with status 2.",
     )
     jobs = commands.add_parser(
         "jobs",
