@@ -46,6 +46,11 @@ from modals.discord import (
 
 log = logging.getLogger(__name__)
 
+# The bot never joins a voice channel: without this, every start logs two warnings that voice
+# libraries are missing, which read as a problem to whoever watches the logs.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 # Exactly what the bot does in a server: read and post in the mentors' channel, with embeds.
 # (DMs, interaction replies and their files need no server permission.) The start-up check
 # requires the same set in the channel.

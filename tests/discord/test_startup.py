@@ -11,6 +11,8 @@ Discord does, to discord.py's own HTTP client.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -247,3 +249,13 @@ def test_discord_out_of_reach_is_said(
     err = capsys.readouterr().err
     assert "Cannot reach Discord to check DISCORD_TOKEN (ClientConnectorError)" in err
     assert "Traceback" not in err
+
+
+def test_no_voice_warnings_at_start() -> None:
+    """The bot uses no voice: discord.py's "PyNaCl is not installed" warnings are not logged."""
+    code = (
+        "import logging, discord, handlers.discord; logging.basicConfig(); "
+        "discord.Client(intents=discord.Intents(guilds=True))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "voice will NOT be supported" not in done.stderr
