@@ -238,7 +238,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.slack_requested:
         from handlers.slack import preflight
 
-        if problem := await preflight(settings):
+        if problem := await preflight(settings, socket_mode=bool(settings.slack_app_token)):
             raise StartupError(problem)
     runtime = await _prepared(settings)
     jobs: list[Awaitable[Any]] = []
@@ -271,11 +271,11 @@ async def _slack(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from handlers import slack
 
-    if problem := await slack.preflight(settings):
+    http = args.http or not settings.slack_app_token
+    if problem := await slack.preflight(settings, socket_mode=not http):
         raise StartupError(problem)
     runtime = await _prepared(settings)
     slack.build_app(settings, runtime=runtime)
-    http = args.http or not settings.slack_app_token
     try:
         await _until_stopped(
             slack.serve(runtime, http=http, port=args.port),

@@ -952,9 +952,10 @@ def web_app(app: AsyncApp) -> web.Application:
     return application
 
 
-async def preflight(settings: Settings) -> str | None:
-    """Ask Slack whether the bot token works and the bot is in the mentors' channel, before
-    serving. None when all is well, else one message for the operator saying what to fix."""
+async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | None:
+    """Ask Slack whether the bot token works, the bot is in the mentors' channel and (for Socket
+    Mode) the app-level token opens a connection, before serving. None when all is well, else one
+    message for the operator saying what to fix."""
     client = AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL
     )
@@ -989,6 +990,19 @@ async def preflight(settings: Settings) -> str | None:
             f"The bot is not a member of the mentors' channel {channel} (SLACK_MENTOR_CHANNEL): type "
             f"`/invite @{bot_name}` in that channel, then start again."
         )
+    if socket_mode and settings.slack_app_token:
+        try:
+            # Only hands out a one-off websocket URL (unused here; it expires on its own).
+            await client.apps_connections_open(app_token=settings.slack_app_token)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "error")
+            return (
+                f"Slack refused SLACK_APP_TOKEN ({error}): create an app-level token with the "
+                'connections:write scope under "Basic Information" → App-Level Tokens, and check '
+                'that Socket Mode is on ("Socket Mode" page); or unset it to serve HTTP instead.'
+            )
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+            return f"Cannot reach Slack to check SLACK_APP_TOKEN ({type(exc).__name__})."
     return None
 
 

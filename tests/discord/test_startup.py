@@ -257,5 +257,6 @@ def test_no_voice_warnings_at_start() -> None:
         "import logging, discord, handlers.discord; logging.basicConfig(); "
         "discord.Client(intents=discord.Intents(guilds=True))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]  # `-c` imports from the working directory first
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert "voice will NOT be supported" not in done.stderr

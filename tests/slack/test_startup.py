@@ -14,11 +14,13 @@ from fakes.slack_api import FakeSlack
 from tests.bot.test_cli import CONTRACT_VARIABLES
 
 MENTORS = "C_MENTORS"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(fake: FakeSlack, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CONTRACT_VARIABLES}
     env.update(
+        PYTHONPATH=str(ROOT),  # this checkout's code, whichever checkout the venv was installed from
         SLACK_BOT_TOKEN="xoxb-good",
         SLACK_SIGNING_SECRET="secret",
         SLACK_MENTOR_CHANNEL=MENTORS,
@@ -58,6 +60,25 @@ async def test_bot_outside_the_mentor_channel_says_invite(fake: FakeSlack, tmp_p
     code, err = await _cli(tmp_path, _env(fake), "run", "--port", "0")
     assert code == 2 and "Traceback" not in err
     assert "not a member of the mentors' channel C_MENTORS" in err and "`/invite @" in err
+
+
+async def test_refused_app_token_is_named_before_serving(fake: FakeSlack, tmp_path: Path) -> None:
+    fake.add_channel(MENTORS, members=["U_MENTOR", fake.bot_user_id], name="mentors")
+    fake.revoked_tokens.add("xapp-1-revoked")
+    code, err = await _cli(tmp_path, _env(fake, SLACK_APP_TOKEN="xapp-1-revoked"), "slack")
+    assert code == 2 and "Traceback" not in err
+    assert "Slack refused SLACK_APP_TOKEN (invalid_auth)" in err and "App-Level Tokens" in err
+    assert "xapp-1-revoked" not in err  # the token is not echoed
+    assert fake.validation_errors == ["apps.connections.open: this token was revoked (fake: revoked_tokens)"]
+    fake.validation_errors.clear()
+
+
+async def test_http_mode_does_not_need_the_app_token(fake: FakeSlack, tmp_path: Path) -> None:
+    fake.add_channel(MENTORS, members=["U_MENTOR"], name="mentors")  # stops it after the checks
+    fake.revoked_tokens.add("xapp-1-revoked")
+    code, err = await _cli(tmp_path, _env(fake, SLACK_APP_TOKEN="xapp-1-revoked"), "slack", "--http")
+    assert code == 2 and "not a member of the mentors' channel" in err
+    assert "SLACK_APP_TOKEN" not in err and not fake.calls_to("apps.connections.open")
 
 
 async def test_all_right_serves_logs_json_and_stops_cleanly_on_sigterm(
