@@ -334,7 +334,8 @@ async def serve(runtime: Runtime) -> None:
         await bot.start(settings.discord_token)
     except discord.LoginFailure:
         raise StartupError(TOKEN_REFUSED) from None
-    except aiohttp.ClientError as exc:  # only logging in raises these; the gateway reconnects
+    except (aiohttp.ClientError, discord.DiscordServerError) as exc:
+        # Only logging in raises these (the gateway reconnects by itself once connected).
         raise StartupError(unreachable(exc)) from None
     finally:
         if not bot.is_closed():
@@ -355,7 +356,7 @@ async def rest_sender(settings: Settings) -> tuple[Sender, Callable[[], Awaitabl
     except discord.LoginFailure:
         await client.close()
         raise StartupError(TOKEN_REFUSED) from None
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, discord.DiscordServerError) as exc:
         await client.close()
         raise StartupError(unreachable(exc)) from None
 

@@ -36,6 +36,11 @@ DEVELOPER_MODE = "turn on Developer Mode (User Settings → Advanced), then"
 
 
 def unreachable(exc: BaseException) -> str:
+    if isinstance(exc, discord.DiscordServerError):
+        return (
+            f"Discord could not check DISCORD_TOKEN (server error {exc.status}): Discord is having "
+            "trouble (https://discordstatus.com); start again later."
+        )
     return f"Cannot reach Discord to check DISCORD_TOKEN ({type(exc).__name__}): is the network up?"
 
 

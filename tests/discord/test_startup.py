@@ -197,12 +197,17 @@ def test_attaching_files_is_not_required(
 # The token: discord.py's own HTTP client against a stand-in for discord.com ---------------------
 
 
+class _StandIn(ThreadingHTTPServer):
+    status = 401  # Discord's answer to a bad token on GET /users/@me (what logging in asks)
+
+
 class _Refuses(BaseHTTPRequestHandler):
-    """Discord's answer to a bad token on GET /users/@me (what logging in asks)."""
+    server: _StandIn
 
     def do_GET(self) -> None:
-        body = json.dumps({"message": "401: Unauthorized", "code": 0}).encode()
-        self.send_response(401)
+        status = self.server.status
+        body = json.dumps({"message": f"{status}: Unauthorized", "code": 0}).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -213,11 +218,11 @@ class _Refuses(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def refusing_discord(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+def refusing_discord(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_StandIn]:
     for name in TOKEN_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    http = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    http = _StandIn(("127.0.0.1", 0), _Refuses)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{http.server_address[1]}/api/v10"
@@ -225,14 +230,14 @@ def refusing_discord(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     monkeypatch.setenv("DISCORD_TOKEN", "MTIz.revoked-token")
     monkeypatch.setenv("DISCORD_MENTOR_CHANNEL_ID", "123456789012345678")
     monkeypatch.setenv("DISCORD_MENTOR_ROLE_ID", "223456789012345678")
-    yield base
+    yield http
     http.shutdown()
     http.server_close()
 
 
 @pytest.mark.parametrize("command", [["discord"], ["run"], ["jobs", "--once"]])
 def test_a_refused_token_says_where_to_get_one(
-    command: list[str], refusing_discord: str, capsys: pytest.CaptureFixture[str]
+    command: list[str], refusing_discord: _StandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(command) == 2
     err = capsys.readouterr().err
@@ -242,7 +247,7 @@ def test_a_refused_token_says_where_to_get_one(
 
 
 def test_discord_out_of_reach_is_said(
-    refusing_discord: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    refusing_discord: _StandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:9/api/v10")
     assert main(["discord"]) == 2
@@ -260,3 +265,13 @@ def test_no_voice_warnings_at_start() -> None:
     root = Path(__file__).resolve().parents[2]  # `-c` imports from the working directory first
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert "voice will NOT be supported" not in done.stderr
+
+
+def test_discord_in_trouble_is_not_blamed_on_the_token(
+    refusing_discord: _StandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusing_discord.status = 503
+    assert main(["discord"]) == 2
+    err = capsys.readouterr().err
+    assert "Discord could not check DISCORD_TOKEN (server error 503)" in err and "start again later" in err
+    assert "refused" not in err and "Traceback" not in err
