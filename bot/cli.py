@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logs.configure(verbose=args.verbose, fmt=settings.log_format)
+    for warning in settings.deprecations:
+        log.warning("%s", warning)
     handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = {
         "run": _run,
         "slack": _slack,
