@@ -93,11 +93,11 @@ def span(delta: timedelta) -> str:
 
 
 def waiting_line(request: RequestView, now: datetime) -> Line | None:
-    """ "waiting 5 h · target 24 h" for an open request whose ladder has a target."""
+    """ "5 h · target 24 h" (shown as "Waiting: …") for an open request with a target."""
     if request.status is not Status.OPEN or request.claim_target_at is None:
         return None
     since = request.waiting_since or request.created_at
-    text = f"waiting {span(now - since)} · target {span(request.claim_target_at - since)}"
+    text = f"{span(now - since)} · target {span(request.claim_target_at - since)}"
     if now >= request.claim_target_at:
         text += " (missed)"
     return (t(text),)
@@ -227,7 +227,7 @@ def escalation(request: RequestView, payload: dict[str, Any], now: datetime) -> 
         headline=headline,
         lines=tuple(lines),
         buttons=mentor_buttons(request),
-        accent="high",
+        accent="high" if request.urgency.value == "high" else None,
         pings=pings,
     )
 
@@ -334,17 +334,14 @@ def compose(
         return escalation(request, payload, now)
     if kind is Kind.MORE_MENTORS_ASKED:
         who = "the mentors' escalation group" if payload.get("group") else "the organisers"
+        why = (
+            f"No mentor's profile fits it, so we've asked {who} to look at it."
+            if payload.get("early")
+            else f"No mentor has claimed it yet, so we've asked more mentors and {who} to look at it."
+        )
         return Message(
             headline="More people have been asked",
-            lines=(
-                title,
-                (
-                    t(
-                        "No mentor has claimed it yet, so we've asked more mentors and "
-                        f"{who} to look at it. You'll get a message here when one claims it."
-                    ),
-                ),
-            ),
+            lines=(title, (t(why + " You'll get a message here when one claims it."),)),
             buttons=student_buttons(request),
         )
     if kind is Kind.CLAIM_RETIRED:

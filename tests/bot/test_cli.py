@@ -122,6 +122,10 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "Suggested",
         "A request that fits you",
         "1 of 1 active sessions, your limit",
+        "🚨 No mentor's profile fits this request",  # the escalation ladder, at once
+        "@mentor-leads",
+        "More people have been asked",
+        "Waiting: 0 min · target 24 h",
         "only Max (mentor) sees",
         "Already claimed by Mia",
         "times proposed, waiting for the student",

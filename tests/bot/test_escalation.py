@@ -215,14 +215,14 @@ async def test_release_restarts_the_ladder(runtime: Runtime, clock: ManualClock)
     assert await runtime.mentorship.nudge_due() == 1  # escalate
     assert len(await rows(runtime, kind="escalation")) == 1
     text = card(ok(await runtime.mentorship.get_request(STUDENT, request.id)), clock.now())
-    assert dict(text.fields)["Waiting"][0].text == "waiting 24 h · target 24 h (missed)"  # type: ignore[union-attr]
+    assert dict(text.fields)["Waiting"][0].text == "24 h · target 24 h (missed)"  # type: ignore[union-attr]
 
 
 async def test_card_shows_waiting_against_target(runtime: Runtime, clock: ManualClock) -> None:
     request = ok(await runtime.mentorship.create_request(STUDENT, request_form(urgency="low")))
     clock.advance(hours=5)
     drawn = card(request, clock.now())
-    assert dict(drawn.fields)["Waiting"][0].text == "waiting 5 h · target 72 h"  # type: ignore[union-attr]
+    assert dict(drawn.fields)["Waiting"][0].text == "5 h · target 72 h"  # type: ignore[union-attr]
     claimed = ok(await runtime.mentorship.claim(MIA, request.id))
     assert "Waiting" not in dict(card(claimed, clock.now()).fields)
 

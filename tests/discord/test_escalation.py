@@ -47,6 +47,8 @@ async def test_ladder_pings_the_role_and_retires_claim_buttons(world: World) -> 
     assert [c.label for row in escalation.components for c in row.children] == ["Claim"]
     assert world.last_dm(world.sam).content == "More people have been asked"
     assert await world.runtime.mentorship.nudge_due() == 0
+    waiting = next(f for f in (await world.card(rid)).embeds[0].fields if f.name == "Waiting")
+    assert waiting.value == "24 h · target 24 h (missed)"
 
     claimed = await world.mia.click(escalation, label="Claim")
     assert claimed.response.content.startswith(f"You claimed request #{rid}.")

@@ -76,7 +76,7 @@ async def test_ladder_widens_escalates_and_retires_claim_buttons(make_slack: Mak
     told = [m for m in slack.fake.messages["D" + STUDENT] if "More people have been asked" in str(m["text"])]
     assert len(told) == 1 and "escalation group" in block_text(told[0]["blocks"])
     card = slack.card(0)
-    assert "waiting 4 h · target 4 h (missed)" in block_text(card["blocks"])
+    assert "4 h · target 4 h (missed)" in block_text(card["blocks"])
     assert await sweeps.run("nudge") == 0  # each step once
 
     # Max claims from the escalation itself; every other Claim message is edited in place.
