@@ -119,6 +119,12 @@ async def _widen(m: Mentorship, request_id: int, now: datetime) -> int:
 
 
 async def _candidates(m: Mentorship, view: RequestView, asked: frozenset[int]) -> list[CandidateRow]:
+    directory = m._directories.get(view.platform)
+    if directory is None:
+        # A stored profile is not proof someone is still a mentor: without the platform's word
+        # (no adapter in this process), nobody new is DM'd; the escalation still comes.
+        log.info("no %s mentor directory here; request %s is not widened", view.platform, view.id)
+        return []
     try:
         async with m.db.transaction() as session:
             return await matching.pick(
@@ -128,7 +134,7 @@ async def _candidates(m: Mentorship, view: RequestView, asked: frozenset[int]) -
                 tags=view.tags,
                 dates=(view.available_from, view.available_until),
                 student_external_id=view.student.external_id,
-                directory=m._directories.get(view.platform),
+                directory=directory,
                 today=m.today_for(m.tz_of(view.student)),
                 count=m.settings.match_notify_count,
                 exclude=asked,

@@ -240,6 +240,8 @@ async def test_two_runners_take_each_step_once(
     runtime.settings.match_notify_count = 1
     await profiles(runtime, MIA, MAX, MO)
     other = Runtime(runtime.settings, clock=clock, db=Database(database.url))
+    for each in (runtime, other):
+        each.mentorship.use_directory("slack", Directory())
     try:
         made = [
             ok(
@@ -265,6 +267,7 @@ async def test_two_runners_take_each_step_once(
 async def test_claim_retires_every_delivered_claim_message_once(runtime: Runtime, clock: ManualClock) -> None:
     sender = RecordingSender()
     runtime.delivery.add_sender(sender)
+    runtime.mentorship.use_directory("slack", Directory())
     runtime.settings.match_notify_count = 1
     await profiles(runtime, MIA, MAX)
     request = ok(await runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
@@ -377,4 +380,18 @@ async def test_legacy_open_request_without_a_target_still_escalates(
     clock.set(request.created_at + timedelta(hours=24))
     assert await runtime.mentorship.nudge_due() == 1  # widen
     assert await runtime.mentorship.nudge_due() == 1  # the target (created + 24 h) has passed too
+    assert len(await rows(runtime, kind="escalation")) == 1
+
+
+async def test_without_the_platforms_word_nobody_new_is_asked(runtime: Runtime, clock: ManualClock) -> None:
+    """No adapter in this process to say who is still a mentor: the circle does not widen on a
+    stored profile alone, and the escalation still comes at the target."""
+    runtime.settings.match_notify_count = 1
+    await profiles(runtime, MIA, MAX)
+    request = ok(await runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
+    clock.set(request.created_at + timedelta(hours=12))
+    assert await runtime.mentorship.nudge_due() == 1
+    assert len(await rows(runtime, kind="match_suggested")) == 1  # only the one asked at posting
+    clock.set(request.created_at + DAY)
+    assert await runtime.mentorship.nudge_due() == 1
     assert len(await rows(runtime, kind="escalation")) == 1
