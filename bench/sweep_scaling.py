@@ -142,7 +142,7 @@ async def _reset_due(db: Database) -> None:
         await conn.execute(text(f"UPDATE requests SET status = 'open', expired_at = NULL WHERE id <= {due}"))
         await conn.execute(
             text(
-                f"UPDATE requests SET status = 'open', nudge_due_at = created_at "
+                f"UPDATE requests SET status = 'open', nudge_due_at = created_at, escalation_step = 0 "
                 f"WHERE id > {due} AND id <= {2 * due}"
             )
         )

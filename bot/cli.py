@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logs.configure(verbose=args.verbose, fmt=settings.log_format)
+    for warning in settings.deprecations:
+        log.warning("%s", warning)
     handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = {
         "run": _run,
         "slack": _slack,
@@ -323,13 +325,22 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if settings.slack_configured:
             from handlers.slack import SlackSender
+            from handlers.slack_directory import Directory
+            from handlers.slack_sender import make_client
 
             runtime.delivery.add_sender(SlackSender(settings))
+            # The escalation ladder asks who is still a mentor before widening the circle.
+            directory = Directory(make_client(settings, interactive=False), settings)
+            runtime.mentorship.use_directory("slack", directory)
         if settings.discord_configured:
             from handlers.discord import rest_sender
+            from handlers.discord_directory import DiscordMentorDirectory
+            from handlers.discord_sender import DiscordSender
 
             sender, close = await rest_sender(settings)  # a refused token: StartupError
             runtime.delivery.add_sender(sender)
+            if isinstance(sender, DiscordSender):
+                runtime.mentorship.use_directory("discord", DiscordMentorDirectory(sender.client, settings))
             closers.append(close)
         if not runtime.delivery.senders:
             log.warning("no platform credentials: state sweeps run, messages stay queued until one is set")

@@ -149,6 +149,9 @@ class RequestView:
     suggested: tuple[tuple[str, str], ...] = ()
     matched_tags: tuple[str, ...] = ()
     matched: bool | None = None
+    # The current wait for a first claim (since posting or the last release) and its target.
+    waiting_since: datetime | None = None
+    claim_target_at: datetime | None = None
 
     @property
     def times_proposed(self) -> bool:

@@ -35,6 +35,15 @@ class Person:
 
 
 @dataclass(frozen=True)
+class Ping:
+    """A deliberate ping the organisers configured: a group (a Slack user group, a Discord role)
+    or a person (an admin). Renderers mention exactly these and allow nothing else to ping."""
+
+    kind: str  # "group" | "user"
+    external_id: str
+
+
+@dataclass(frozen=True)
 class Link:
     url: str
     label: str
@@ -89,6 +98,7 @@ class Message:
     attachment: Attachment | None = None
     accent: str | None = None  # "high" urgency, "done", "muted"
     links: tuple[Link, ...] = field(default_factory=tuple)
+    pings: tuple[Ping, ...] = ()  # who this message must notify (escalations only)
 
 
 def t(text: str, bold: bool = False) -> Text:

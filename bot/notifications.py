@@ -12,7 +12,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.calendar import google_calendar_url, ics_file
 from bot.domain import MemberRef, RequestView, SessionStatus, Status
-from bot.messages import Action, Attachment, Button, Inline, Line, Link, Message, Person, Text, When, t
+from bot.messages import (
+    Action,
+    Attachment,
+    Button,
+    Inline,
+    Line,
+    Link,
+    Message,
+    Person,
+    Ping,
+    Text,
+    When,
+    t,
+)
 
 CARD_DESCRIPTION_LIMIT = 600
 
@@ -37,9 +50,15 @@ class Kind(enum.StrEnum):
     TIMES_DECLINED = "times_declined"
     PROPOSAL_WITHDRAWN = "proposal_withdrawn"
     MATCH_SUGGESTED = "match_suggested"
+    ESCALATION = "escalation"  # the feed, at the claim target: mentions the escalation group
+    MORE_MENTORS_ASKED = "more_mentors_asked"  # the student, when the request was escalated
+    CLAIM_RETIRED = "claim_retired"  # edits one delivered Claim message once the request is taken
 
 
-FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
+FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.ESCALATION})
+# Messages with a Claim button that do not redraw themselves like the card: where each was
+# delivered is recorded, and each is edited (CLAIM_RETIRED) once the request leaves open.
+CLAIMABLE_KINDS = frozenset({Kind.NUDGE, Kind.ESCALATION, Kind.MATCH_SUGGESTED})
 # Reminders go stale when a session moves or ends; these kinds are retired with it.
 SESSION_BOUND = frozenset({Kind.REMINDER})
 
@@ -62,8 +81,34 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def span(delta: timedelta) -> str:
+    """A duration as the card shows it: "40 min", "5 h", "3 d"."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes / 60
+    if hours <= 72:  # targets are set in hours (CLAIM_TARGET_HOURS): say them so
+        return f"{int(hours)} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f}".rstrip("0") + " h"
+    return f"{int(hours // 24)} d"
+
+
+def waiting_line(request: RequestView, now: datetime) -> Line | None:
+    """ "5 h · target 24 h" (shown as "Waiting: …") for an open request with a target."""
+    if request.status is not Status.OPEN or request.claim_target_at is None:
+        return None
+    since = request.waiting_since or request.created_at
+    text = f"{span(now - since)} · target {span(request.claim_target_at - since)}"
+    if now >= request.claim_target_at:
+        text += " (missed)"
+    return (t(text),)
+
+
 def request_fields(
-    request: RequestView, *, with_student: bool = True, with_match: bool = False
+    request: RequestView,
+    *,
+    with_student: bool = True,
+    with_match: bool = False,
+    now: datetime | None = None,
 ) -> tuple[tuple[str, Line], ...]:
     fields: list[tuple[str, Line]] = [
         ("Type", (t(request.session_type.label),)),
@@ -76,6 +121,9 @@ def request_fields(
     if with_student:
         fields.append(("Student", (person(request.student),)))
     fields.append(("Status", (t(request.status.badge),)))
+    waiting = waiting_line(request, now) if now is not None else None
+    if waiting is not None:
+        fields.append(("Waiting", waiting))
     if request.times_proposed:
         fields.append(("Times", (t("times proposed, waiting for the student"),)))
     if with_match and request.status is Status.OPEN and request.matched is not None:
@@ -133,8 +181,9 @@ def student_buttons(request: RequestView) -> tuple[Button, ...]:
     return (Button("Cancel request", Action.CANCEL, str(request.id), "danger"),)
 
 
-def card(request: RequestView) -> Message:
-    """The request's card in the mentors' feed, for its current status."""
+def card(request: RequestView, now: datetime | None = None) -> Message:
+    """The request's card in the mentors' feed, for its current status (and, while it is open,
+    how long it has waited against its target, as of `now`)."""
     qualifier = {
         Status.OPEN: " · New mentorship request",
         Status.CANCELLED: " by the student",
@@ -149,11 +198,57 @@ def card(request: RequestView) -> Message:
             (t(request.title, bold=True),),
             (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
         ),
-        fields=request_fields(request, with_match=True),
+        fields=request_fields(request, with_match=True, now=now),
         buttons=mentor_buttons(request),
         footer=(t(f"Request #{request.id} · posted "), When(request.created_at, "relative")),
         accent=accent,
     )
+
+
+def escalation(request: RequestView, payload: dict[str, Any], now: datetime) -> Message:
+    """The ladder's last step in the feed: the configured group (or the admins) is pinged."""
+    pings = tuple(Ping(str(kind), str(ext)) for kind, ext in payload.get("pings", ()))
+    since = request.waiting_since or request.created_at
+    if payload.get("early"):
+        headline = "🚨 No mentor's profile fits this request"
+        why = "Nobody was suggested when it was posted. Can someone take it?"
+    else:
+        headline = f"🚨 Still unclaimed after {span(now - since)}"
+        target = span(request.claim_target_at - since) if request.claim_target_at else "its target"
+        why = f"Its first-claim target was {target}. Can someone take it?"
+    lines: list[Line] = [
+        title_line(request),
+        (t(f"{request.session_type.label} · {request.duration_minutes} min · {request.urgency.label}"),),
+        (t(why),),
+    ]
+    if not pings:
+        lines.append((t("(No escalation group or admin is configured to mention.)"),))
+    return Message(
+        headline=headline,
+        lines=tuple(lines),
+        buttons=mentor_buttons(request),
+        accent="high" if request.urgency.value == "high" else None,
+        pings=pings,
+    )
+
+
+def retired(request: RequestView) -> Message:
+    """What a Claim message (suggestion DM, escalation) becomes once the request is taken."""
+    taker = request.claimed_by or (request.session.mentor if request.session else None)
+    if taker is not None and request.status in (Status.CLAIMED, Status.SCHEDULED, Status.COMPLETED):
+        headline = f"Claimed by {taker.display_name}"
+        says: Line = (t("This request was claimed by "), person(taker), t(". Nothing to do."))
+    elif request.status is Status.OPEN:  # released again since: the card has the live button
+        headline = "Back in the feed"
+        says = (t("Claim it from its card in the mentors' feed."),)
+    else:
+        headline = "No longer open"
+        says = (t(f"This request is {request.status.value}. Nothing to do."),)
+    return Message(headline=headline, lines=(title_line(request), says), accent="muted")
+
+
+def title_line(request: RequestView) -> Line:
+    return (t(request.title, bold=True),)
 
 
 def dashboard_item(request: RequestView, *, viewer_id: str, problems: tuple[str, ...] = ()) -> Message:
@@ -234,7 +329,23 @@ def compose(
     mentor = request.claimed_by or (request.session.mentor if request.session else None)
 
     if kind is Kind.CARD:
-        return card(request)
+        return card(request, now)
+    if kind is Kind.ESCALATION:
+        return escalation(request, payload, now)
+    if kind is Kind.MORE_MENTORS_ASKED:
+        who = "the mentors' escalation group" if payload.get("group") else "the organisers"
+        why = (
+            f"No mentor's profile fits it, so we've asked {who} to look at it."
+            if payload.get("early")
+            else f"No mentor has claimed it yet, so we've asked more mentors and {who} to look at it."
+        )
+        return Message(
+            headline="More people have been asked",
+            lines=(title, (t(why + " You'll get a message here when one claims it."),)),
+            buttons=student_buttons(request),
+        )
+    if kind is Kind.CLAIM_RETIRED:
+        return retired(request)
     if kind is Kind.NUDGE:
         hours = int((now - request.created_at).total_seconds() // 3600)
         return Message(

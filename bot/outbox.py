@@ -93,11 +93,46 @@ async def owe_card(session: AsyncSession, *, request: RequestView, now: datetime
 
 
 async def owe_feed(
-    session: AsyncSession, *, request: RequestView, kind: Kind, key: str, now: datetime
+    session: AsyncSession,
+    *,
+    request: RequestView,
+    kind: Kind,
+    key: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
 ) -> bool:
     assert kind in FEED_KINDS
     return await _owe(
-        session, request=request, audience="feed", kind=kind, now=now, dedupe_key=f"{kind.value}:{key}"
+        session,
+        request=request,
+        audience="feed",
+        kind=kind,
+        now=now,
+        payload=payload,
+        dedupe_key=f"{kind.value}:{key}",
+    )
+
+
+async def owe_retirement(
+    session: AsyncSession,
+    *,
+    request: RequestView,
+    audience: str,
+    member_id: int | None,
+    target_id: int,
+    now: datetime,
+) -> bool:
+    """Owe the edit that takes the Claim button off one delivered message (notification
+    `target_id`). Once per message, however often it is owed."""
+    return await _owe(
+        session,
+        request=request,
+        audience=audience,
+        kind=Kind.CLAIM_RETIRED,
+        now=now,
+        member_id=member_id,
+        payload={"target": target_id},
+        dedupe_key=f"{Kind.CLAIM_RETIRED.value}:{target_id}",
     )
 
 
@@ -123,7 +158,8 @@ class Outgoing:
     recipient: MemberRef | None  # None for the feed
     request: RequestView
     message: Message
-    feed_ref: FeedRef | None  # for card updates: the card to edit, if posted already
+    # For card updates: the card to edit, if posted already. For CLAIM_RETIRED: the message to edit.
+    feed_ref: FeedRef | None
     # A previous attempt may have reached the platform before its worker died: check for the
     # message (senders tag each one with the notification id) before sending it again.
     in_doubt: bool = False
@@ -132,6 +168,9 @@ class Outgoing:
 @dataclass(frozen=True)
 class Delivered:
     feed_ref: FeedRef | None = None  # a newly posted card, to remember
+    # Where a new message was posted (channel or DM channel + message ref): remembered for
+    # messages with a Claim button, so they can be edited once the request is taken.
+    posted: FeedRef | None = None
 
 
 @dataclass(frozen=True)

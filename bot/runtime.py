@@ -36,6 +36,10 @@ class Runtime:
         self.stats = Stats(self.db, settings, self.clock)
         self.delivery = Delivery(self.db, self.clock, metrics=self.metrics, outage=self.outage)
         self.mentorship.on_owed(self.delivery.wake)
+        self.mentorship.target_missed = self._target_missed
+
+    def _target_missed(self, urgency: str) -> None:
+        self.metrics.claim_target_missed.labels(urgency=urgency).inc()
 
     async def prepare(self) -> None:
         """SQLite is migrated on start (it is the zero-setup default); PostgreSQL deployments

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import matching, profiles, proposals
+from bot import escalation, matching, profiles, proposals
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -33,10 +33,9 @@ from bot.domain import (
     SessionStatus,
     Slot,
     Status,
-    Urgency,
 )
 from bot.notifications import Kind
-from bot.outbox import owe_card, owe_dm, owe_feed
+from bot.outbox import owe_card, owe_dm
 from modals import forms
 from storage import mentor_profiles
 from storage import repository as repo
@@ -97,6 +96,8 @@ class Mentorship:
         self.clock = clock
         self._wake = wake
         self._directories: dict[str, matching.MentorDirectory] = {}
+        # Counts a request still unclaimed at its target (Runtime wires CLAIM_TARGET_MISSED).
+        self.target_missed: Callable[[str], None] = lambda urgency: None
 
     def use_directory(self, platform: str, directory: matching.MentorDirectory) -> None:
         """The adapter's check of who is a mentor now, used when matching (see bot/matching.py)."""
@@ -141,10 +142,12 @@ class Mentorship:
         return authorize(act, actor, view) or view
 
     async def _card_changed(self, session: AsyncSession, request_id: int, now: datetime) -> RequestView:
-        """The request after a transition, with its feed card update owed."""
+        """The request after a transition, with its feed card update owed (and, once it left
+        open, the edits that take the Claim button off its other messages)."""
         after = await repo.request_view(session, request_id)
         assert after is not None
         await owe_card(session, request=after, now=now)
+        await escalation.retire_claims(session, after, now)
         return after
 
     def _refuse_state(self, view: RequestView, wanted: str) -> Refused:
@@ -233,9 +236,6 @@ class Mentorship:
                 f"You already have {cap} active request{'s' if cap != 1 else ''}. Cancel one or "
                 "wait until it's done before posting another.",
             )
-        nudge_after = self.settings.nudge_after
-        if data.urgency is Urgency.HIGH:
-            nudge_after = nudge_after / 4  # high urgency is nudged sooner
         request = await repo.add_request(
             session,
             platform=actor.platform,
@@ -253,7 +253,8 @@ class Mentorship:
             version=1,
             created_at=now,
             expires_at=now + self.settings.expiry,
-            nudge_due_at=now + nudge_after,
+            # The escalation ladder; nobody matched (an empty suggestion): escalated at once.
+            **escalation.ladder_start(self.settings, data.urgency, now, nobody_matched=suggest == []),
             match_note=None if suggest is None else matching.match_note(suggest, data.tags),
         )
         if suggest:
@@ -429,9 +430,9 @@ class Mentorship:
                 claimed_by_id=None,
                 claimed_at=None,
                 proposal_id=None,
-                # Back in the feed: keep it open at least a day, and nudge again later.
+                # Back in the feed: keep it open at least a day; the ladder starts again.
                 expires_at=max(view.expires_at, now + timedelta(days=1)),
-                nudge_due_at=now + self.settings.nudge_after,
+                **escalation.ladder_start(self.settings, view.urgency, now),
             )
             if not won:
                 return self._refuse_state(view, "released")
@@ -905,21 +906,8 @@ class Mentorship:
         return count
 
     async def nudge_due(self, limit: int = 200) -> int:
-        """One nudge in the feed for each request still open after NUDGE_AFTER_HOURS."""
-        now = self.clock.now()
-        count = 0
-        async with self.db.transaction() as session:
-            for request_id in await repo.due_request_ids(session, Request.nudge_due_at, now, limit):
-                # Clearing nudge_due_at is the guard: only one sweep can win it.
-                if not await repo.transition(session, request_id, [Status.OPEN], nudge_due_at=None):
-                    continue
-                view = await repo.request_view(session, request_id)
-                assert view is not None
-                await owe_feed(session, request=view, kind=Kind.NUDGE, key=f"request:{view.id}", now=now)
-                count += 1
-        if count:
-            self._owed()
-        return count
+        """The escalation ladder's due steps (bot/escalation.py): widen, escalate, count a miss."""
+        return await escalation.run_due(self, limit)
 
     async def complete_due(self, limit: int = 200) -> int:
         """Sessions that ended (+10 min) are completed; the student is asked for a rating."""

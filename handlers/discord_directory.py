@@ -24,9 +24,15 @@ class DiscordMentorDirectory:
 
     async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
         role_id = self.settings.discord_mentor_role_id
-        guild = self.client.get_guild(int(workspace)) if workspace.isdigit() else None
-        if role_id is None or guild is None:
+        if role_id is None or not workspace.isdigit():
             return set()
+        guild = self.client.get_guild(int(workspace))
+        if guild is None:  # a REST-only client (the jobs process) has no cache: ask Discord
+            try:
+                guild = await self.client.fetch_guild(int(workspace))
+            except discord.HTTPException as exc:
+                log.warning("couldn't fetch server %s (%s); suggesting nobody now", workspace, exc)
+                return set()
 
         async def holds_role(user_id: str) -> bool:
             try:

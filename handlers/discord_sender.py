@@ -22,7 +22,7 @@ import discord
 from bot.config import Settings
 from bot.notifications import Kind
 from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing, RetryLater, Undeliverable
-from modals.discord import Rendered, render
+from modals.discord import NO_PINGS, Rendered, render
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ class DiscordSender:
     async def deliver(self, outgoing: Outgoing) -> DeliveryResult:
         dm = outgoing.audience == "dm"
         try:
+            if outgoing.kind is Kind.CLAIM_RETIRED:
+                return await self._retire(outgoing)
             return await (self._dm(outgoing) if dm else self._feed(outgoing))
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             result = classify(exc, dm=dm)
@@ -134,14 +136,33 @@ class DiscordSender:
         message = await self._send(channel, rendered, outgoing)
         if outgoing.kind is Kind.CARD:
             return Delivered(FeedRef(str(channel_id), str(message.id)))
-        return Delivered()
+        return Delivered(posted=FeedRef(str(channel_id), str(message.id)))
 
     async def _dm(self, outgoing: Outgoing) -> DeliveryResult:
         recipient = outgoing.recipient
         if recipient is None or not recipient.external_id.isdigit():
             return Undeliverable("not a Discord user")
         channel = await self.client.create_dm(discord.Object(int(recipient.external_id)))
-        await self._send(channel, render(outgoing.message, audience="dm"), outgoing)
+        message = await self._send(channel, render(outgoing.message, audience="dm"), outgoing)
+        return Delivered(posted=FeedRef(str(channel.id), str(message.id)))
+
+    async def _retire(self, outgoing: Outgoing) -> DeliveryResult:
+        """Edit a delivered Claim message (DM or feed) so it offers Claim no more. A message or
+        channel that is gone, or that we may no longer edit, is undeliverable: never retried."""
+        ref = outgoing.feed_ref
+        if ref is None or not (ref.channel.isdigit() and ref.message_ref.isdigit()):
+            return Undeliverable("nothing to edit")
+        rendered = render(outgoing.message, audience="dm" if outgoing.audience == "dm" else "feed")
+        channel = self.client.get_partial_messageable(int(ref.channel))
+        try:
+            await channel.get_partial_message(int(ref.message_ref)).edit(
+                content=rendered.content,
+                embed=rendered.embed,
+                view=None,  # no buttons left
+                allowed_mentions=NO_PINGS,
+            )
+        except (discord.NotFound, discord.Forbidden) as exc:
+            return Undeliverable(f"can't edit the message ({exc.status}, code {exc.code})")
         return Delivered()
 
     @staticmethod

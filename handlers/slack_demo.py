@@ -12,7 +12,7 @@ import json
 import re
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ PEOPLE = {
 DATE = re.compile(r"<!date\^(\d+)\^([^|>]*)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 MENTION = re.compile(r"<@(\w+)>")
+LEADS = "S0LEADS"  # the demo's SLACK_ESCALATION_USERGROUP, shown as @mentor-leads
 FENCE = re.compile(r"```(.*?)```", re.DOTALL)  # Slack draws a code block; here, indented rows
 # Where the demo leaves the admin's charts (it says so at the end).
 CHARTS_FOLDER = Path(tempfile.gettempdir()) / "mini-mentorship-demo-charts"
@@ -112,6 +113,7 @@ class Screen:
         )
         text = LINK.sub(lambda m: m.group(2) if m.group(2).startswith("http") else f"{m.group(2)} ↗", text)
         text = MENTION.sub(lambda m: "@" + PEOPLE.get(m.group(1), (m.group(1), ""))[0], text)
+        text = text.replace(f"<!subteam^{LEADS}>", "@mentor-leads")
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
 
     def show(self) -> None:
@@ -223,6 +225,7 @@ async def run_demo() -> None:
                 slack_api_url=fake.url,
                 slack_mentor_channel=FEED,
                 slack_channel_post_interval=0,
+                slack_escalation_usergroup=LEADS,
             )
             runtime = Runtime(settings, clock=clock)
             await runtime.prepare()
@@ -329,6 +332,7 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     newest = driver.fake.messages[FEED][-1]
     await driver.click(MIA, find_button(newest["blocks"], "mm_claim"), channel=FEED, message_ts=newest["ts"])
     await settle()
+    await _escalation_step(sweeps, step, settle)
 
     await step("Mia clicks Propose times: three suggestions from her availability are filled in")
     await driver.click_in(MIA, FEED, "mm_propose", index=0)
@@ -395,6 +399,19 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
             WIDTH,
         )
     )
+
+
+async def _escalation_step(
+    sweeps: Sweeps, step: Callable[[str], Awaitable[None]], settle: Callable[[], Awaitable[None]]
+) -> None:
+    """The escalation ladder: nobody's profile fits the second request, so it is not left to
+    wait for its target; the jobs escalate it at once and Sam is told."""
+    await step(
+        "Nobody else's profile fits the code review (Mia is full): the jobs escalate it at once, "
+        "mentioning the mentor leads' user group"
+    )
+    await sweeps.run("nudge")
+    await settle()
 
 
 def _save_charts(fake: FakeSlack, folder: Path) -> None:

@@ -137,6 +137,8 @@ class SlackSender:
 
     async def deliver(self, outgoing: Outgoing) -> DeliveryResult:
         try:
+            if outgoing.kind is Kind.CLAIM_RETIRED:
+                return await self._retire(outgoing)
             if outgoing.audience == "feed":
                 return await self._feed(outgoing)
             return await self._dm(outgoing)
@@ -175,9 +177,27 @@ class SlackSender:
             unfurl_media=False,
             metadata=_metadata(outgoing),
         )
+        posted = FeedRef(str(response["channel"]), str(response["ts"]))
         if outgoing.kind is Kind.CARD:
-            return Delivered(FeedRef(str(response["channel"]), str(response["ts"])))
-        return Delivered()  # a nudge is a message of its own, never the card
+            return Delivered(posted)
+        return Delivered(posted=posted)  # an escalation is a message of its own, never the card
+
+    async def _retire(self, outgoing: Outgoing) -> DeliveryResult:
+        """Edit a delivered Claim message (a DM or a feed message) so it offers Claim no more.
+        A message someone deleted answers message_not_found: undeliverable, never retried."""
+        ref = outgoing.feed_ref
+        if ref is None:
+            return Undeliverable("nothing to edit")
+        zone = forms.zone(
+            outgoing.recipient.timezone if outgoing.recipient else None, self.settings.default_timezone
+        )
+        await self.client.chat_update(
+            channel=ref.channel,
+            ts=ref.message_ref,
+            text=fallback_text(outgoing.message),
+            blocks=message_blocks(outgoing.message, zone),
+        )
+        return Delivered()
 
     async def _dm(self, outgoing: Outgoing) -> DeliveryResult:
         recipient = outgoing.recipient
@@ -207,7 +227,7 @@ class SlackSender:
                 title=message.attachment.title,
             )
             self._posted.pop(outgoing.id, None)
-        return Delivered()
+        return Delivered(posted=FeedRef(*posted))
 
     async def _already_posted(
         self, channel: str, outgoing: Outgoing, *, same_request_card: bool = False

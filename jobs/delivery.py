@@ -25,9 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.domain import MemberRef, SessionStatus, Status
 from bot.metrics import Metrics
-from bot.notifications import Kind, compose
+from bot.notifications import CLAIMABLE_KINDS, Kind, compose
 from bot.outage import OutageTracker
-from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable, owe_dm
+from bot.outbox import (
+    Delivered,
+    FeedRef,
+    Outgoing,
+    RetryLater,
+    Sender,
+    Undeliverable,
+    owe_dm,
+    owe_retirement,
+)
+from storage import ladder
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Member, Notification
@@ -149,15 +159,23 @@ class Delivery:
             if live.starts_at <= now:
                 return None, "session already started"
             payload["late"] = now - row.due_at > LATE_AFTER
-        if kind is Kind.NUDGE and request.status is not Status.OPEN:
-            return None, "request no longer open"
+        if kind in CLAIMABLE_KINDS and request.status is not Status.OPEN:
+            return None, "request no longer open"  # never post a Claim button for a taken request
+        if kind is Kind.CLAIM_RETIRED:
+            target = await session.get(Notification, int(payload.get("target", 0)))
+            if target is None or target.channel is None or target.message_ref is None:
+                return None, "nothing to edit"
+            post = None
+            retire_ref: FeedRef | None = FeedRef(target.channel, target.message_ref)
+        else:
+            retire_ref = None
         # Could an earlier attempt have reached the platform unrecorded? Then the sender looks first.
         in_doubt = bool(row.in_doubt) or row.attempts > 0
         if kind is Kind.CARD and post is None and not in_doubt:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
         reader = repo.member_ref(recipient) if recipient is not None else None
         message = compose(kind, payload, request, reader, now)
-        feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else None
+        feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else retire_ref
         return (
             Outgoing(
                 id=row.id,
@@ -219,7 +237,14 @@ class Delivery:
                         result.feed_ref.message_ref,
                         now,
                     )
-                await repo.finish_notification(
+                where: dict[str, str] = {}
+                status: str | None = None
+                if result.posted is not None and outgoing.kind in CLAIMABLE_KINDS and row.request_id:
+                    where = {"channel": result.posted.channel, "message_ref": result.posted.message_ref}
+                    # Locks the request row first: a concurrent claim either sees this place in
+                    # retire_claims, or has committed and we see that it is no longer open.
+                    status = await ladder.request_status(session, row.request_id, lock=True)
+                recorded = await repo.finish_notification(
                     session,
                     row.id,
                     row.claim_token,
@@ -227,7 +252,19 @@ class Delivery:
                     sent_at=now,
                     attempts=row.attempts + 1,
                     lease_until=None,
+                    **where,
                 )
+                if where and recorded and row.request_id and status != Status.OPEN.value:
+                    # Taken while this message was on its way: retire_claims did not see it.
+                    await owe_retirement(
+                        session,
+                        request=outgoing.request,
+                        audience=row.audience,
+                        member_id=row.member_id,
+                        target_id=row.id,
+                        now=now,
+                    )
+                    self.wake()
             stats.sent += 1
             self.metrics.deliveries.labels(kind=row.kind).inc()
             return
@@ -236,7 +273,10 @@ class Delivery:
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
             await self._finish(row, stats, status="failed", reason=reason, attempts=attempts)
             log.warning("notification %s (%s) failed: %s", row.id, row.kind, reason)
-            if outgoing.recipient is not None and outgoing.kind is not Kind.DELIVERY_FAILED:
+            if outgoing.recipient is not None and outgoing.kind not in (
+                Kind.DELIVERY_FAILED,
+                Kind.CLAIM_RETIRED,  # an edit nobody waits for (e.g. the DM was deleted)
+            ):
                 await self._tell_other_party(outgoing, outgoing.recipient, reason, now)
             return
         backoff = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempts - 1))

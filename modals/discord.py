@@ -23,7 +23,7 @@ import discord
 
 from bot.charts import ChartSet
 from bot.domain import RequestView, Slot
-from bot.messages import Action, Button, Inline, Line, Link, Message, Person, Text, When
+from bot.messages import Action, Button, Inline, Line, Link, Message, Person, Ping, Text, When
 from bot.notifications import dashboard_item
 from bot.stats import Report
 from bot.workflow import Dashboard
@@ -93,10 +93,23 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def allowed_mentions(user_ids: Iterable[str | int] = ()) -> discord.AllowedMentions:
-    """Only the listed users may be pinged; never @everyone, @here or a role."""
+def allowed_mentions(
+    user_ids: Iterable[str | int] = (), role_ids: Iterable[str | int] = ()
+) -> discord.AllowedMentions:
+    """Only the listed users (and roles) may be pinged; never @everyone or @here."""
     users = [discord.Object(int(uid)) for uid in user_ids if str(uid).isdigit()]
-    return discord.AllowedMentions(everyone=False, users=users or False, roles=False, replied_user=False)
+    roles = [discord.Object(int(rid)) for rid in role_ids if str(rid).isdigit()]
+    return discord.AllowedMentions(
+        everyone=False, users=users or False, roles=roles or False, replied_user=False
+    )
+
+
+def ping_mentions(pings: Sequence[Ping]) -> tuple[str, list[str], list[str]]:
+    """The configured pings as message content (embeds never ping), and the ids to allow."""
+    roles = [p.external_id for p in pings if p.kind == "group" and p.external_id.isdigit()]
+    users = [p.external_id for p in pings if p.kind == "user" and p.external_id.isdigit()]
+    text = " ".join([*(f"<@&{r}>" for r in roles), *(f"<@{u}>" for u in users)])
+    return text, users, roles
 
 
 def safe_url(url: str) -> str | None:
@@ -223,6 +236,9 @@ def render(
     """One neutral Message as a Discord message. Feed cards carry the headline as the embed
     title; DMs put it in the content too, so the notification preview says something."""
     content = shorten(escape(message.headline), CONTENT) if audience == "dm" else None
+    mentions, ping_users, ping_roles = ping_mentions(message.pings)
+    if mentions:
+        content = f"{mentions} {content}" if content else mentions
     embed = embed_of(message, with_title=audience != "dm")
     file = None
     if message.attachment is not None:
@@ -236,7 +252,7 @@ def render(
         embed=embed,
         view=button_view(message.buttons, label_prefix=label_prefix),
         file=file,
-        allowed_mentions=allowed_mentions(ping),
+        allowed_mentions=allowed_mentions([*ping, *ping_users], ping_roles),
     )
 
 

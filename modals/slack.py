@@ -9,6 +9,7 @@ All user text goes through modals/slack_mrkdwn.py, which escapes it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.charts import ChartSet
 from bot.domain import Availability, Slot, Status
-from bot.messages import Action, Button, Message, plain
+from bot.messages import Action, Button, Message, Ping, plain
 from bot.notifications import dashboard_item
 from bot.profiles import ProfileView
 from bot.stats import Report, format_duration
@@ -116,6 +117,8 @@ def buttons_block(buttons: Sequence[Button]) -> Block:
 def message_blocks(message: Message, zone: ZoneInfo) -> list[Block]:
     """A neutral Message as message blocks, times shown for a reader in `zone`."""
     blocks: list[Block] = [header(message.headline)]
+    if mentions := ping_text(message.pings):
+        blocks.append(section(mentions))
     if message.accent == "high":
         blocks.append(context("🔥 *High urgency*"))
     if message.lines:
@@ -138,11 +141,29 @@ def message_blocks(message: Message, zone: ZoneInfo) -> list[Block]:
 
 
 def fallback_text(message: Message) -> str:
-    """The notification / screen-reader text; mrkdwn too, so escaped like everything else."""
+    """The notification / screen-reader text; mrkdwn too, so escaped like everything else
+    (only the message's own configured pings are mentions)."""
     text = message.headline
     if message.lines:
         text += ": " + plain(message.lines[0])
-    return escape(_clip(text, 300))
+    mentions = ping_text(message.pings)
+    return (mentions + " " if mentions else "") + escape(_clip(text, 300))
+
+
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,30}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
+
+
+def ping_text(pings: Sequence[Ping]) -> str:
+    """`<!subteam^S…>` for a user group, `<@U…>` for a person; ids of any other shape are
+    dropped (they come from configuration, but a mention must never be built from a guess)."""
+    out: list[str] = []
+    for ping in pings:
+        if ping.kind == "group" and _GROUP_ID.fullmatch(ping.external_id):
+            out.append(f"<!subteam^{ping.external_id}>")
+        elif ping.kind == "user" and _USER_ID.fullmatch(ping.external_id):
+            out.append(f"<@{ping.external_id}>")
+    return " ".join(out)
 
 
 def compact_blocks(message: Message, zone: ZoneInfo) -> list[Block]:

@@ -103,8 +103,15 @@ class Request(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
-    # Set while a nudge is owed; cleared once sent, so the index holds only due work.
+    # When the next step of the escalation ladder (bot/escalation.py) is due; cleared once the
+    # ladder is done or the request leaves open, so the index holds only due work.
     nudge_due_at: Mapped[datetime | None]
+    # The next ladder step (0 widen, 1 escalate, 2 count the missed target, 3 done); the sweep
+    # moves it with a guarded update, so each step happens once whatever the runners.
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The current wait for a first claim: since posting (or the last release), and its target.
+    waiting_since: Mapped[datetime | None]
+    claim_target_at: Mapped[datetime | None]
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     claimed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
@@ -238,6 +245,10 @@ class Notification(Base):
     failed_reason: Mapped[str | None] = mapped_column(String(500))
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
+    # Where a delivered message with a Claim button lives (channel + message ts / id), so it can
+    # be edited once the request is taken (bot/escalation.py `retire_claims`).
+    channel: Mapped[str | None] = mapped_column(String(64))
+    message_ref: Mapped[str | None] = mapped_column(String(64))
 
 
 class JobRun(Base):

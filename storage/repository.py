@@ -268,6 +268,8 @@ def _to_view(row: Any) -> RequestView:
         closed_at=request.cancelled_at or request.expired_at or request.completed_at,
         session=session_view,
         proposal_id=request.proposal_id,
+        waiting_since=request.waiting_since,
+        claim_target_at=request.claim_target_at,
         **_match_fields(request.match_note),
     )
 

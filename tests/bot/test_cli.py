@@ -78,6 +78,15 @@ def test_bad_configuration_is_reported_by_name(
     assert "REMINDER_OFFSETS='tomorrow'" in capsys.readouterr().err
 
 
+def test_nudge_after_hours_is_warned_about_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NUDGE_AFTER_HOURS", "12")
+    assert main(["migrate"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "NUDGE_AFTER_HOURS is deprecated: use CLAIM_TARGET_HOURS" in err
+
+
 def test_migrate_creates_the_default_sqlite_database(tmp_path: Path) -> None:
     assert main(["migrate"]) == 0
     assert (tmp_path / "mini_mentorship.db").exists()
@@ -122,6 +131,10 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "Suggested",
         "A request that fits you",
         "1 of 1 active sessions, your limit",
+        "🚨 No mentor's profile fits this request",  # the escalation ladder, at once
+        "@mentor-leads",
+        "More people have been asked",
+        "Waiting: 0 min · target 24 h",
         "only Max (mentor) sees",
         "Already claimed by Mia",
         "times proposed, waiting for the student",

@@ -311,20 +311,23 @@ async def test_repost_guard_holds_when_another_replica_wins_in_between(
     assert [n.request_id for n in await owed(runtime, kind="request_posted")] == [request.id, elsewhere.id]
 
 
-async def test_nudge_once_and_sooner_for_high_urgency(runtime: Runtime, clock: ManualClock) -> None:
+async def test_escalation_once_and_sooner_for_high_urgency(runtime: Runtime, clock: ManualClock) -> None:
+    """With no mentor profiles nobody matches, so both are escalated at once; each target's
+    miss (4 h high, 24 h normal) is then counted once. The full ladder: tests/bot/test_escalation.py."""
     normal = await create(runtime)
     urgent = ok(await runtime.mentorship.create_request(OTHER_STUDENT, request_form(urgency="high")))
-    clock.advance(hours=6)
-    assert await runtime.mentorship.nudge_due() == 1
-    clock.advance(hours=18)
-    assert await runtime.mentorship.nudge_due() == 1
+    assert await runtime.mentorship.nudge_due() == 2
+    assert [n.request_id for n in await owed(runtime, kind="escalation")] == [normal.id, urgent.id]
+    clock.advance(hours=4)
+    assert await runtime.mentorship.nudge_due() == 1  # the high-urgency target passed
+    clock.advance(hours=20)
+    assert await runtime.mentorship.nudge_due() == 1  # the normal one
     clock.advance(hours=24)
     assert await runtime.mentorship.nudge_due() == 0
-    nudges = await owed(runtime, kind="nudge")
-    assert [n.request_id for n in nudges] == [urgent.id, normal.id]
+    assert len(await owed(runtime, kind="escalation")) == 2
 
 
-async def test_claimed_request_is_not_nudged(runtime: Runtime, clock: ManualClock) -> None:
+async def test_claimed_request_is_not_escalated(runtime: Runtime, clock: ManualClock) -> None:
     request = await create(runtime)
     ok(await runtime.mentorship.claim(MENTOR, request.id))
     clock.advance(hours=48)

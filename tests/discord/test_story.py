@@ -251,22 +251,24 @@ async def test_no_show_expiry_repost_and_nudge(world: World) -> None:
     await world.deliver()
     assert world.last_dm(world.sam).content == "Session marked as a no-show"
 
-    # An unclaimed request is nudged in the feed, then expires; the student posts it again.
+    # An unclaimed request is escalated in the feed, then expires; the student posts it again.
     other, _ = await world.post_request(world.ola, title="Portfolio review please")
     world.clock.advance(hours=25)
     assert await world.runtime.mentorship.nudge_due() == 1
     await world.deliver()
     nudge = world.feed.history()[-1]
-    assert nudge.embeds[0].title is not None and nudge.embeds[0].title.startswith(
-        "⏳ Still looking for a mentor"
-    )
+    assert nudge.embeds[0].title == "🚨 Still unclaimed after 25 h"
     card = await world.card(other)
     assert f"/{world.feed.id}/{card.id})" in (nudge.embeds[0].description or "")
     assert [c.label for row in nudge.components for c in row.children] == ["Claim"]
+    assert world.last_dm(world.ola).content == "More people have been asked"
 
     world.clock.advance(days=7)
     assert await world.runtime.mentorship.expire_due() == 1
     await world.deliver()
+    # The escalation offers Claim no more (edited in place, not reposted).
+    [retired] = [m for m in world.feed.history() if m.id == nudge.id]
+    assert retired.embeds[0].title == "No longer open" and retired.components == []
     expired = world.last_dm(world.ola)
     assert expired.content == "Your request expired"
     again = await world.ola.user.click(expired, label="Post again")

@@ -43,12 +43,12 @@ async def test_expiry_at_the_boundary_updates_card_and_tells_student(
 ) -> None:
     request = ok(await jobs_runtime.mentorship.create_request(STUDENT, request_form()))
     await sweeps.run_all_once()
-    assert len(fake_slack.messages[FEED]) == 1
+    assert len([t for t in feed_texts(fake_slack) if "· posted" in t]) == 1  # the card
     clock.set(request.expires_at - timedelta(microseconds=1))
     assert (await sweeps.run_all_once())["expire"] == 0
     clock.set(request.expires_at)
     assert (await sweeps.run_all_once())["expire"] == 1
-    cards = [t for t in feed_texts(fake_slack) if "Still looking" not in t]  # nudges are separate
+    cards = [t for t in feed_texts(fake_slack) if "· posted" in t]  # escalations are apart
     assert len(cards) == 1 and "Expired" in cards[0]  # the same card, updated in place
     expired_dm = [t for t in dm_texts(fake_slack, STUDENT.user_id) if "expired" in t]
     assert len(expired_dm) == 1 and "mm_repost" in expired_dm[0]
@@ -131,17 +131,26 @@ async def test_reschedule_resets_and_cancel_stops_reminders(
     assert any("cancelled" in t for t in dm_texts(fake_slack, MENTOR.user_id))
 
 
-async def test_nudge_posted_once(
+async def test_escalation_posted_once_and_retired_when_claimed(
     jobs_runtime: Runtime, sweeps: Sweeps, clock: ManualClock, fake_slack: FakeSlack
 ) -> None:
-    ok(await jobs_runtime.mentorship.create_request(STUDENT, request_form()))
-    await sweeps.run_all_once()
-    clock.advance(hours=24)
+    """Nobody's profile fits: the request is escalated on the first sweep (the student is told),
+    the missed target is counted when it passes, and nothing more is posted after that."""
+    request = ok(await jobs_runtime.mentorship.create_request(STUDENT, request_form()))
     assert (await sweeps.run_all_once())["nudge"] == 1
+    escalations = [t for t in feed_texts(fake_slack) if t.startswith("🚨")]
+    assert len(escalations) == 1 and "mm_claim" in escalations[0]
+    assert len([t for t in dm_texts(fake_slack, STUDENT.user_id) if "More people have been asked" in t]) == 1
+    clock.advance(hours=24)
+    assert (await sweeps.run_all_once())["nudge"] == 1  # the target passed: the miss is counted
     clock.advance(hours=24)
     assert (await sweeps.run_all_once())["nudge"] == 0
-    nudges = [t for t in feed_texts(fake_slack) if "Still looking" in t]
-    assert len(nudges) == 1 and "mm_claim" in nudges[0]
+    assert len([t for t in feed_texts(fake_slack) if t.startswith("🚨")]) == 1
+    ok(await jobs_runtime.mentorship.claim(MENTOR, request.id))
+    await sweeps.run_all_once()
+    retired = [t for t in feed_texts(fake_slack) if "Claimed by Mia Mentor" in t]
+    assert len(retired) == 1 and "mm_claim" not in retired[0]
+    assert fake_slack.validation_errors == []
 
 
 async def test_rating_prompt_once_after_end(
