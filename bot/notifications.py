@@ -37,6 +37,8 @@ class Kind(enum.StrEnum):
     TIMES_DECLINED = "times_declined"
     PROPOSAL_WITHDRAWN = "proposal_withdrawn"
     MATCH_SUGGESTED = "match_suggested"
+    CONVERSATION_OPENED = "conversation_opened"
+    CONVERSATION_CLOSED = "conversation_closed"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
@@ -449,6 +451,80 @@ def compose(
     raise AssertionError(f"no composer for {kind}")
 
 
+def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, now: datetime) -> Message:
+    """A message for the shared conversation of student and mentor: news for both of them at
+    once, so no buttons (each person's own DM has those) and no "you"."""
+    title = (t(request.title, bold=True),)
+    mentor = request.claimed_by or (request.session.mentor if request.session else None)
+    mentor_name: Line = (person(mentor),) if mentor is not None else (t("The mentor"),)
+    if kind is Kind.CONVERSATION_OPENED:
+        return Message(
+            headline="A place to talk about your session",
+            lines=(
+                (person(request.student), t(" and "), *mentor_name, t(": this conversation is for you two.")),
+                title,
+                (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
+                (t("Scheduling news shows up here too; your buttons stay in your own DMs."),),
+            ),
+            fields=request_fields(request, with_student=False),
+        )
+    if kind is Kind.CONVERSATION_CLOSED:
+        return Message(
+            headline="This conversation is closed",
+            lines=((t("This conversation is closed: "), t(str(payload.get("reason", "")))),),
+            accent="muted",
+        )
+    if kind is Kind.TIMES_PROPOSED:
+        times = [datetime.fromisoformat(str(at)) for at in payload.get("times", [])]
+        lines: list[Line] = [
+            mentor_name + (t(" proposed times for "),) + title,
+            *((t("• "), When(at)) for at in times),
+            (person(request.student), t(" picks one in their DM; the first pick books it.")),
+        ]
+        if payload.get("note"):
+            lines.append((t("Note: ", bold=True), t(str(payload["note"]))))
+        return Message(headline="Times proposed", lines=tuple(lines))
+    if kind is Kind.TIMES_DECLINED:
+        lines = [(person(request.student), t(" can't make any of the proposed times."))]
+        if payload.get("note"):
+            lines.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        return Message(headline="None of the times work", lines=tuple(lines))
+    if kind is Kind.PROPOSAL_WITHDRAWN:
+        return Message(
+            headline="Proposed times withdrawn",
+            lines=((t("All the proposed times have passed without a pick; new ones will follow."),),),
+        )
+    if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
+        session = request.session
+        if session is None or session.status is not SessionStatus.SCHEDULED:
+            return Message(headline="Session time changed", lines=((t("See your DMs for the details."),),))
+        if kind is Kind.SESSION_RESCHEDULED:
+            headline = "Session moved to a new time"
+        elif payload.get("picked"):
+            headline = "A time is picked: the session is scheduled"
+        else:
+            headline = "Session scheduled"
+        return Message(
+            headline=headline,
+            lines=(
+                (t("When: ", bold=True), When(session.starts_at), t(f" · {request.duration_minutes} min")),
+                (t("Join: ", bold=True), Link(session.meeting_url, session.meeting_url)),
+                (t("The calendar invite is in your DMs."),),
+            ),
+        )
+    if kind is Kind.SESSION_CANCELLED:
+        return Message(
+            headline="Session time cancelled",
+            lines=(
+                (
+                    t(str(payload.get("by_name", "")) or "The mentor"),
+                    t(" cancelled the session time; a new one will follow."),
+                ),
+            ),
+        )
+    raise AssertionError(f"no shared composer for {kind}")
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -486,4 +562,4 @@ def _in_words(delta: timedelta) -> str:
     return f"{round(hours / 24)} days"
 
 
-__all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose"]
+__all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose", "compose_shared"]
