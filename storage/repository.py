@@ -432,12 +432,9 @@ async def record_feed_post(
 
 
 async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
-    """The conversation of one claim; None if that claim has one already."""
+    """The conversation of one claim (its id; the claim's existing one if it has one)."""
     stmt = _insert(session, Conversation).values(**values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"])
-    result = await session.execute(stmt)
-    if getattr(result, "rowcount", 0) != 1:
-        return None
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]))
     return await session.scalar(
         select(Conversation.id).where(
             Conversation.request_id == values["request_id"],
