@@ -495,20 +495,27 @@ def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, no
             lines=((t("All the proposed times have passed without a pick; new ones will follow."),),),
         )
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
+        # What was agreed then (the payload), not what the session is by the time this is sent.
         session = request.session
-        if session is None or session.status is not SessionStatus.SCHEDULED:
+        at = payload.get("starts_at") or (session.starts_at.isoformat() if session else None)
+        url = str(payload.get("url") or (session.meeting_url if session else ""))
+        if at is None:
             return Message(headline="Session time changed", lines=((t("See your DMs for the details."),),))
         if kind is Kind.SESSION_RESCHEDULED:
             headline = "Session moved to a new time"
         elif payload.get("picked"):
-            headline = "A time is picked: the session is scheduled"
+            headline = "Time picked, session scheduled"
         else:
             headline = "Session scheduled"
         return Message(
             headline=headline,
             lines=(
-                (t("When: ", bold=True), When(session.starts_at), t(f" · {request.duration_minutes} min")),
-                (t("Join: ", bold=True), Link(session.meeting_url, session.meeting_url)),
+                (
+                    t("When: ", bold=True),
+                    When(datetime.fromisoformat(str(at))),
+                    t(f" · {request.duration_minutes} min"),
+                ),
+                (t("Join: ", bold=True), Link(url, url)),
                 (t("The calendar invite is in your DMs."),),
             ),
         )

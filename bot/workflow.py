@@ -594,7 +594,13 @@ class Mentorship:
         version = view.session.schedule_version
         kind = Kind.SESSION_RESCHEDULED if rescheduled else Kind.SESSION_SCHEDULED
         await owe_card(session, request=view, now=now)
-        await conversations.owe_news(session, view, kind, f"session:{session_id}:v{version}", now, news)
+        # The news says the time it was about, even if it changes again before it is delivered.
+        told = {
+            **(news or {}),
+            "starts_at": view.session.starts_at.isoformat(),
+            "url": view.session.meeting_url,
+        }
+        await conversations.owe_news(session, view, kind, f"session:{session_id}:v{version}", now, told)
         for member in (view.student, view.session.mentor):
             await owe_dm(
                 session,
