@@ -6,6 +6,7 @@ late or retried card update can never show something stale.
 from __future__ import annotations
 
 import enum
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -272,11 +273,12 @@ def compose(
             buttons=student_buttons(request),
         )
     if kind is Kind.REQUEST_CLAIMED:
-        assert mentor is not None
+        # Released again before this was sent: the mentor is no longer on the request.
+        claimer: Line = (person(mentor),) if mentor is not None else (t("A mentor"),)
         return Message(
             headline="A mentor claimed your request",
             lines=(
-                (person(mentor), t(" will mentor you on ")) + title,
+                claimer + (t(" will mentor you on "),) + title,
                 (t("They'll pick a time inside your dates; you'll get the invite here."),),
             ),
             buttons=student_buttons(request),
@@ -529,7 +531,9 @@ def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, no
                 ),
             ),
         )
-    raise AssertionError(f"no shared composer for {kind}")
+    # A kind with no wording of its own here: what the other DMs say, without the buttons and
+    # files that belong in each person's DM.
+    return replace(compose(kind, payload, request, None, now), buttons=(), attachment=None)
 
 
 def _zone(name: str) -> ZoneInfo:

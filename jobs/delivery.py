@@ -176,6 +176,10 @@ class Delivery:
                 return None, "conversation is gone"
             if found.status == "failed":
                 return None, f"no shared conversation ({found.failed_reason})"
+            if kind is Kind.CONVERSATION_OPENED and found.channel is None and found.closed_at is not None:
+                # Released or cancelled before it was ever opened: don't open it just to close it.
+                await repo.fail_conversation(session, found.id, "closed before it was opened")
+                return None, "conversation closed before it was opened"
             pair = (found.student_id, found.mentor_id)
             members = [await session.get(Member, member_id) for member_id in pair]
             conversation = ConversationRef(

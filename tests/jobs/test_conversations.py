@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import ManualClock
+from bot.conversations import owe_news
 from bot.domain import Ok, RequestView
 from bot.notifications import Kind
 from bot.outbox import Delivered, DeliveryResult, Opened, Outgoing, RetryLater, Undeliverable
@@ -103,10 +104,10 @@ async def test_scheduling_news_goes_there_too_and_a_release_closes_it(
     ok(await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 12:00"}))
     ok(await m.cancel_session(MENTOR, request.id))
     ok(await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-10 12:00"}))
+    # All that news was owed before the conversation was open: it waits for it, then goes.
+    await runtime.delivery.run_once()
     ok(await m.release(MENTOR, request.id))
-    for _ in range(3):  # news owed before the conversation was open waits for it, then goes
-        await runtime.delivery.run_once()
-        clock.advance(seconds=CONVERSATION_WAIT)
+    await runtime.delivery.run_once()
     [(channel, messages)] = group_dms(fake_slack).items()
     shown = texts(messages)
     assert headlines(messages) == [
@@ -130,6 +131,7 @@ async def test_scheduling_news_goes_there_too_and_a_release_closes_it(
     assert sum("Your mentorship session is scheduled" in text for text in student_dm) == 2
     # A new claim is a new conversation; the closed one gets nothing more.
     ok(await m.claim(MENTOR_2, request.id))
+    await runtime.delivery.run_once()
     ok(await m.cancel(STUDENT, request.id))
     await runtime.delivery.run_once()
     first, second = await conversations(database)
@@ -338,3 +340,33 @@ async def test_a_platform_that_refuses_gives_up_at_once(
     await thread_delivery(database, clock, platform).run_once()
     assert platform.threads == {}
     assert [row.status for row in await shared_rows(database)] == ["failed"]  # news not even owed
+
+
+async def test_any_news_is_one_line_away(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """`owe_news` with a kind that has no wording of its own for the conversation posts what the
+    DMs say, without their buttons (how other features route their news here)."""
+    runtime = slack_runtime(database, clock, fake_slack)
+    request = await claimed(runtime)
+    async with database.transaction() as session:
+        for _ in range(2):  # the same news twice is owed once
+            await owe_news(session, request, Kind.NO_SHOW, f"request:{request.id}", clock.now())
+    await runtime.delivery.run_once()
+    [(_, messages)] = group_dms(fake_slack).items()
+    assert headlines(messages) == ["A place to talk about your session", "Session marked as a no-show"]
+    assert not [b for m in messages for b in m["blocks"] if b["type"] == "actions"]
+    assert [row.kind for row in await shared_rows(database)] == ["conversation_opened", "no_show_reported"]
+
+
+async def test_released_before_delivery_opens_nothing(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    runtime = slack_runtime(database, clock, fake_slack)
+    request = await claimed(runtime)
+    ok(await runtime.mentorship.release(MENTOR, request.id))
+    await runtime.delivery.run_once()
+    assert group_dms(fake_slack) == {}
+    assert [row.status for row in await shared_rows(database)] == ["skipped", "skipped"]
+    board = await runtime.mentorship.dashboard(STUDENT)
+    assert request.id not in board.problems  # nothing went wrong: there was nothing to open
