@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     discord_mentor_channel_id: int | None = None
     discord_mentor_role_id: int | None = None
     discord_guild_id: int | None = None
+    # Where private threads for student + mentor are made; unset: DMs only.
+    discord_sessions_channel_id: int | None = None
 
     request_expiry_days: int = Field(default=7, ge=1, le=365)
     reminder_offsets: str = "24h,15m"
@@ -213,7 +215,13 @@ class Settings(BaseSettings):
             "its name at the top; the id is at the bottom of the About tab"
         )
 
-    @field_validator("discord_mentor_channel_id", "discord_mentor_role_id", "discord_guild_id", mode="before")
+    @field_validator(
+        "discord_mentor_channel_id",
+        "discord_mentor_role_id",
+        "discord_guild_id",
+        "discord_sessions_channel_id",
+        mode="before",
+    )
     @classmethod
     def _check_discord_id(cls, value: object) -> object:
         if isinstance(value, str) and value.strip() and not value.strip().isdigit():
@@ -288,6 +296,13 @@ class Settings(BaseSettings):
     @property
     def nudge_after(self) -> timedelta:
         return timedelta(hours=self.nudge_after_hours)
+
+    def shared_conversations(self, platform: str) -> bool:
+        """Whether a claim opens a shared conversation (a Slack group DM; on Discord a private
+        thread, only where DISCORD_SESSIONS_CHANNEL_ID says)."""
+        if platform == "discord":
+            return self.discord_sessions_channel_id is not None
+        return platform == "slack"
 
     @property
     def slack_configured(self) -> bool:

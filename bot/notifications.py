@@ -6,6 +6,7 @@ late or retried card update can never show something stale.
 from __future__ import annotations
 
 import enum
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,8 @@ class Kind(enum.StrEnum):
     ESCALATION = "escalation"  # the feed, at the claim target: mentions the escalation group
     MORE_MENTORS_ASKED = "more_mentors_asked"  # the student, when the request was escalated
     CLAIM_RETIRED = "claim_retired"  # edits one delivered Claim message once the request is taken
+    CONVERSATION_OPENED = "conversation_opened"
+    CONVERSATION_CLOSED = "conversation_closed"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.ESCALATION})
@@ -381,11 +384,12 @@ def compose(
             buttons=student_buttons(request),
         )
     if kind is Kind.REQUEST_CLAIMED:
-        assert mentor is not None
+        # Released again before this was sent: the mentor is no longer on the request.
+        claimer: Line = (person(mentor),) if mentor is not None else (t("A mentor"),)
         return Message(
             headline="A mentor claimed your request",
             lines=(
-                (person(mentor), t(" will mentor you on ")) + title,
+                claimer + (t(" will mentor you on "),) + title,
                 (t("They'll pick a time inside your dates; you'll get the invite here."),),
             ),
             buttons=student_buttons(request),
@@ -560,6 +564,89 @@ def compose(
     raise AssertionError(f"no composer for {kind}")
 
 
+def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, now: datetime) -> Message:
+    """A message for the shared conversation of student and mentor: news for both of them at
+    once, so no buttons (each person's own DM has those) and no "you"."""
+    title = (t(request.title, bold=True),)
+    mentor = request.claimed_by or (request.session.mentor if request.session else None)
+    mentor_name: Line = (person(mentor),) if mentor is not None else (t("The mentor"),)
+    if kind is Kind.CONVERSATION_OPENED:
+        return Message(
+            headline="A place to talk about your session",
+            lines=(
+                (person(request.student), t(" and "), *mentor_name, t(": this conversation is for you two.")),
+                title,
+                (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
+                (t("Scheduling news shows up here too; your buttons stay in your own DMs."),),
+            ),
+            fields=request_fields(request, with_student=False),
+        )
+    if kind is Kind.CONVERSATION_CLOSED:
+        return Message(
+            headline="This conversation is closed",
+            lines=((t("This conversation is closed: "), t(str(payload.get("reason", "")))),),
+            accent="muted",
+        )
+    if kind is Kind.TIMES_PROPOSED:
+        times = [datetime.fromisoformat(str(at)) for at in payload.get("times", [])]
+        lines: list[Line] = [
+            mentor_name + (t(" proposed times for "),) + title,
+            *((t("• "), When(at)) for at in times),
+            (person(request.student), t(" picks one in their DM; the first pick books it.")),
+        ]
+        if payload.get("note"):
+            lines.append((t("Note: ", bold=True), t(str(payload["note"]))))
+        return Message(headline="Times proposed", lines=tuple(lines))
+    if kind is Kind.TIMES_DECLINED:
+        lines = [(person(request.student), t(" can't make any of the proposed times."))]
+        if payload.get("note"):
+            lines.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        return Message(headline="None of the times work", lines=tuple(lines))
+    if kind is Kind.PROPOSAL_WITHDRAWN:
+        return Message(
+            headline="Proposed times withdrawn",
+            lines=((t("All the proposed times have passed without a pick; new ones will follow."),),),
+        )
+    if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
+        # What was agreed then (the payload), not what the session is by the time this is sent.
+        session = request.session
+        at = payload.get("starts_at") or (session.starts_at.isoformat() if session else None)
+        url = str(payload.get("url") or (session.meeting_url if session else ""))
+        if at is None:
+            return Message(headline="Session time changed", lines=((t("See your DMs for the details."),),))
+        if kind is Kind.SESSION_RESCHEDULED:
+            headline = "Session moved to a new time"
+        elif payload.get("picked"):
+            headline = "Time picked, session scheduled"
+        else:
+            headline = "Session scheduled"
+        return Message(
+            headline=headline,
+            lines=(
+                (
+                    t("When: ", bold=True),
+                    When(datetime.fromisoformat(str(at))),
+                    t(f" · {request.duration_minutes} min"),
+                ),
+                (t("Join: ", bold=True), Link(url, url)),
+                (t("The calendar invite is in your DMs."),),
+            ),
+        )
+    if kind is Kind.SESSION_CANCELLED:
+        return Message(
+            headline="Session time cancelled",
+            lines=(
+                (
+                    t(str(payload.get("by_name", "")) or "The mentor"),
+                    t(" cancelled the session time; a new one will follow."),
+                ),
+            ),
+        )
+    # A kind with no wording of its own here: what the other DMs say, without the buttons and
+    # files that belong in each person's DM.
+    return replace(compose(kind, payload, request, None, now), buttons=(), attachment=None)
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -597,4 +684,4 @@ def _in_words(delta: timedelta) -> str:
     return f"{round(hours / 24)} days"
 
 
-__all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose"]
+__all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose", "compose_shared"]

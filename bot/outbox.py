@@ -136,6 +136,28 @@ async def owe_retirement(
     )
 
 
+async def owe_shared(
+    session: AsyncSession,
+    *,
+    request: RequestView,
+    conversation_id: int,
+    kind: Kind,
+    key: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """A message to the shared conversation of student and mentor (see bot/conversations.py)."""
+    return await _owe(
+        session,
+        request=request,
+        audience="shared",
+        kind=kind,
+        now=now,
+        payload={**(payload or {}), "conversation_id": conversation_id},
+        dedupe_key=f"{kind.value}:{key}:shared:{conversation_id}",
+    )
+
+
 # Delivery contract -------------------------------------------------------------------------
 
 
@@ -148,12 +170,22 @@ class FeedRef:
 
 
 @dataclass(frozen=True)
+class ConversationRef:
+    """The shared conversation a "shared" row goes to; `channel` is None until it is opened."""
+
+    id: int
+    members: tuple[MemberRef, ...]  # the student, then the mentor
+    channel: str | None
+    title: str  # a name for it where the platform shows one (a Discord thread)
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One owed message, composed and ready for a platform."""
 
     id: int
     kind: Kind
-    audience: str  # "dm" | "feed"
+    audience: str  # "dm" | "feed" | "shared"
     workspace: str
     recipient: MemberRef | None  # None for the feed
     request: RequestView
@@ -163,6 +195,7 @@ class Outgoing:
     # A previous attempt may have reached the platform before its worker died: check for the
     # message (senders tag each one with the notification id) before sending it again.
     in_doubt: bool = False
+    conversation: ConversationRef | None = None  # for "shared" rows
 
 
 @dataclass(frozen=True)
@@ -186,7 +219,16 @@ class Undeliverable:
     reason: str
 
 
-DeliveryResult = Delivered | RetryLater | Undeliverable
+@dataclass(frozen=True)
+class Opened:
+    """The shared conversation now exists at `channel`, and nothing is posted in it yet: the
+    outbox records the channel first, then hands the same row back to post its message. So a
+    crash after this never makes a second conversation."""
+
+    channel: str
+
+
+DeliveryResult = Delivered | RetryLater | Undeliverable | Opened
 
 
 class Sender(Protocol):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import conversations
 from bot.authz import Act
 from bot.calendar import generate_meeting_link
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, SessionStatus, Status
@@ -93,6 +94,14 @@ async def propose_times(
                 "note": parsed.note,
             },
         )
+        await conversations.owe_news(
+            session,
+            after,
+            Kind.TIMES_PROPOSED,
+            f"proposal:{proposal.id}",
+            now,
+            {"times": proposal.times, "note": parsed.note},
+        )
         if once is not None:
             await repo.record_submission(session, once, request_id, now)
     m._owed()
@@ -165,7 +174,7 @@ async def pick_time(
         )
         after = await repo.request_view(session, request_id)
         assert after is not None and after.session is not None
-        await m._owe_schedule_messages(session, after, new.id, False, now)
+        await m._owe_schedule_messages(session, after, new.id, False, now, news={"picked": True})
     m._owed()
     return Ok(after)
 
@@ -207,6 +216,9 @@ async def none_work(
             key=f"proposal:{proposal_id}",
             payload={"note": parsed},
         )
+        await conversations.owe_news(
+            session, after, Kind.TIMES_DECLINED, f"proposal:{proposal_id}", now, {"note": parsed}
+        )
     m._owed()
     return Ok(after)
 
@@ -237,6 +249,9 @@ async def withdraw_past(m: Mentorship, limit: int = 200) -> int:
                     now=now,
                     key=f"proposal:{proposal_id}",
                 )
+            await conversations.owe_news(
+                session, after, Kind.PROPOSAL_WITHDRAWN, f"proposal:{proposal_id}", now
+            )
             count += 1
     if count:
         m._owed()

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import escalation, matching, profiles, proposals
+from bot import conversations, escalation, matching, profiles, proposals
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -412,6 +413,7 @@ class Mentorship:
                 now=now,
                 key=f"request:{after.id}:v{after.version}",
             )
+            await conversations.open_for_claim(session, self.settings, after, now)
         self._owed()
         return Ok(after)
 
@@ -446,6 +448,10 @@ class Mentorship:
                 now=now,
                 key=f"request:{after.id}:v{after.version}",
                 payload={"mentor_name": view.claimed_by.display_name if view.claimed_by else ""},
+            )
+            who = view.claimed_by.display_name if view.claimed_by else "The mentor"
+            await conversations.close(
+                session, after, f"{who} released the request; it is back in the mentors' feed.", now
             )
         self._owed()
         return Ok(after)
@@ -575,12 +581,27 @@ class Mentorship:
         return Ok(after)
 
     async def _owe_schedule_messages(
-        self, session: AsyncSession, view: RequestView, session_id: int, rescheduled: bool, now: datetime
+        self,
+        session: AsyncSession,
+        view: RequestView,
+        session_id: int,
+        rescheduled: bool,
+        now: datetime,
+        *,
+        news: dict[str, Any] | None = None,
     ) -> None:
+        """Card, both DMs, reminders, and the news in the shared conversation (`news`: its payload)."""
         assert view.session is not None
         version = view.session.schedule_version
         kind = Kind.SESSION_RESCHEDULED if rescheduled else Kind.SESSION_SCHEDULED
         await owe_card(session, request=view, now=now)
+        # The news says the time it was about, even if it changes again before it is delivered.
+        told = {
+            **(news or {}),
+            "starts_at": view.session.starts_at.isoformat(),
+            "url": view.session.meeting_url,
+        }
+        await conversations.owe_news(session, view, kind, f"session:{session_id}:v{version}", now, told)
         for member in (view.student, view.session.mentor):
             await owe_dm(
                 session,
@@ -629,6 +650,14 @@ class Mentorship:
                 now=now,
                 key=f"request:{after.id}:v{after.version}",
                 payload={"by": "mentor", "by_name": view.claimed_by.display_name if view.claimed_by else ""},
+            )
+            await conversations.owe_news(
+                session,
+                after,
+                Kind.SESSION_CANCELLED,
+                f"request:{after.id}:v{after.version}",
+                now,
+                {"by_name": view.claimed_by.display_name if view.claimed_by else ""},
             )
         self._owed()
         return Ok(after)
@@ -707,6 +736,9 @@ class Mentorship:
                     now=now,
                     key=f"request:{after.id}",
                 )
+            await conversations.close(
+                session, after, f"{view.student.display_name} cancelled the request.", now
+            )
         self._owed()
         return Ok(after)
 

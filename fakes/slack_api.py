@@ -16,6 +16,9 @@ What it gives a test:
 
 * World state to set up: ``add_user`` and ``add_channel``. The bot user
   (``bot_user_id``, default ``UBOT``) exists from the start and is a bot.
+  ``conversations.open`` with several users opens a group DM (one stable ``G…`` id per set
+  of people); ``missing_scopes = {"mpim:write"}`` makes that answer ``missing_scope`` (an old
+  install), and a deactivated user (``deleted=True``) makes it answer ``user_disabled``.
 * What the app did: ``calls`` (every request, in order, also failed ones),
   ``messages`` (per channel id, incl. DM ids ``"D" + user_id``), ``views``,
   ``home_tabs``, ``ephemerals`` (``chat.postEphemeral`` and ``response_url``
@@ -581,6 +584,9 @@ class FakeSlack:
         self.home_tabs: dict[str, JSONDict] = {}
         self.ephemerals: list[JSONDict] = []
         self.files: list[JSONDict] = []
+        # Scopes the install lacks (an old install from before the manifest asked for them):
+        # the methods needing them answer ``missing_scope``. Only ``mpim:write`` is modelled.
+        self.missing_scopes: set[str] = set()
 
         self._faults: list[_Fault] = []
         self._random: _RandomFaults | None = None
@@ -1314,9 +1320,18 @@ class FakeSlack:
             existed = "D" + users[0] in self.channels
             channel = self._dm_for(users[0])
         else:
+            # A group DM (mpim) of these people and the bot: one stable id per set of people.
+            if "mpim:write" in self.missing_scopes:
+                raise _SlackError(
+                    "missing_scope", extra={"needed": "mpim:write", "provided": "chat:write,im:write"}
+                )
             for user in users:
                 if user not in self.users:
                     raise _SlackError("user_not_found")
+                if self.users[user]["is_bot"]:
+                    raise _SlackError("cannot_dm_bot")
+                if self.users[user]["deleted"]:
+                    raise _SlackError("user_disabled")
             members = sorted({*users, self.bot_user_id})
             channel = "G" + hashlib.sha1(",".join(members).encode()).hexdigest()[:10].upper()
             existed = channel in self.channels

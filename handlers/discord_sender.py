@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 import aiohttp
 import discord
 
 from bot.config import Settings
 from bot.notifications import Kind
-from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing, RetryLater, Undeliverable
+from bot.outbox import Delivered, DeliveryResult, FeedRef, Opened, Outgoing, RetryLater, Undeliverable
 from modals.discord import NO_PINGS, Rendered, render
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,20 @@ def classify(exc: BaseException, *, dm: bool) -> RetryLater | Undeliverable:
     raise exc
 
 
+def classify_shared(exc: BaseException) -> RetryLater | Undeliverable:
+    """A private thread we may not make or use (no permission, channel or member gone) will not
+    get better by retrying: DMs only, with the reason on the dashboards."""
+    if isinstance(exc, discord.HTTPException) and exc.status in (403, 404):
+        return Undeliverable(
+            f"private thread not possible in DISCORD_SESSIONS_CHANNEL_ID ({exc.status}, code {exc.code}): "
+            f"{exc.text}"[:300]
+        )
+    return classify(exc, dm=False)
+
+
+THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week without messages before Discord hides the thread
+
+
 def nonce_of(outgoing: Outgoing) -> str:
     return f"mm{outgoing.id}"  # Discord allows up to 25 characters
 
@@ -92,12 +107,21 @@ class DiscordSender:
         return self._min_interval
 
     def channel_key(self, outgoing: Outgoing) -> str:
+        if outgoing.conversation is not None:
+            return f"conversation:{outgoing.conversation.id}"
         if outgoing.audience == "dm" and outgoing.recipient is not None:
             return f"dm:{outgoing.recipient.external_id}"
         channel = outgoing.feed_ref.channel if outgoing.feed_ref else self.settings.discord_mentor_channel_id
         return f"channel:{channel}"
 
     async def deliver(self, outgoing: Outgoing) -> DeliveryResult:
+        if outgoing.audience == "shared":
+            try:
+                return await self._shared(outgoing)
+            except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+                result = classify_shared(exc)
+                log.info("discord delivery of notification %s: %s", outgoing.id, result)
+                return result
         dm = outgoing.audience == "dm"
         try:
             if outgoing.kind is Kind.CLAIM_RETIRED:
@@ -164,6 +188,50 @@ class DiscordSender:
         except (discord.NotFound, discord.Forbidden) as exc:
             return Undeliverable(f"can't edit the message ({exc.status}, code {exc.code})")
         return Delivered()
+
+    async def _shared(self, outgoing: Outgoing) -> DeliveryResult:
+        """A private thread in DISCORD_SESSIONS_CHANNEL_ID with student and mentor. Making a
+        thread is not idempotent: it is made, handed back to be recorded (Opened), and only
+        then are the two added and the message posted. After a crash in between (in doubt),
+        the thread is looked for by its name before another is made."""
+        conversation = outgoing.conversation
+        if conversation is None:
+            return Undeliverable("no conversation")
+        if conversation.channel is None:
+            parent = self.settings.discord_sessions_channel_id
+            if parent is None:
+                return Undeliverable("DISCORD_SESSIONS_CHANNEL_ID is not set")
+            if outgoing.in_doubt and (found := await self._thread_named(outgoing, parent)) is not None:
+                return Opened(found)
+            thread = await self.client.http.start_thread_without_message(
+                parent,
+                name=conversation.title,
+                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                type=discord.ChannelType.private_thread.value,
+                invitable=False,
+                reason=f"mentorship request #{outgoing.request.id}",
+            )
+            return Opened(str(thread["id"]))
+        thread_id = int(conversation.channel)
+        if outgoing.kind is Kind.CONVERSATION_OPENED:
+            for member in conversation.members:  # adding someone already in is a no-op
+                if member.external_id.isdigit():
+                    await self.client.http.add_user_to_thread(thread_id, int(member.external_id))
+        channel = self.client.get_partial_messageable(thread_id)
+        await self._send(channel, render(outgoing.message, audience="dm"), outgoing)
+        return Delivered()
+
+    async def _thread_named(self, outgoing: Outgoing, parent: int) -> str | None:
+        assert outgoing.conversation is not None
+        if not outgoing.workspace.isdigit():
+            return None
+        listing = await self.client.http.get_active_threads(int(outgoing.workspace))
+        for thread in listing.get("threads", []):
+            same_parent = str(thread.get("parent_id")) == str(parent)
+            if same_parent and thread.get("name") == outgoing.conversation.title:
+                log.info("conversation %s already had thread %s", outgoing.conversation.id, thread["id"])
+                return str(thread["id"])
+        return None
 
     @staticmethod
     async def _send(

@@ -122,6 +122,8 @@ class Screen:
                 key = (channel, str(message["ts"]))
                 if channel == FEED:
                     where, zone = "#mentors", "UTC"
+                elif self.fake.channels.get(channel, {}).get("is_mpim"):
+                    where, zone = self.group_dm(channel)
                 else:
                     user = channel[1:]
                     where, zone = f"DM to {PEOPLE[user][0]}", PEOPLE[user][1]
@@ -147,6 +149,13 @@ class Screen:
             text = self.to_text(blocks, zone) if blocks else self.plain(str(reply.get("text") or ""), zone)
             self._box(f"only {name} sees", text.strip())
         self.replies_seen = len(self.fake.ephemerals)
+
+    def group_dm(self, channel: str) -> tuple[str, str]:
+        """The shared conversation of a student and mentor: its people, shown in the first one's
+        zone (Slack itself shows each reader their own)."""
+        people = [user for user in PEOPLE if user in self.fake.channels[channel]["members"]]
+        names = ", ".join(PEOPLE[user][0].split(" ")[0] for user in people)
+        return f"Group DM of {names} and the bot", PEOPLE[people[0]][1] if people else "UTC"
 
     @staticmethod
     def where(upload: dict[str, Any]) -> str:
@@ -307,7 +316,10 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await settle()
 
     clock.advance(minutes=20)
-    await step("Mia and Max both click Claim on the card")
+    await step(
+        "Mia and Max both click Claim on the card: Mia wins, and she and Sam get a group DM with "
+        "the bot, their place to talk (scheduling news is posted there too)"
+    )
     card = driver.fake.messages[FEED][0]
     claim = find_button(card["blocks"], "mm_claim")
     for mentor in (MIA, MAX):

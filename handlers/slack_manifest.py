@@ -5,12 +5,13 @@ The scopes are exactly the Web API methods handlers/slack*.py call:
   commands        /mini-session
   chat:write      chat.postMessage, chat.update, chat.postEphemeral
   im:write        conversations.open (DMs)
+  mpim:write      conversations.open with student and mentor (their shared group DM)
   users:read      users.info (time zone, display name, workspace admin)
   channels:read   conversations.members of a public mentors' channel
   groups:read     conversations.members of a private mentors' channel
   files:write     files upload v2 (.ics invites, the stats CSV, the chart PNGs that
                   `slack_file` image blocks show)
-  channels:history, groups:history, im:history
+  channels:history, groups:history, im:history, mpim:history
                   conversations.history, only after a crash, to find a message that may
                   already have been sent (so it is not sent twice)
 views.open / views.publish and app_home_opened need no scope. docs/configuration.md explains each
@@ -32,6 +33,8 @@ BOT_SCOPES = (
     "groups:read",
     "im:history",
     "im:write",
+    "mpim:history",
+    "mpim:write",
     "users:read",
 )
 BOT_EVENTS = ("app_home_opened",)

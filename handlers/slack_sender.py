@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.notifications import Kind
-from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing, RetryLater, Undeliverable
+from bot.outbox import Delivered, DeliveryResult, FeedRef, Opened, Outgoing, RetryLater, Undeliverable
 from modals import forms
 from modals.slack import fallback_text, message_blocks
 
@@ -49,6 +49,22 @@ UNDELIVERABLE = frozenset(
         "invalid_arguments",
         "msg_too_long",
         "no_text",
+    }
+)
+# Why a group DM can't be opened, for good (the DMs carry on alone): a person deactivated or
+# gone, or an install from before the app asked for mpim:write.
+GROUP_DM_UNDELIVERABLE = frozenset(
+    {
+        "missing_scope",
+        "user_disabled",
+        "account_inactive",
+        "user_not_found",
+        "user_not_visible",
+        "cannot_dm_bot",
+        "not_allowed_token_type",
+        "restricted_action",
+        "too_many_users",
+        "invalid_users",
     }
 )
 PARTIAL_MEMORY = 1000
@@ -111,6 +127,17 @@ def classify(exc: Exception) -> RetryLater | Undeliverable:
     raise exc
 
 
+def _group_dm_failed(exc: SlackApiError) -> RetryLater | Undeliverable:
+    data = exc.response.data
+    error = str(data.get("error") or "") if isinstance(data, dict) else ""
+    if error == "missing_scope":
+        needed = str(data.get("needed") or "mpim:write") if isinstance(data, dict) else "mpim:write"
+        return Undeliverable(f"missing_scope: the app needs {needed}; reinstall it from the manifest")
+    if error in GROUP_DM_UNDELIVERABLE:
+        return Undeliverable(f"group DM not possible: {error}")
+    return classify(exc)
+
+
 class SlackSender:
     platform = "slack"
 
@@ -133,6 +160,8 @@ class SlackSender:
                 if outgoing.feed_ref
                 else (self.settings.slack_mentor_channel or "feed")
             )
+        if outgoing.conversation is not None:
+            return f"conversation:{outgoing.conversation.id}"
         return outgoing.recipient.external_id if outgoing.recipient else f"outgoing:{outgoing.id}"
 
     async def deliver(self, outgoing: Outgoing) -> DeliveryResult:
@@ -141,6 +170,8 @@ class SlackSender:
                 return await self._retire(outgoing)
             if outgoing.audience == "feed":
                 return await self._feed(outgoing)
+            if outgoing.audience == "shared":
+                return await self._shared(outgoing)
             return await self._dm(outgoing)
         except Exception as exc:
             result = classify(exc)
@@ -228,6 +259,33 @@ class SlackSender:
             )
             self._posted.pop(outgoing.id, None)
         return Delivered(posted=FeedRef(*posted))
+
+    async def _shared(self, outgoing: Outgoing) -> DeliveryResult:
+        """The group DM of student, mentor and bot. conversations.open with the same people
+        always answers the same channel, so opening again after a crash is harmless; the post
+        itself is checked for (in doubt) like any DM."""
+        conversation = outgoing.conversation
+        if conversation is None:
+            return Undeliverable("no conversation")
+        if conversation.channel is None:
+            users = ",".join(member.external_id for member in conversation.members)
+            try:
+                response = await self.client.conversations_open(users=users)
+            except SlackApiError as exc:
+                return _group_dm_failed(exc)
+            return Opened(str((response.get("channel") or {})["id"]))
+        zone = forms.zone(self.settings.default_timezone)
+        found = await self._already_posted(conversation.channel, outgoing) if outgoing.in_doubt else None
+        if found is None:
+            await self.client.chat_postMessage(
+                channel=conversation.channel,
+                text=fallback_text(outgoing.message),
+                blocks=message_blocks(outgoing.message, zone),
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=_metadata(outgoing),
+            )
+        return Delivered()
 
     async def _already_posted(
         self, channel: str, outgoing: Outgoing, *, same_request_card: bool = False

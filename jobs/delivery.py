@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.domain import MemberRef, SessionStatus, Status
 from bot.metrics import Metrics
-from bot.notifications import CLAIMABLE_KINDS, Kind, compose
+from bot.notifications import CLAIMABLE_KINDS, Kind, compose, compose_shared
 from bot.outage import OutageTracker
 from bot.outbox import (
+    ConversationRef,
     Delivered,
+    DeliveryResult,
     FeedRef,
+    Opened,
     Outgoing,
     RetryLater,
     Sender,
@@ -49,6 +52,8 @@ BASE_BACKOFF = 2.0  # seconds; doubles per attempt
 MAX_BACKOFF = 15 * 60.0
 LEASE = timedelta(minutes=2)
 LATE_AFTER = timedelta(minutes=2)  # a reminder this much past its moment says it is late
+# News for a shared conversation still being opened waits this long (no attempt counted).
+CONVERSATION_WAIT = 5.0
 
 
 @dataclass
@@ -174,7 +179,28 @@ class Delivery:
         if kind is Kind.CARD and post is None and not in_doubt:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
         reader = repo.member_ref(recipient) if recipient is not None else None
-        message = compose(kind, payload, request, reader, now)
+        conversation: ConversationRef | None = None
+        if row.audience == "shared":
+            found = await repo.conversation(session, int(payload.get("conversation_id") or 0))
+            if found is None:
+                return None, "conversation is gone"
+            if found.status == "failed":
+                return None, f"no shared conversation ({found.failed_reason})"
+            if kind is Kind.CONVERSATION_OPENED and found.channel is None and found.closed_at is not None:
+                # Released or cancelled before it was ever opened: don't open it just to close it.
+                await repo.fail_conversation(session, found.id, "closed before it was opened")
+                return None, "conversation closed before it was opened"
+            pair = (found.student_id, found.mentor_id)
+            members = [await session.get(Member, member_id) for member_id in pair]
+            conversation = ConversationRef(
+                id=found.id,
+                members=tuple(repo.member_ref(m) for m in members if m is not None),
+                channel=found.channel,
+                title=f"Mentorship #{request.id} · c{found.id}",
+            )
+            message = compose_shared(kind, payload, request, now)
+        else:
+            message = compose(kind, payload, request, reader, now)
         feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else retire_ref
         return (
             Outgoing(
@@ -187,6 +213,7 @@ class Delivery:
                 message=message,
                 feed_ref=feed_ref,
                 in_doubt=in_doubt,
+                conversation=conversation,
             ),
             "",
         )
@@ -209,13 +236,62 @@ class Delivery:
             wait = self._last_send.get(key, 0.0) + sender.min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            try:
-                result = await sender.deliver(outgoing)
-            except Exception as exc:  # a sender bug must not stop the worker or lose the row
-                log.exception("sender %s crashed on notification %s", row.platform, row.id)
-                result = RetryLater(f"{type(exc).__name__}: {exc}"[:300])
+            waiting = outgoing.conversation is not None and outgoing.conversation.channel is None
+            if waiting and outgoing.kind is not Kind.CONVERSATION_OPENED:
+                # News for a conversation not opened yet (maybe just now, earlier in this group).
+                ready = await self._conversation_ready(row, outgoing, stats)
+                if ready is None:
+                    continue
+                outgoing = ready
+            result = await self._send(sender, row, outgoing)
+            if isinstance(result, Opened):
+                # Recorded before anything is posted there; then the same row goes on to post.
+                outgoing = await self._opened(row, outgoing, result.channel)
+                result = await self._send(sender, row, outgoing)
+                if isinstance(result, Opened):
+                    result = RetryLater("the sender opened the conversation twice")
             self._last_send[key] = time.monotonic()
             await self._record(row, outgoing, result, stats, key)
+
+    async def _send(self, sender: Sender, row: Notification, outgoing: Outgoing) -> DeliveryResult:
+        try:
+            return await sender.deliver(outgoing)
+        except Exception as exc:  # a sender bug must not stop the worker or lose the row
+            log.exception("sender %s crashed on notification %s", row.platform, row.id)
+            return RetryLater(f"{type(exc).__name__}: {exc}"[:300])
+
+    async def _opened(self, row: Notification, outgoing: Outgoing, channel: str) -> Outgoing:
+        assert outgoing.conversation is not None
+        async with self.db.transaction() as session:
+            winner = await repo.record_conversation_channel(
+                session, outgoing.conversation.id, channel, self.clock.now()
+            )
+        if winner != channel:
+            log.warning(
+                "conversation %s was already opened at %s; %s is not used",
+                outgoing.conversation.id,
+                winner,
+                channel,
+            )
+        return replace(outgoing, conversation=replace(outgoing.conversation, channel=winner or channel))
+
+    async def _conversation_ready(
+        self, row: Notification, outgoing: Outgoing, stats: DeliveryStats
+    ) -> Outgoing | None:
+        """The row with its conversation's channel, or None when it can't go yet (postponed) or
+        ever (the conversation failed: skipped, the DMs carry the news)."""
+        assert outgoing.conversation is not None
+        async with self.db.transaction() as session:
+            found = await repo.conversation(session, outgoing.conversation.id)
+        if found is not None and found.channel is not None:
+            return replace(outgoing, conversation=replace(outgoing.conversation, channel=found.channel))
+        if found is None or found.status == "failed":
+            reason = found.failed_reason if found is not None else "gone"
+            await self._finish(row, stats, status="skipped", reason=f"no shared conversation ({reason})")
+            return None
+        await self._postpone(row, CONVERSATION_WAIT)
+        stats.retried += 1
+        return None
 
     async def _record(
         self,
@@ -273,6 +349,10 @@ class Delivery:
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
             await self._finish(row, stats, status="failed", reason=reason, attempts=attempts)
             log.warning("notification %s (%s) failed: %s", row.id, row.kind, reason)
+            if outgoing.kind is Kind.CONVERSATION_OPENED and outgoing.conversation is not None:
+                # DMs only from now on; the failed row is what dashboards show.
+                async with self.db.transaction() as session:
+                    await repo.fail_conversation(session, outgoing.conversation.id, reason)
             if outgoing.recipient is not None and outgoing.kind not in (
                 Kind.DELIVERY_FAILED,
                 Kind.CLAIM_RETIRED,  # an edit nobody waits for (e.g. the DM was deleted)

@@ -154,6 +154,30 @@ class Proposal(Base):
     decided_at: Mapped[datetime | None]
 
 
+class Conversation(Base):
+    """The shared conversation of one claim: student, mentor and the bot (a Slack group DM, a
+    private Discord thread). Written with the claim; `channel` is recorded by the outbox as soon
+    as the platform made it, before anything is posted there, so it is opened only once."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("request_id", "claim_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    # The request's version right after the claim: one conversation per claim.
+    claim_version: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(16))
+    student_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(16))  # opening -> open | failed
+    channel: Mapped[str | None] = mapped_column(String(64))
+    failed_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    opened_at: Mapped[datetime | None]
+    # Set by a release or cancel: no more news is owed here, only the closing line.
+    closed_at: Mapped[datetime | None]
+
+
 class MentorSession(Base):
     """A scheduled meeting for a request. A release or cancel closes it; a new one may follow."""
 
@@ -224,7 +248,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
     workspace: Mapped[str] = mapped_column(String(64))
-    audience: Mapped[str] = mapped_column(String(8))  # "dm" or "feed"
+    audience: Mapped[str] = mapped_column(String(8))  # "dm", "feed" or "shared" (a conversation)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))

@@ -28,6 +28,7 @@ from bot.domain import (
 )
 from storage.models import (
     AvailabilityWindow,
+    Conversation,
     FeedPost,
     JobRun,
     Member,
@@ -429,6 +430,70 @@ async def record_feed_post(
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id"]))
 
 
+# Shared conversations -----------------------------------------------------------------------
+
+
+async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
+    """The conversation of one claim (its id; the claim's existing one if it has one)."""
+    stmt = _insert(session, Conversation).values(**values)
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]))
+    return await session.scalar(
+        select(Conversation.id).where(
+            Conversation.request_id == values["request_id"],
+            Conversation.claim_version == values["claim_version"],
+        )
+    )
+
+
+async def conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
+    return await session.get(Conversation, conversation_id, populate_existing=True)
+
+
+async def live_conversation(session: AsyncSession, request_id: int) -> Conversation | None:
+    """The conversation of the request's current claim, unless it was closed."""
+    return await session.scalar(
+        select(Conversation)
+        .where(Conversation.request_id == request_id, Conversation.closed_at.is_(None))
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
+async def record_conversation_channel(
+    session: AsyncSession, conversation_id: int, channel: str, now: datetime
+) -> str | None:
+    """Remember where the conversation lives, once: the first channel recorded wins, and is
+    returned (a second worker that made one too must use that one)."""
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.channel.is_(None))
+        .values(channel=channel, status="open", opened_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+
+
+async def fail_conversation(session: AsyncSession, conversation_id: int, reason: str) -> bool:
+    """The conversation could not be opened: DMs only from now on."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.channel.is_(None))
+        .values(status="failed", failed_reason=reason[:500])
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def close_conversation(session: AsyncSession, conversation_id: int, now: datetime) -> bool:
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.closed_at.is_(None))
+        .values(closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 # Submissions --------------------------------------------------------------------------------
 
 
@@ -483,22 +548,28 @@ async def retire_pending(
 
 
 async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict[int, list[str]]:
-    """Per request: "Couldn't DM <name>: <reason>" for each person we could not reach."""
+    """Per request: "Couldn't DM <name>: <reason>" for each person we could not reach, and
+    "Couldn't open the shared conversation: <reason>" when that failed (DMs still went)."""
     if not request_ids:
         return {}
     rows = await session.execute(
-        select(Notification.request_id, Member.display_name, Notification.failed_reason)
-        .join(Member, Member.id == Notification.member_id)
+        select(Notification.request_id, Notification.kind, Member.display_name, Notification.failed_reason)
+        .outerjoin(Member, Member.id == Notification.member_id)
         .where(
             Notification.request_id.in_(request_ids),
-            Notification.audience == "dm",
+            Notification.audience.in_(["dm", "shared"]),
             Notification.status == "failed",
         )
         .order_by(Notification.id)
     )
     problems: dict[int, list[str]] = {}
-    for request_id, name, reason in rows.all():
-        text = f"Couldn't DM {name}: {reason}"
+    for request_id, kind, name, reason in rows.all():
+        if name is not None:
+            text = f"Couldn't DM {name}: {reason}"
+        elif kind == "conversation_opened":
+            text = f"Couldn't open the shared conversation: {reason}"
+        else:
+            text = f"Couldn't post in the shared conversation: {reason}"
         if request_id is not None and text not in problems.setdefault(request_id, []):
             problems[request_id].append(text)
     return problems

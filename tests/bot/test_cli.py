@@ -27,6 +27,7 @@ CONTRACT_VARIABLES = [
     "DISCORD_MENTOR_CHANNEL_ID",
     "DISCORD_MENTOR_ROLE_ID",
     "DISCORD_GUILD_ID",
+    "DISCORD_SESSIONS_CHANNEL_ID",
     "ADMIN_USER_IDS",
 ]
 
@@ -160,6 +161,11 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "    Mia (mentor)               1     1       0   5.00",  # the table as a table
         "`.venv/bin/mini-mentorship run`",
         "Ada's charts, written to",
+        # The shared conversation: the summary, then scheduling news, beside the DMs.
+        "Group DM of Sam, Mia and the bot (new)",
+        "A place to talk about your session",
+        "Times proposed",
+        "Time picked, session scheduled",
     ):
         assert moment in out, moment
     # The alt texts are wrapped to the boxes' width; read them unwrapped.

@@ -32,6 +32,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
         "DISCORD_MENTOR_CHANNEL_ID": "11",
         "DISCORD_MENTOR_ROLE_ID": "22",
         "DISCORD_GUILD_ID": "33",
+        "DISCORD_SESSIONS_CHANNEL_ID": "44",
         "REQUEST_EXPIRY_DAYS": "3",
         "REMINDER_OFFSETS": "1d, 2h,30m",
         "NUDGE_AFTER_HOURS": "12",
@@ -46,6 +47,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.database_url == "postgresql+psycopg://u@db/x"
     assert s.slack_configured and s.discord_configured
     assert s.discord_mentor_role_id == 22
+    assert s.discord_sessions_channel_id == 44 and s.shared_conversations("discord")
     assert s.reminder_offset_list == [timedelta(days=1), timedelta(hours=2), timedelta(minutes=30)]
     assert s.admin_ids == {"U1", "U2"}
     assert s.missing_for_slack() == [] and s.missing_for_discord() == []
@@ -60,6 +62,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
         ("REQUEST_EXPIRY_DAYS", "0"),
         ("DATABASE_URL", "mysql://x"),
         ("DISCORD_MENTOR_ROLE_ID", "mentors"),
+        ("DISCORD_SESSIONS_CHANNEL_ID", "#sessions"),
     ],
 )
 def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -67,6 +70,8 @@ def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, va
     with pytest.raises(ConfigError) as caught:
         load_settings(_env_file=None)
     assert f"{name}={value!r}" in str(caught.value)
+    if name.startswith("DISCORD_"):
+        assert "Copy ID" in str(caught.value)  # the fix is said
 
 
 def test_parse_offsets_rejects_zero() -> None:

@@ -23,8 +23,12 @@ def ok(result: Any) -> Any:
 
 
 async def owed(runtime: Runtime, **filters: Any) -> list[Notification]:
+    """Owed cards and DMs; the shared conversation's rows only when asked for by `audience`
+    (tests/bot/test_conversations.py is about those)."""
     async with runtime.db.transaction() as session:
         query = select(Notification).order_by(Notification.id)
+        if "audience" not in filters:
+            query = query.where(Notification.audience != "shared")
         for name, value in filters.items():
             query = query.where(getattr(Notification, name) == value)
         return list((await session.scalars(query)).all())

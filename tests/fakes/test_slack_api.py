@@ -115,6 +115,30 @@ async def test_open_dm(fake: FakeSlack) -> None:
     assert fake.validation_errors == []
 
 
+async def test_open_group_dm(fake: FakeSlack) -> None:
+    """Several users: one group DM (mpim) with the bot, the same id for the same set of people."""
+    client = client_for(fake)
+    first = await client.conversations_open(users="U1,U2")
+    again = await client.conversations_open(users="U2,U1")
+    channel = first["channel"]["id"]
+    assert channel.startswith("G") and again["channel"]["id"] == channel and again["already_open"] is True
+    assert set(fake.channels[channel]["members"]) == {"U1", "U2", "UBOT"}
+    assert fake.channels[channel]["is_mpim"] is True
+    await client.chat_postMessage(channel=channel, text="hello both")
+    history = await client.conversations_history(channel=channel)
+    assert [m["text"] for m in history["messages"]] == ["hello both"]
+    fake.add_user("U3", name="linus")
+    assert (await client.conversations_open(users="U1,U3"))["channel"]["id"] != channel
+
+    err = await slack_error(client.conversations_open(users="U1,UGONE"))
+    assert err.response["error"] == "user_disabled"
+    fake.missing_scopes.add("mpim:write")  # an install from before the app asked for it
+    err = await slack_error(client.conversations_open(users="U1,U2"))
+    assert err.response["error"] == "missing_scope" and err.response["needed"] == "mpim:write"
+    assert (await client.conversations_open(users="U1"))["channel"]["id"] == "DU1"  # DMs still open
+    assert fake.validation_errors == []
+
+
 async def test_members_pagination(fake: FakeSlack) -> None:
     fake.add_channel("CBIG", members=[f"U{i:03d}" for i in range(7)])
     client = client_for(fake)

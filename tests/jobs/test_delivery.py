@@ -213,4 +213,5 @@ async def test_card_posted_by_a_dead_runner_is_updated_not_posted_again(
     async with runtime.db.transaction() as session:
         post = await repo.feed_post(session, created.value.id)
     assert post is not None and post.message_ref == cards[0]["ts"]
-    assert await statuses(runtime) == {"sent": 4}  # the dead runner's card row ends as an update
+    # The dead runner's card row ends as an update; the fifth row opened the shared conversation.
+    assert await statuses(runtime) == {"sent": 5}

@@ -181,6 +181,8 @@ async def test_manifest() -> None:
         "channels:history",
         "groups:history",
         "im:history",
+        "mpim:write",
+        "mpim:history",
     }
     http = manifest(None, base_url="https://bot.example.org/")
     assert http.count('"https://bot.example.org/slack/events"') == 3 and "socket_mode_enabled: false" in http
