@@ -520,8 +520,9 @@ async def record_submission(session: AsyncSession, key: str, request_id: int | N
 async def add_notification(session: AsyncSession, **values: Any) -> bool:
     """Owe a message; a second row with the same dedupe key is silently not added."""
     stmt = _insert(session, Notification).values(**values)
-    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    return bool(getattr(result, "rowcount", 0) == 1)
+    # RETURNING, not rowcount: psycopg does not always report a row count for this statement.
+    stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Notification.id)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def retire_pending(

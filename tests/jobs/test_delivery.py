@@ -215,3 +215,28 @@ async def test_card_posted_by_a_dead_runner_is_updated_not_posted_again(
     assert post is not None and post.message_ref == cards[0]["ts"]
     # The dead runner's card row ends as an update; the fifth row opened the shared conversation.
     assert await statuses(runtime) == {"sent": 5}
+
+
+async def test_owing_a_message_says_whether_it_was_new(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """The outbox tells its caller whether a row was added, on both engines (the caller decides
+    from this whether to wake the delivery worker)."""
+    runtime = slack_runtime(database, clock, fake_slack)
+    created = await runtime.mentorship.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    now = clock.now()
+    row = dict(
+        platform="slack", workspace="T1", audience="dm", member_id=created.value.student.id,
+        request_id=created.value.id, session_id=None, kind=Kind.REQUEST_POSTED.value, payload={},
+        dedupe_key="once-only", status="pending", due_at=now, next_attempt_at=now, attempts=0,
+        created_at=now,
+    )  # fmt: skip
+    async with runtime.db.transaction() as session:
+        assert await repo.add_notification(session, **row) is True
+        assert await repo.add_notification(session, **row) is False
+    async with runtime.db.transaction() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.dedupe_key == "once-only")
+        )
+    assert count == 1
