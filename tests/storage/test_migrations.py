@@ -22,6 +22,7 @@ TABLES = {
     "mentor_profiles",
     "mentor_skills",
     "request_suggestions",
+    "reschedule_asks",
 }
 
 
