@@ -313,3 +313,29 @@ async def test_completion_retires_times_still_on_offer(runtime: Runtime, clock: 
     assert await runtime.mentorship.complete_due() == 1
     view = await view_of(runtime, request.id)
     assert view.status is Status.COMPLETED and view.proposal_id is None
+
+
+async def test_twenty_picks_of_new_times_move_the_session_once(runtime: Runtime) -> None:
+    request, ask_id = await asked(runtime)
+    m = runtime.mentorship
+    proposed = ok(await m.propose_for_ask(MENTOR, request.id, ask_id, NEW_TIMES))
+    results = await asyncio.gather(
+        *(m.pick_time(STUDENT, request.id, proposed.proposal_id, n % 2) for n in range(20))
+    )
+    assert sum(isinstance(r, Ok) for r in results) == 1
+    view = await view_of(runtime, request.id)
+    assert view.session.schedule_version == 2 and view.session.id == request.session.id
+    assert len(await owed(runtime, request_id=request.id, kind="session_rescheduled")) == 2
+
+
+async def test_two_answers_to_one_ask_at_once_make_one_proposal(runtime: Runtime) -> None:
+    request, ask_id = await asked(runtime)
+    m = runtime.mentorship
+    results = await asyncio.gather(
+        *(m.propose_for_ask(MENTOR, request.id, ask_id, NEW_TIMES, once=f"form:{n}") for n in range(10)),
+        m.keep_time(MENTOR, request.id, ask_id),
+    )
+    assert sum(isinstance(r, Ok) for r in results) == 1
+    proposals = await owed(runtime, request_id=request.id, kind=Kind.TIMES_PROPOSED.value)
+    kept = await owed(runtime, request_id=request.id, kind=Kind.TIME_KEPT.value)
+    assert len(proposals) + len(kept) == 1
