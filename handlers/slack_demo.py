@@ -12,7 +12,7 @@ import json
 import re
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,6 +350,8 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await driver.click(SAM, picks[1], channel=f"D{SAM}", message_ts=offer["ts"])
     await settle()
 
+    await _reschedule_ask(driver, screen, step, settle)
+
     request = next(r for r in (await runtime.mentorship.dashboard(_actor(SAM))).mine if r.session)
     assert request.session is not None, "the session should be scheduled by now"
     clock.set(request.session.starts_at - timedelta(hours=24))
@@ -395,6 +397,29 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
             WIDTH,
         )
     )
+
+
+async def _reschedule_ask(
+    driver: DemoDriver,
+    screen: Screen,
+    step: Callable[[str], Awaitable[None]],
+    settle: Callable[[], Awaitable[None]],
+) -> None:
+    """Sam asks to reschedule from his scheduled DM, with a reason; Mia keeps the time."""
+    await step("Sam clicks Ask to reschedule in his DM and gives a reason")
+    booked = next(m for m in reversed(driver.dms(SAM)) if "mm_ask_reschedule" in str(m["blocks"]))
+    ask = find_button(booked["blocks"], "mm_ask_reschedule")
+    await driver.click(SAM, ask, channel=f"D{SAM}", message_ts=booked["ts"])
+    await settle()
+    reason: dict[str, str | None] = {"reason": "My interview might move; could we meet a day later?"}
+    screen.form_answer(SAM, await driver.submit(SAM, driver.latest_view("mm_reschedule_ask"), reason))
+    await settle()
+
+    await step("Mia reads the reason and clicks Keep the time (Propose new times would offer others)")
+    asked = next(m for m in reversed(driver.dms(MIA)) if "mm_keep_time" in str(m["blocks"]))
+    keep = find_button(asked["blocks"], "mm_keep_time")
+    await driver.click(MIA, keep, channel=f"D{MIA}", message_ts=asked["ts"])
+    await settle()
 
 
 def _save_charts(fake: FakeSlack, folder: Path) -> None:
