@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -55,38 +55,104 @@ class Model:
         return sum(1 for r in self.requests.values() if r.student == student and r.status in live)
 
 
+mentor_action = st.tuples(
+    st.sampled_from(
+        [
+            "claim",
+            "release",
+            "schedule",
+            "propose",
+            "cancel_session",
+            "complete",
+            "keep",
+            "propose_ask",
+            "cant_mentor",
+        ]
+    ),
+    st.integers(0, 2),
+    st.integers(0, 7),
+)
+student_action = st.tuples(
+    st.sampled_from(["cancel", "rate", "pick", "none_work", "ask", "cant_student", "put_back"]),
+    st.integers(0, 2),
+    st.integers(0, 7),
+)
+person_action = st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 2), st.just(0)), mentor_action, student_action
+)
 action = st.one_of(
-    st.tuples(st.just("create"), st.integers(0, 2), st.just(0)),
-    st.tuples(
-        st.sampled_from(
-            [
-                "claim",
-                "release",
-                "schedule",
-                "propose",
-                "cancel_session",
-                "complete",
-                "keep",
-                "propose_ask",
-                "cant_mentor",
-            ]
-        ),
-        st.integers(0, 1),
-        st.integers(0, 7),
+    person_action, st.tuples(st.sampled_from(["sessions_end", "expire"]), st.just(0), st.just(0))
+)
+
+
+# Two requests claimed and scheduled by different mentors (who 2 is mentor 1): a start from which short random
+# sequences reach the changes from either side (asks, answers, can't make it, put back).
+BOOKED = [
+    ("create", 0, 0),
+    ("create", 1, 0),
+    ("claim", 0, 0),
+    ("claim", 2, 1),
+    ("schedule", 0, 0),
+    ("schedule", 2, 1),
+]
+
+
+@hsettings(max_examples=60)
+@given(st.booleans(), st.lists(person_action, max_size=25), st.lists(action, max_size=10))
+def test_random_action_sequences_follow_the_model(
+    booked: bool, before: list[tuple[str, int, int]], then: list[tuple[str, int, int]]
+) -> None:
+    """People act for a while before the clock jumps (a jump ends every session), then anything."""
+    asyncio.run(_run((BOOKED if booked else []) + before + then))
+
+
+# The changes from either side of a booked session, and what they meet: moves, cancels, picks.
+change_action = st.tuples(
+    st.sampled_from(
+        [
+            "ask",
+            "keep",
+            "propose_ask",
+            "propose",
+            "pick",
+            "none_work",
+            "cant_student",
+            "cant_mentor",
+            "schedule",
+            "cancel_session",
+            "put_back",
+            "claim",
+        ]
     ),
-    st.tuples(
-        st.sampled_from(["cancel", "rate", "pick", "none_work", "ask", "cant_student", "put_back"]),
-        st.integers(0, 2),
-        st.integers(0, 7),
-    ),
-    st.tuples(st.sampled_from(["sessions_end", "expire"]), st.just(0), st.just(0)),
+    st.integers(0, 2),
+    st.integers(0, 1),
 )
 
 
 @hsettings(max_examples=60)
-@given(st.lists(action, min_size=1, max_size=25))
-def test_random_action_sequences_follow_the_model(actions: list[tuple[str, int, int]]) -> None:
-    asyncio.run(_run(actions))
+@given(st.lists(change_action, min_size=4, max_size=20))
+# The chains random draws reach rarely, always played: ask -> keep; ask -> new times -> pick ->
+# ask again; a no-op reschedule keeps the ask; new times survive a cancelled session; can't make
+# it -> put back -> claim the copy; the wrong people at every step.
+@example([("ask", 0, 0), ("keep", 0, 0), ("keep", 0, 0)])
+@example([("ask", 0, 0), ("propose_ask", 0, 0), ("pick", 0, 0), ("ask", 0, 0), ("keep", 0, 0)])
+@example([("ask", 0, 1), ("schedule", 0, 1), ("keep", 0, 1), ("propose_ask", 0, 1)])
+@example([("ask", 0, 1), ("propose_ask", 0, 1), ("cancel_session", 0, 1), ("pick", 0, 1), ("ask", 0, 1)])
+@example([("propose", 0, 0), ("none_work", 0, 0), ("propose", 0, 0), ("pick", 0, 0), ("cant_student", 0, 0)])
+@example([("cant_mentor", 0, 0), ("put_back", 0, 0), ("put_back", 0, 0), ("claim", 2, 2), ("schedule", 1, 2)])
+@example([("cant_student", 0, 1), ("cant_mentor", 0, 1), ("put_back", 1, 1), ("put_back", 0, 1)])
+@example(
+    [
+        ("ask", 1, 0),
+        ("ask", 0, 0),
+        ("keep", 2, 0),
+        ("propose_ask", 2, 0),
+        ("cant_mentor", 2, 0),
+        ("keep", 0, 0),
+    ]
+)
+def test_changes_from_either_side_follow_the_model(actions: list[tuple[str, int, int]]) -> None:
+    asyncio.run(_run(BOOKED + actions + [("sessions_end", 0, 0)]))
 
 
 async def _run(actions: list[tuple[str, int, int]]) -> None:
@@ -150,7 +216,8 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
         return
 
     if name in ("cancel", "rate", "pick", "none_work", "ask", "cant_student", "put_back"):
-        actor = STUDENTS[who]
+        # who 0: the request's own student (the common case); 1, 2: a student by number.
+        actor = next(a for a in STUDENTS if a.user_id == target.student) if who == 0 else STUDENTS[who]
         is_student = actor.user_id == target.student
         if name == "cancel":
             result = await m.cancel(actor, rid)
@@ -202,7 +269,9 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
         assert isinstance(result, Ok) == allowed, (name, result)
         return
 
-    actor = MENTORS[who]
+    # who 0: the claimer when there is one (the common case), else mentor 0; 1, 2: a mentor by number.
+    claimer = next((a for a in MENTORS if a.user_id == target.claimer), None)
+    actor = claimer if who == 0 and claimer is not None else MENTORS[max(who - 1, 0)]
     is_claimer = target.claimer == actor.user_id
     if name == "claim":
         result = await m.claim(actor, rid)
