@@ -435,6 +435,8 @@ def compose(
         declined: list[Line] = [(person(request.student), t(" can't make any of the times for ")) + title]
         if payload.get("note"):
             declined.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        if request.status is Status.SCHEDULED:
+            declined.append((t("The booked time still stands."),))
         return Message(
             headline="None of the proposed times work",
             lines=tuple(declined),
