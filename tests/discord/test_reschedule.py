@@ -119,6 +119,8 @@ async def test_keep_the_time_once_under_concurrent_clicks(world: World) -> None:
     await world.deliver()
     kept = [m for m in world.dms(world.sam) if m.content == "Your session keeps its time"]
     assert len(kept) == 1
+    late = await world.mia.user.click(asked, label="Propose new times")  # type: ignore[arg-type]
+    assert late.modal is None and "already been answered" in late.response.content
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)

@@ -136,6 +136,12 @@ async def test_keep_the_time_once(slack: SlackHarness) -> None:
     assert "already been answered" in slack.reply_text(second)
     kept = [m for m in slack.dms(STUDENT) if "keeps its time" in block_text(m["blocks"])]
     assert len(kept) == 1 and "the time stands" in block_text(kept[0]["blocks"])
+    # Propose new times on the answered ask: refused, no form opens.
+    asked = _newest(slack, MENTOR, "asks to reschedule")
+    late = await slack.click(MENTOR, find_button(asked["blocks"], "mm_ask_propose"), channel="DUMENTOR")  # type: ignore[arg-type]
+    await slack.settle()
+    assert "already been answered" in slack.reply_text(late)
+    assert not [v for v in slack.fake.views.values() if v.get("callback_id") == "mm_propose"]
 
 
 async def _reminders(slack: SlackHarness, clock: ManualClock) -> None:
