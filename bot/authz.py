@@ -30,6 +30,9 @@ class Act(enum.StrEnum):
     PROPOSE = "propose"
     PICK = "pick"  # pick a proposed time, or say none work
     PROFILE = "profile"
+    ASK_RESCHEDULE = "ask_reschedule"  # the student asks the mentor for another time
+    ANSWER_ASK = "answer_ask"  # the mentor proposes new times or keeps the time
+    CANT_MAKE_IT = "cant_make_it"  # either person calls the session off
 
 
 MENTOR_ONLY = {Act.CLAIM, Act.SEE_FEED, Act.AVAILABILITY, Act.PROFILE}
@@ -41,8 +44,9 @@ CLAIMING_MENTOR_ONLY = {
     Act.CANCEL_SESSION,
     Act.COMPLETE,
     Act.NO_SHOW,
+    Act.ANSWER_ASK,
 }
-STUDENT_ONLY = {Act.CANCEL, Act.RATE, Act.PICK}
+STUDENT_ONLY = {Act.CANCEL, Act.RATE, Act.PICK, Act.ASK_RESCHEDULE}
 
 NOT_FOUND = Refused("not_found", "I couldn't find that request.")
 
@@ -82,6 +86,12 @@ def authorize(act: Act, actor: Actor, request: RequestView | None = None) -> Ref
         if is_student:
             return None
         return Refused("not_student", "Only the student who made this request can do that.", request)
+    if act is Act.CANT_MAKE_IT:
+        if is_student or is_claimer:
+            return None
+        return Refused(
+            "not_participant", "Only the student and the mentor of this session can do that.", request
+        )
     if act is Act.STATS:
         if actor.is_admin:
             return None

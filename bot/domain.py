@@ -144,6 +144,7 @@ class RequestView:
     closed_at: datetime | None
     session: SessionView | None = None
     proposal_id: int | None = None  # times proposed, waiting for the student
+    cancelled_by: str | None = None  # "mentor" when the mentor couldn't make it; else the student
     # Set by matching when the request was posted: (external id, name) of each suggested
     # mentor and the tags they share; `matched` None until matching ran.
     suggested: tuple[tuple[str, str], ...] = ()
@@ -155,7 +156,8 @@ class RequestView:
 
     @property
     def times_proposed(self) -> bool:
-        return self.status is Status.CLAIMED and self.proposal_id is not None
+        # A scheduled session may have new times on offer too: the current time holds until a pick.
+        return self.status in (Status.CLAIMED, Status.SCHEDULED) and self.proposal_id is not None
 
 
 @dataclass(frozen=True)

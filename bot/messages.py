@@ -70,6 +70,10 @@ class Action(enum.StrEnum):
     PROPOSE = "propose"  # open the propose-times form
     PICK_TIME = "pick_time"  # value: request:proposal:index
     NONE_WORK = "none_work"  # value: request:proposal
+    ASK_RESCHEDULE = "ask_reschedule"  # the student's ask; value: request:session:version
+    ASK_PROPOSE = "ask_propose"  # the mentor answers an ask with new times; value: request:ask
+    KEEP_TIME = "keep_time"  # the mentor answers an ask by keeping the time; value: request:ask
+    CANT_MAKE_IT = "cant_make_it"  # from the 24-hour reminder; value: request:session:version
 
 
 @dataclass(frozen=True)

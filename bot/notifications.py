@@ -56,6 +56,9 @@ class Kind(enum.StrEnum):
     CLAIM_RETIRED = "claim_retired"  # edits one delivered Claim message once the request is taken
     CONVERSATION_OPENED = "conversation_opened"
     CONVERSATION_CLOSED = "conversation_closed"
+    RESCHEDULE_ASKED = "reschedule_asked"
+    TIME_KEPT = "time_kept"
+    CANT_MAKE_IT = "cant_make_it"
 
 
 FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.ESCALATION})
@@ -184,12 +187,33 @@ def student_buttons(request: RequestView) -> tuple[Button, ...]:
     return (Button("Cancel request", Action.CANCEL, str(request.id), "danger"),)
 
 
+def session_value(request: RequestView) -> str:
+    """`request:session:version`: a button about this very time, refused once it has moved."""
+    assert request.session is not None
+    return f"{request.id}:{request.session.id}:{request.session.schedule_version}"
+
+
+def ask_to_reschedule(request: RequestView) -> Button:
+    return Button("Ask to reschedule", Action.ASK_RESCHEDULE, session_value(request))
+
+
+def cant_make_it(request: RequestView) -> Button:
+    return Button("Can't make it", Action.CANT_MAKE_IT, session_value(request), "danger")
+
+
+def put_back(request: RequestView) -> Button:
+    # Post again under another name: the same once-only repost.
+    return Button("Put it back in the feed", Action.REPOST, str(request.id), "primary")
+
+
 def card(request: RequestView, now: datetime | None = None) -> Message:
     """The request's card in the mentors' feed, for its current status (and, while it is open,
     how long it has waited against its target, as of `now`)."""
     qualifier = {
         Status.OPEN: " · New mentorship request",
-        Status.CANCELLED: " by the student",
+        Status.CANCELLED: (
+            ": the mentor couldn't make it" if request.cancelled_by == "mentor" else " by the student"
+        ),
         Status.EXPIRED: ": nobody claimed it in time",
     }.get(request.status, "")
     accent = "high" if request.urgency.value == "high" and request.status is Status.OPEN else None
@@ -411,7 +435,7 @@ def compose(
         other = request.session.mentor if is_student else request.student
         verb = "is scheduled" if kind is Kind.SESSION_SCHEDULED else "has a new time"
         buttons = (
-            student_buttons(request)
+            (ask_to_reschedule(request), *student_buttons(request))
             if is_student
             else (
                 Button("Reschedule", Action.RESCHEDULE, rid),
@@ -468,9 +492,13 @@ def compose(
         headline = f"⏰ Reminder: your session starts in {soon}"
         if payload.get("late"):
             headline += " (sorry, this reminder is late)"
+        reminder_buttons: list[Button] = [ask_to_reschedule(request)] if is_student else []
+        if payload.get("cant_make_it"):
+            reminder_buttons.append(cant_make_it(request))
         return Message(
             headline=headline,
             lines=((t("With "), person(other), t(": ")) + title, *_session_lines(request)),
+            buttons=tuple(reminder_buttons),
         )
     if kind is Kind.RATING_PROMPT:
         assert request.session is not None
@@ -505,6 +533,8 @@ def compose(
         ]
         if payload.get("note"):
             proposed_lines.append((t("Note from your mentor: ", bold=True), t(str(payload["note"]))))
+        if payload.get("rescheduling"):
+            proposed_lines.append((t("Your current time stays booked until you pick a new one."),))
         return Message(
             headline="Your mentor proposed times",
             lines=tuple(proposed_lines),
@@ -520,6 +550,8 @@ def compose(
         declined: list[Line] = [(person(request.student), t(" can't make any of the times for ")) + title]
         if payload.get("note"):
             declined.append((t("Their note: ", bold=True), t(str(payload["note"]))))
+        if request.status is Status.SCHEDULED:
+            declined.append((t("The booked time still stands."),))
         return Message(
             headline="None of the proposed times work",
             lines=tuple(declined),
@@ -527,6 +559,52 @@ def compose(
                 Button("Propose other times", Action.PROPOSE, rid, "primary"),
                 Button("Schedule directly", Action.SCHEDULE, rid),
             ),
+        )
+    if kind is Kind.RESCHEDULE_ASKED:
+        aid = f"{rid}:{payload.get('ask_id', '')}"
+        asked: list[Line] = [(person(request.student), t(" asks to reschedule the session for ")) + title]
+        if request.session is not None:
+            asked.append((t("Booked now: ", bold=True), When(request.session.starts_at)))
+        asked.append((t("Their reason: ", bold=True), t(str(payload.get("reason", "")))))
+        return Message(
+            headline="Your student asks to reschedule",
+            lines=tuple(asked),
+            buttons=(
+                Button("Propose new times", Action.ASK_PROPOSE, aid, "primary"),
+                Button("Keep the time", Action.KEEP_TIME, aid),
+            ),
+        )
+    if kind is Kind.TIME_KEPT:
+        kept: list[Line] = [
+            (t("Your mentor can't move the session for "),) + title + (t(", so the time stands."),)
+        ]
+        if request.session is not None and request.status is Status.SCHEDULED:
+            kept.append((t("When: ", bold=True), When(request.session.starts_at)))
+        return Message(
+            headline="Your session keeps its time",
+            lines=tuple(kept),
+            buttons=student_buttons(request),
+        )
+    if kind is Kind.CANT_MAKE_IT:
+        by_student = payload.get("by") == "student"
+        said_it = is_student == by_student  # this reader is the one who called it off
+        reason = str(payload.get("reason") or "")
+        off: list[Line] = (
+            [(t("You called off the session for "),) + title + (t("."),)]
+            if said_it
+            else [(t(str(payload.get("by_name", "")) or "They"), t(" can't make the session for ")) + title]
+        )
+        if reason and not said_it:
+            off.append((t("Their reason: ", bold=True), t(reason)))
+        off.append((t("The session and the request are cancelled; the calendar event is removed."),))
+        if is_student:
+            off.append((t("Want another mentor? Put the request back in the feed with one click."),))
+        return Message(
+            headline="Session called off" if said_it else "Your session is called off",
+            lines=tuple(off),
+            buttons=(put_back(request),) if is_student else (),
+            attachment=_calendar_cancel(request, now),
+            accent="muted",
         )
     if kind is Kind.PROPOSAL_WITHDRAWN:
         return Message(
@@ -641,6 +719,17 @@ def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, no
                     t(" cancelled the session time; a new one will follow."),
                 ),
             ),
+        )
+    if kind is Kind.RESCHEDULE_ASKED:
+        lines = [(person(request.student), t(" asked to move the session to another time."))]
+        if payload.get("reason"):
+            lines.append((t("Reason: ", bold=True), t(str(payload["reason"]))))
+        lines.append((*mentor_name, t(" answers in their DM: new times, or keep this one.")))
+        return Message(headline="Asked to reschedule", lines=tuple(lines))
+    if kind is Kind.TIME_KEPT:
+        return Message(
+            headline="The time stands",
+            lines=((*mentor_name, t(" kept the session at its booked time.")),),
         )
     # A kind with no wording of its own here: what the other DMs say, without the buttons and
     # files that belong in each person's DM.

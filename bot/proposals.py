@@ -13,14 +13,25 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import conversations
+from bot import conversations, reschedule
 from bot.authz import Act
 from bot.calendar import generate_meeting_link
-from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, SessionStatus, Status
+from bot.domain import (
+    Actor,
+    Invalid,
+    Ok,
+    Refused,
+    RequestView,
+    Result,
+    SessionStatus,
+    SessionView,
+    Status,
+)
 from bot.notifications import Kind
 from bot.outbox import owe_dm
 from modals import forms
 from storage import repository as repo
+from storage.models import Proposal
 
 if TYPE_CHECKING:
     from bot.workflow import Mentorship
@@ -33,9 +44,18 @@ OLD_PROPOSAL = Refused(
 
 
 async def propose_times(
-    m: Mentorship, actor: Actor, request_id: int, values: forms.Values, *, once: str | None = None
+    m: Mentorship,
+    actor: Actor,
+    request_id: int,
+    values: forms.Values,
+    *,
+    once: str | None = None,
+    ask_id: int | None = None,
 ) -> Result[RequestView]:
-    """`once`: the platform's id for this form submission; a replay of it proposes nothing new."""
+    """`once`: the platform's id for this form submission; a replay of it proposes nothing new.
+
+    A scheduled request may get times too (the mentor moving it, or answering the student's
+    ask `ask_id`): its session keeps its time until the student picks a new one."""
     now = m.clock.now()
     async with m.db.transaction() as session:
         if once is not None and (earlier := await m._replayed(session, actor, once)) is not None:
@@ -43,8 +63,9 @@ async def propose_times(
         view = await m._load(session, actor, request_id, Act.PROPOSE)
         if isinstance(view, Refused):
             return view
-        if view.status is not Status.CLAIMED:
+        if view.status not in (Status.CLAIMED, Status.SCHEDULED):
             return m._refuse_state(view, "given proposed times")
+        live = reschedule.live_session(view)
         me = await m._me(session, actor)
         parsed = forms.parse_proposal(values, tz=forms.zone(m.tz_of(me, actor)), now=now)
         if isinstance(parsed, dict):
@@ -58,10 +79,16 @@ async def propose_times(
                     "Please pick a time inside the student's dates "
                     f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
                 )
-            elif await repo.mentor_sessions_between(session, me.id, starts_at, starts_at + duration):
+            elif await repo.mentor_sessions_between(
+                session, me.id, starts_at, starts_at + duration, exclude_session_id=live.id if live else None
+            ):
                 errors[field_id] = "That overlaps another session of yours; please pick another time."
         if errors:
             return Invalid(errors)
+        if ask_id is not None:
+            refused = await reschedule.answer_with_proposal(session, view, ask_id, now)
+            if refused is not None:
+                return refused
         times = [at for _, at in parsed.times]
         await repo.supersede_proposals(session, request_id, now)
         proposal = await repo.add_proposal(
@@ -75,7 +102,7 @@ async def propose_times(
             status="pending",
             created_at=now,
         )
-        if not await repo.transition(session, request_id, [Status.CLAIMED], proposal_id=proposal.id):
+        if not await repo.transition(session, request_id, [view.status], proposal_id=proposal.id):
             current = await repo.request_view(session, request_id)
             assert current is not None
             return m._refuse_state(current, "given proposed times")
@@ -92,6 +119,7 @@ async def propose_times(
                 "times": proposal.times,
                 "tz": m.tz_of(view.student),
                 "note": parsed.note,
+                "rescheduling": live is not None,
             },
         )
         await conversations.owe_news(
@@ -120,7 +148,7 @@ async def _pending(
             "This session is already scheduled; nothing changed. See the invite above.",
             view,
         )
-    if view.proposal_id != proposal_id or view.status is not Status.CLAIMED:
+    if view.proposal_id != proposal_id or view.status not in (Status.CLAIMED, Status.SCHEDULED):
         return Refused(OLD_PROPOSAL.code, OLD_PROPOSAL.message, view)
     return view
 
@@ -128,7 +156,8 @@ async def _pending(
 async def pick_time(
     m: Mentorship, actor: Actor, request_id: int, proposal_id: int, index: int
 ) -> Result[RequestView]:
-    """The student picks one proposed time: scheduled exactly as a direct schedule is."""
+    """The student picks one proposed time: scheduled exactly as a direct schedule is, or, for
+    a scheduled request, its session moved exactly as the mentor's Reschedule moves it."""
     now = m.clock.now()
     async with m.db.transaction() as session:
         view = await _pending(m, session, actor, request_id, proposal_id)
@@ -141,41 +170,103 @@ async def pick_time(
         if starts_at <= now:
             return Refused("time_passed", "That time has already passed; please pick another.", view)
         ends_at = starts_at + timedelta(minutes=view.duration_minutes)
-        if await repo.mentor_sessions_between(session, proposal.mentor_id, starts_at, ends_at):
+        live = reschedule.live_session(view)
+        if await repo.mentor_sessions_between(
+            session, proposal.mentor_id, starts_at, ends_at, exclude_session_id=live.id if live else None
+        ):
             return Refused(
                 "time_taken", "Your mentor is no longer free then; please pick another time.", view
             )
-        # The guard: still claimed and this proposal still pending. One caller wins.
-        if not await repo.transition(
-            session,
-            request_id,
-            [Status.CLAIMED],
-            proposal_guard=proposal_id,
-            status=Status.SCHEDULED.value,
-            proposal_id=None,
-        ):
-            current = await repo.request_view(session, request_id)
-            assert current is not None
-            return await _lost(m, session, actor, current, proposal_id)
-        await repo.settle_proposal(session, proposal_id, status="picked", picked=index, decided_at=now)
-        new = await repo.add_session(
-            session,
-            request_id=request_id,
-            mentor_id=proposal.mentor_id,
-            student_id=view.student.id,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            meeting_url=proposal.meeting_url or generate_meeting_link(m.settings.meeting_link_template),
-            note=proposal.note,
-            status=SessionStatus.SCHEDULED.value,
-            schedule_version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        after = await repo.request_view(session, request_id)
-        assert after is not None and after.session is not None
-        await m._owe_schedule_messages(session, after, new.id, False, now, news={"picked": True})
-    m._owed()
+        if live is not None:
+            result = await _move(m, session, actor, view, live, proposal, index, starts_at, now)
+        else:
+            result = await _book(m, session, actor, view, proposal, index, starts_at, now)
+    if isinstance(result, Ok):
+        m._owed()
+    return result
+
+
+async def _book(
+    m: Mentorship,
+    session: AsyncSession,
+    actor: Actor,
+    view: RequestView,
+    proposal: Proposal,
+    index: int,
+    starts_at: datetime,
+    now: datetime,
+) -> Result[RequestView]:
+    """A pick for a claimed request: a new session, as a direct schedule makes."""
+    request_id, proposal_id = view.id, proposal.id
+    ends_at = starts_at + timedelta(minutes=view.duration_minutes)
+    # The guard: still claimed and this proposal still pending. One caller wins.
+    if not await repo.transition(
+        session,
+        request_id,
+        [Status.CLAIMED],
+        proposal_guard=proposal_id,
+        status=Status.SCHEDULED.value,
+        proposal_id=None,
+    ):
+        current = await repo.request_view(session, request_id)
+        assert current is not None
+        return await _lost(m, session, actor, current, proposal_id)
+    await repo.settle_proposal(session, proposal_id, status="picked", picked=index, decided_at=now)
+    new = await repo.add_session(
+        session,
+        request_id=request_id,
+        mentor_id=proposal.mentor_id,
+        student_id=view.student.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        meeting_url=proposal.meeting_url or generate_meeting_link(m.settings.meeting_link_template),
+        note=proposal.note,
+        status=SessionStatus.SCHEDULED.value,
+        schedule_version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    after = await repo.request_view(session, request_id)
+    assert after is not None and after.session is not None
+    await m._owe_schedule_messages(session, after, new.id, False, now, news={"picked": True})
+    return Ok(after)
+
+
+async def _move(
+    m: Mentorship,
+    session: AsyncSession,
+    actor: Actor,
+    view: RequestView,
+    live: SessionView,
+    proposal: Proposal,
+    index: int,
+    starts_at: datetime,
+    now: datetime,
+) -> Result[RequestView]:
+    """A pick from times proposed for a scheduled session: the same session, moved."""
+    # The guard: still scheduled and this proposal still pending. One caller wins.
+    if not await repo.transition(
+        session, view.id, [Status.SCHEDULED], proposal_guard=proposal.id, proposal_id=None
+    ):
+        current = await repo.request_view(session, view.id)
+        assert current is not None
+        return await _lost(m, session, actor, current, proposal.id)
+    await repo.settle_proposal(session, proposal.id, status="picked", picked=index, decided_at=now)
+    await repo.update_session(
+        session,
+        live.id,
+        [SessionStatus.SCHEDULED],
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=view.duration_minutes),
+        meeting_url=proposal.meeting_url or live.meeting_url,
+        note=proposal.note or live.note,
+        schedule_version=live.schedule_version + 1,
+        updated_at=now,
+    )
+    await repo.retire_pending(session, status="superseded", session_id=live.id, kinds=[Kind.REMINDER.value])
+    after = await repo.request_view(session, view.id)
+    assert after is not None and after.session is not None
+    await m._owe_schedule_messages(session, after, live.id, True, now, news={"picked": True})
     return Ok(after)
 
 
@@ -199,7 +290,7 @@ async def none_work(
         if isinstance(view, Refused):
             return view
         if not await repo.transition(
-            session, request_id, [Status.CLAIMED], proposal_guard=proposal_id, proposal_id=None
+            session, request_id, [view.status], proposal_guard=proposal_id, proposal_id=None
         ):
             current = await repo.request_view(session, request_id)
             assert current is not None
@@ -236,7 +327,11 @@ async def withdraw_past(m: Mentorship, limit: int = 200) -> int:
                 continue
             # A request released or scheduled meanwhile no longer points at it: nothing to tell.
             if not await repo.transition(
-                session, proposal.request_id, [Status.CLAIMED], proposal_guard=proposal_id, proposal_id=None
+                session,
+                proposal.request_id,
+                [Status.CLAIMED, Status.SCHEDULED],
+                proposal_guard=proposal_id,
+                proposal_id=None,
             ):
                 continue
             after = await m._card_changed(session, proposal.request_id, now)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import conversations, escalation, matching, profiles, proposals
+from bot import conversations, escalation, matching, profiles, proposals, reschedule
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -538,7 +538,11 @@ class Mentorship:
                     schedule_version=live.schedule_version + 1,
                     updated_at=now,
                 )
-                won = moved and await repo.transition(session, request_id, [Status.SCHEDULED])
+                # A direct move retires any new times still on offer, as scheduling directly does.
+                won = moved and await repo.transition(
+                    session, request_id, [Status.SCHEDULED], proposal_id=None
+                )
+                await repo.supersede_proposals(session, request_id, now)
                 await repo.retire_pending(
                     session, status="superseded", session_id=live.id, kinds=[Kind.REMINDER.value]
                 )
@@ -602,6 +606,8 @@ class Mentorship:
             "url": view.session.meeting_url,
         }
         await conversations.owe_news(session, view, kind, f"session:{session_id}:v{version}", now, told)
+        offsets = self.settings.reminder_offset_list
+        cant_make_it_offset = day_before_offset(offsets)
         for member in (view.student, view.session.mentor):
             await owe_dm(
                 session,
@@ -613,7 +619,7 @@ class Mentorship:
                 key=f"session:{session_id}:v{version}",
             )
             # Reminders are outbox rows due in the future; the delivery sweep sends them when due.
-            for offset in self.settings.reminder_offset_list:
+            for offset in offsets:
                 due = view.session.starts_at - offset
                 if due <= now:
                     continue  # that moment is already past at scheduling time
@@ -626,7 +632,11 @@ class Mentorship:
                     due_at=due,
                     session_id=session_id,
                     key=f"{format_offset(offset)}:session:{session_id}:v{version}",
-                    payload={"offset": format_offset(offset), "schedule_version": version},
+                    payload={
+                        "offset": format_offset(offset),
+                        "schedule_version": version,
+                        "cant_make_it": offset == cant_make_it_offset,
+                    },
                 )
 
     async def cancel_session(self, actor: Actor, request_id: int) -> Result[RequestView]:
@@ -706,6 +716,51 @@ class Mentorship:
     async def withdraw_past_proposals(self, limit: int = 200) -> int:
         return await proposals.withdraw_past(self, limit)
 
+    # Changes from either side (bot/reschedule.py) -----------------------------------------
+
+    async def check_session_button(
+        self, actor: Actor, request_id: int, session_id: int, version: int, act: Act
+    ) -> Result[RequestView]:
+        return await reschedule.check_session_button(self, actor, request_id, session_id, version, act)
+
+    async def ask_reschedule(
+        self,
+        actor: Actor,
+        request_id: int,
+        session_id: int,
+        version: int,
+        values: forms.Values,
+        *,
+        once: str | None = None,
+    ) -> Result[RequestView]:
+        return await reschedule.ask_reschedule(
+            self, actor, request_id, session_id, version, values, once=once
+        )
+
+    async def check_ask(self, actor: Actor, request_id: int, ask_id: int) -> Result[RequestView]:
+        return await reschedule.check_ask(self, actor, request_id, ask_id)
+
+    async def keep_time(self, actor: Actor, request_id: int, ask_id: int) -> Result[RequestView]:
+        return await reschedule.keep_time(self, actor, request_id, ask_id)
+
+    async def propose_for_ask(
+        self, actor: Actor, request_id: int, ask_id: int, values: forms.Values, *, once: str | None = None
+    ) -> Result[RequestView]:
+        """New times answering the student's ask to reschedule (the ask is settled with them)."""
+        return await proposals.propose_times(self, actor, request_id, values, once=once, ask_id=ask_id)
+
+    async def cant_make_it(
+        self,
+        actor: Actor,
+        request_id: int,
+        session_id: int,
+        version: int,
+        values: forms.Values,
+        *,
+        once: str | None = None,
+    ) -> Result[RequestView]:
+        return await reschedule.cant_make_it(self, actor, request_id, session_id, version, values, once=once)
+
     # Cancel, complete, no-show, rate -----------------------------------------------------
 
     async def cancel(self, actor: Actor, request_id: int) -> Result[RequestView]:
@@ -775,9 +830,15 @@ class Mentorship:
         self, session: AsyncSession, view: RequestView, outcome: SessionStatus, now: datetime
     ) -> RequestView | None:
         if not await repo.transition(
-            session, view.id, [Status.SCHEDULED], status=Status.COMPLETED.value, completed_at=now
+            session,
+            view.id,
+            [Status.SCHEDULED],
+            status=Status.COMPLETED.value,
+            completed_at=now,
+            proposal_id=None,
         ):
             return None
+        await repo.supersede_proposals(session, view.id, now)
         await self._close_session(session, view, outcome, now)
         after = await self._card_changed(session, view.id, now)
         assert after.session is not None
@@ -961,6 +1022,15 @@ class Mentorship:
 
     async def stats_allowed(self, actor: Actor) -> Refused | None:
         return authorize(Act.STATS, actor)
+
+
+DAY_BEFORE = timedelta(hours=24)
+
+
+def day_before_offset(offsets: list[timedelta]) -> timedelta | None:
+    """The reminder that carries "Can't make it": the 24-hour one, or else the largest offset
+    under 24 hours (so `REMINDER_OFFSETS=2h,15m` puts it on the 2-hour reminder)."""
+    return max((o for o in offsets if o <= DAY_BEFORE), default=None)
 
 
 def compute_slots(

@@ -43,6 +43,7 @@ from modals.discord import (
     request_modal,
     review_modal,
     schedule_modal,
+    session_form_modal,
     timestamp,
 )
 
@@ -62,6 +63,8 @@ FORMS = {
         forms.PROPOSE_FORM,
         forms.NONE_WORK_FORM,
         forms.PROFILE_FORM,
+        forms.RESCHEDULE_ASK_FORM,
+        forms.CANT_MAKE_IT_FORM,
     )
 }
 
@@ -144,8 +147,16 @@ CONFIRMATIONS = {
     Action.NO_SHOW: "Recorded a no-show for request #{id}.",
     Action.REPOST: "Posted again as request #{id}. Mentors have been told.",
     Action.RATE: "Thanks for rating your session {stars}! You can add a few words too.",
+    Action.KEEP_TIME: "Kept the time for request #{id}; the student has been told.",
+}
+# The forms behind session buttons: Ask to reschedule, Can't make it.
+SESSION_FORMS = {
+    Action.ASK_RESCHEDULE: forms.RESCHEDULE_ASK_FORM,
+    Action.CANT_MAKE_IT: forms.CANT_MAKE_IT_FORM,
 }
 
+
+SESSION_FORM_KINDS = ("reschedule_ask", "cant_make_it")
 
 T = TypeVar("T")
 
@@ -285,6 +296,15 @@ class Components:
                 interaction, interaction.response.send_modal(none_work_modal(rid, int(extra), {}))
             )
             return
+        session_part, _, version_part = extra.partition(":")
+        if action in SESSION_FORMS and session_part.isdigit() and version_part.isdigit():
+            # Who may ask and whether the time is still current are checked on submit.
+            modal = session_form_modal(SESSION_FORMS[action], rid, int(session_part), int(version_part), {})
+            await self.guarded(interaction, interaction.response.send_modal(modal))
+            return
+        if action is Action.ASK_PROPOSE and extra.isdigit():
+            await self.guarded(interaction, self.open_propose(interaction, rid, {}, ask_id=int(extra)))
+            return
         if not await Replies.ack(interaction):
             return
         await self.guarded(interaction, self._act(interaction, action, rid, extra))
@@ -313,6 +333,13 @@ class Components:
                 interaction, actor, picked, f"Booked request #{rid}. You'll both get the invite in a DM."
             )
             return
+        if action is Action.KEEP_TIME:
+            result = await m.keep_time(actor, rid, int(extra or 0))
+            await self.reply_result(interaction, actor, result, CONFIRMATIONS[action].format(id=rid))
+            return
+        if action in SESSION_FORMS or action is Action.ASK_PROPOSE:
+            await Replies.send(interaction, "That button is out of date; nothing changed.")
+            return
         if action is Action.RATE:
             rating = forms.parse_rating(extra) or 0
             stars = "★" * rating + "☆" * (5 - rating)
@@ -334,8 +361,14 @@ class Components:
             work = self.open_schedule(interaction, int(parts[0]), values)
         elif kind == "review" and parts and parts[0].isdigit():
             work = interaction.response.send_modal(review_modal(int(parts[0]), values))
-        elif kind == "propose" and parts and parts[0].isdigit():
-            work = self.open_propose(interaction, int(parts[0]), values)
+        elif kind == "propose" and parts and all(p.isdigit() for p in parts[:2]):
+            ask = int(parts[1]) if len(parts) > 1 else None
+            work = self.open_propose(interaction, int(parts[0]), values, ask_id=ask)
+        elif (
+            kind in ("reschedule_ask", "cant_make_it") and len(parts) == 3 and all(p.isdigit() for p in parts)
+        ):
+            rid, sid, version = map(int, parts)
+            work = interaction.response.send_modal(session_form_modal(FORMS[kind], rid, sid, version, values))
         elif kind == "none_work" and len(parts) == 2 and all(p.isdigit() for p in parts):
             work = interaction.response.send_modal(none_work_modal(int(parts[0]), int(parts[1]), values))
         elif kind == "availability":
@@ -386,11 +419,19 @@ class Components:
         await interaction.response.send_modal(modal)
 
     async def open_propose(
-        self, interaction: discord.Interaction[Any], request_id: int, values: Mapping[str, str]
+        self,
+        interaction: discord.Interaction[Any],
+        request_id: int,
+        values: Mapping[str, str],
+        *,
+        ask_id: int | None = None,
     ) -> None:
-        """The propose form, pre-filled from the same suggestions as the schedule form."""
+        """The propose form, pre-filled from the same suggestions as the schedule form; for an
+        ask to reschedule, only while the ask can still be answered (checked again on submit)."""
         try:
-            prepared = await asyncio.wait_for(self._schedule_prep(interaction, request_id), PREPARE_TIMEOUT)
+            prepared = await asyncio.wait_for(
+                self._schedule_prep(interaction, request_id, ask_id), PREPARE_TIMEOUT
+            )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
             prepared = ([], self.bot.settings.default_timezone)
@@ -398,14 +439,18 @@ class Components:
             await Replies.send(interaction, escape(prepared.message))
             return
         slots, tz = prepared
-        await interaction.response.send_modal(propose_modal(request_id, slots, values, tz=tz))
+        await interaction.response.send_modal(propose_modal(request_id, slots, values, tz=tz, ask_id=ask_id))
 
     async def _schedule_prep(
-        self, interaction: discord.Interaction[Any], request_id: int
+        self, interaction: discord.Interaction[Any], request_id: int, ask_id: int | None = None
     ) -> tuple[list[Slot], str] | Refused:
         actor = await self.actor_for(interaction, request_id)
         if actor is None:
             return NOT_FOUND
+        if ask_id is not None:
+            checked = await self.mentorship.check_ask(actor, request_id, ask_id)
+            if isinstance(checked, Refused):
+                return checked
         suggested, (_, tz) = await asyncio.gather(
             self.mentorship.suggest_slots(actor, request_id), self.mentorship.get_availability(actor)
         )
@@ -476,8 +521,12 @@ class Components:
                 await self._submit_schedule(interaction, int(parts[0]), values)
             elif kind == "review" and parts and parts[0].isdigit():
                 await self._submit_review(interaction, int(parts[0]), values)
-            elif kind == "propose" and parts and parts[0].isdigit():
-                await self._submit_proposal(interaction, form, int(parts[0]), None, values)
+            elif kind == "propose" and parts and all(p.isdigit() for p in parts[:2]):
+                ask = int(parts[1]) if len(parts) > 1 else None
+                await self._submit_proposal(interaction, form, int(parts[0]), None, values, ask_id=ask)
+            elif kind in SESSION_FORM_KINDS and len(parts) == 3 and all(p.isdigit() for p in parts):
+                rid, sid, version = map(int, parts)
+                await self._submit_session_form(interaction, form, kind, rid, sid, version, values)
             elif kind == "none_work" and len(parts) == 2 and all(p.isdigit() for p in parts):
                 await self._submit_proposal(interaction, form, int(parts[0]), int(parts[1]), values)
             elif kind == "availability":
@@ -549,13 +598,20 @@ class Components:
         request_id: int,
         proposal_id: int | None,
         values: dict[str, str],
+        *,
+        ask_id: int | None = None,
     ) -> None:
         """Times proposed by the mentor (no proposal id), or the student's "none of these work"."""
         actor = await self.actor_for(interaction, request_id)
         if actor is None:
             await Replies.send(interaction, NOT_FOUND.message)
             return
-        if proposal_id is None:
+        if proposal_id is None and ask_id is not None:
+            result = await self.mentorship.propose_for_ask(
+                actor, request_id, ask_id, values, once=submission_key(interaction)
+            )
+            confirmation = f"Sent new times for request #{request_id}; the current time holds until a pick."
+        elif proposal_id is None:
             result = await self.mentorship.propose_times(
                 actor, request_id, values, once=submission_key(interaction)
             )
@@ -563,6 +619,41 @@ class Components:
         else:
             result = await self.mentorship.none_work(actor, request_id, proposal_id, values)
             confirmation = "Your mentor has been told and can propose other times."
+        if isinstance(result, Invalid):
+            await self._rejected(interaction, form, result.errors, values)
+            return
+        await self.reply_result(interaction, actor, result, confirmation)
+
+    async def _submit_session_form(
+        self,
+        interaction: discord.Interaction[Any],
+        form: str,
+        kind: str,
+        request_id: int,
+        session_id: int,
+        version: int,
+        values: dict[str, str],
+    ) -> None:
+        """Ask to reschedule, or Can't make it: both name the session and its version."""
+        actor = await self.actor_for(interaction, request_id)
+        if actor is None:
+            await Replies.send(interaction, NOT_FOUND.message)
+            return
+        once = submission_key(interaction)
+        if kind == "reschedule_ask":
+            result = await self.mentorship.ask_reschedule(
+                actor, request_id, session_id, version, values, once=once
+            )
+            confirmation = (
+                "Your mentor has been asked, with your reason. Until they answer, the session stays."
+            )
+        else:
+            result = await self.mentorship.cant_make_it(
+                actor, request_id, session_id, version, values, once=once
+            )
+            confirmation = (
+                "The session is cancelled and the other person told; your DMs have the calendar update."
+            )
         if isinstance(result, Invalid):
             await self._rejected(interaction, form, result.errors, values)
             return

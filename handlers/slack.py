@@ -239,6 +239,8 @@ class SlackBot:
         app.view(ui.SCHEDULE_VIEW)(self.on_schedule_submitted)
         app.view(ui.PROPOSE_VIEW)(self.on_propose_submitted)
         app.view(ui.NONE_WORK_VIEW)(self.on_none_work_submitted)
+        app.view(ui.RESCHEDULE_ASK_VIEW)(self.on_reschedule_ask_submitted)
+        app.view(ui.CANT_MAKE_IT_VIEW)(self.on_cant_make_it_submitted)
         app.view(ui.AVAILABILITY_VIEW)(self.on_availability_submitted)
         app.view(ui.REVIEW_VIEW)(self.on_review_submitted)
         app.event("app_home_opened")(self.on_home_opened)
@@ -569,6 +571,12 @@ class SlackBot:
         if action in (Action.PICK_TIME, Action.NONE_WORK):
             await self.proposal_click(actor, action, request_id, extra, trigger_id, reply)
             return
+        if action in (Action.ASK_RESCHEDULE, Action.CANT_MAKE_IT):
+            await self.session_form_click(actor, action, request_id, extra, trigger_id, reply)
+            return
+        if action in (Action.ASK_PROPOSE, Action.KEEP_TIME):
+            await self.ask_click(actor, action, request_id, extra, trigger_id, reply)
+            return
         if action is Action.RATE:
             stars = forms.parse_rating(extra)
             if stars is None:
@@ -617,7 +625,9 @@ class SlackBot:
         )
         await self.client.views_open(trigger_id=trigger_id, view=view)
 
-    async def open_propose_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
+    async def open_propose_modal(
+        self, actor: Actor, request_id: int, trigger_id: str, reply: Reply, *, ask_id: int | None = None
+    ) -> None:
         slots = await self.mentorship.suggest_slots(actor, request_id)
         if not isinstance(slots, Ok):
             await self.tell(reply, why(slots))
@@ -628,12 +638,15 @@ class SlackBot:
             return
         request: RequestView = found.value
         _, timezone = await self.mentorship.get_availability(actor)
+        metadata: dict[str, Any] = {"r": request.id, "home": reply.home}
+        if ask_id is not None:
+            metadata["a"] = ask_id  # answering the student's ask: settled with the proposal
         view = ui.propose_modal(
             request.title,
             (request.available_from, request.available_until),
             slots.value,
             forms.zone(timezone),
-            metadata={"r": request.id, "home": reply.home},
+            metadata=metadata,
         )
         await self.client.views_open(trigger_id=trigger_id, view=view)
 
@@ -664,6 +677,49 @@ class SlackBot:
             await self.tell(reply, f"📅 Booked “{result.value.title}”. The invite is on its way to you both.")
         else:
             await self.tell(reply, why(result))
+
+    async def session_form_click(
+        self, actor: Actor, action: Action, request_id: int, extra: str, trigger_id: str, reply: Reply
+    ) -> None:
+        """Ask to reschedule / Can't make it (`request:session:version`): checked, then the form."""
+        session_part, _, version_part = extra.partition(":")
+        session_id, version = parse_id(session_part), parse_id(version_part)
+        if session_id is None or version is None:
+            await self.tell(reply, "That button is out of date; nothing changed.")
+            return
+        act = Act.ASK_RESCHEDULE if action is Action.ASK_RESCHEDULE else Act.CANT_MAKE_IT
+        checked = await self.mentorship.check_session_button(actor, request_id, session_id, version, act)
+        if not isinstance(checked, Ok):
+            await self.tell(reply, why(checked))
+            return
+        metadata = {"r": request_id, "s": session_id, "v": version, "home": reply.home}
+        modal = ui.reschedule_ask_modal if action is Action.ASK_RESCHEDULE else ui.cant_make_it_modal
+        await self.client.views_open(
+            trigger_id=trigger_id, view=modal(checked.value.title, metadata=metadata)
+        )
+
+    async def ask_click(
+        self, actor: Actor, action: Action, request_id: int, extra: str, trigger_id: str, reply: Reply
+    ) -> None:
+        """The mentor's answer to an ask (`request:ask`): new times (the propose form) or keep."""
+        ask_id = parse_id(extra)
+        if ask_id is None:
+            await self.tell(reply, "I couldn't find that reschedule ask; nothing changed.")
+            return
+        if action is Action.KEEP_TIME:
+            result = await self.mentorship.keep_time(actor, request_id, ask_id)
+            if isinstance(result, Ok):
+                await self.tell(
+                    reply, f"Kept the time for “{result.value.title}”; the student has been told."
+                )
+            else:
+                await self.tell(reply, why(result))
+            return
+        checked = await self.mentorship.check_ask(actor, request_id, ask_id)
+        if not isinstance(checked, Ok):
+            await self.tell(reply, why(checked))
+            return
+        await self.open_propose_modal(actor, request_id, trigger_id, reply, ask_id=ask_id)
 
     async def open_review_modal(self, actor: Actor, request_id: int, trigger_id: str, reply: Reply) -> None:
         found = await self.mentorship.get_request(actor, request_id)
@@ -753,6 +809,11 @@ class SlackBot:
         return f"slack:view:{view_id}:{view_hash}"[:200]
 
     @staticmethod
+    def _id(metadata: Mapping[str, Any], key: str) -> int:
+        value = metadata.get(key)
+        return value if isinstance(value, int) and 0 < value <= MAX_ID else 0
+
+    @staticmethod
     def _request_id(metadata: Mapping[str, Any]) -> int:
         value = metadata.get("r")
         return value if isinstance(value, int) and 0 < value <= MAX_ID else 0
@@ -783,6 +844,11 @@ class SlackBot:
         async def run(
             actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
         ) -> Any:
+            ask = self._id(metadata, "a")
+            if ask:
+                return await self.mentorship.propose_for_ask(
+                    actor, self._request_id(metadata), ask, values, once=once
+                )
             return await self.mentorship.propose_times(actor, self._request_id(metadata), values, once=once)
 
         await self.submitted(ack, body, context, forms.PROPOSE_FORM, run)
@@ -799,6 +865,52 @@ class SlackBot:
             return await self.mentorship.none_work(actor, self._request_id(metadata), proposal_id, values)
 
         await self.submitted(ack, body, context, forms.NONE_WORK_FORM, run)
+
+    async def on_reschedule_ask_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
+        ) -> Any:
+            return await self.mentorship.ask_reschedule(
+                actor,
+                self._request_id(metadata),
+                self._id(metadata, "s"),
+                self._id(metadata, "v"),
+                values,
+                once=once,
+            )
+
+        def done(_: Any) -> ui.View:
+            text = (
+                "Your mentor has been asked, with your reason. Until they answer, the session stays booked."
+            )
+            return ui.notice_view(forms.RESCHEDULE_ASK_FORM.title, text)
+
+        await self.submitted(ack, body, context, forms.RESCHEDULE_ASK_FORM, run, done)
+
+    async def on_cant_make_it_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        async def run(
+            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
+        ) -> Any:
+            return await self.mentorship.cant_make_it(
+                actor,
+                self._request_id(metadata),
+                self._id(metadata, "s"),
+                self._id(metadata, "v"),
+                values,
+                once=once,
+            )
+
+        def done(_: Any) -> ui.View:
+            text = (
+                "The session is cancelled and the other person told. Check your DMs for the calendar update."
+            )
+            return ui.notice_view(forms.CANT_MAKE_IT_FORM.title, text)
+
+        await self.submitted(ack, body, context, forms.CANT_MAKE_IT_FORM, run, done)
 
     async def on_availability_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext

@@ -366,6 +366,8 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await driver.click(SAM, picks[1], channel=f"D{SAM}", message_ts=offer["ts"])
     await settle()
 
+    await _reschedule_ask(driver, screen, step, settle)
+
     request = next(r for r in (await runtime.mentorship.dashboard(_actor(SAM))).mine if r.session)
     assert request.session is not None, "the session should be scheduled by now"
     clock.set(request.session.starts_at - timedelta(hours=24))
@@ -423,6 +425,29 @@ async def _escalation_step(
         "mentioning the mentor leads' user group"
     )
     await sweeps.run("nudge")
+    await settle()
+
+
+async def _reschedule_ask(
+    driver: DemoDriver,
+    screen: Screen,
+    step: Callable[[str], Awaitable[None]],
+    settle: Callable[[], Awaitable[None]],
+) -> None:
+    """Sam asks to reschedule from his scheduled DM, with a reason; Mia keeps the time."""
+    await step("Sam clicks Ask to reschedule in his DM and gives a reason")
+    booked = next(m for m in reversed(driver.dms(SAM)) if "mm_ask_reschedule" in str(m["blocks"]))
+    ask = find_button(booked["blocks"], "mm_ask_reschedule")
+    await driver.click(SAM, ask, channel=f"D{SAM}", message_ts=booked["ts"])
+    await settle()
+    reason: dict[str, str | None] = {"reason": "My interview might move; could we meet a day later?"}
+    screen.form_answer(SAM, await driver.submit(SAM, driver.latest_view("mm_reschedule_ask"), reason))
+    await settle()
+
+    await step("Mia reads the reason and clicks Keep the time (Propose new times would offer others)")
+    asked = next(m for m in reversed(driver.dms(MIA)) if "mm_keep_time" in str(m["blocks"]))
+    keep = find_button(asked["blocks"], "mm_keep_time")
+    await driver.click(MIA, keep, channel=f"D{MIA}", message_ts=asked["ts"])
     await settle()
 
 

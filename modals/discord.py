@@ -272,8 +272,9 @@ class ComponentHandler(Protocol):
 
 ACTION_TEMPLATE = (
     r"mm:(?P<action>" + "|".join(sorted((a.value for a in Action), key=len, reverse=True)) + r")"
-    # request id, then stars (rate) or proposal id and time index (pick_time / none_work)
-    r":(?P<value>[0-9]{1,19}(?::[1-5]|:[0-9]{1,19}(?::[0-2])?)?)"
+    # request id, then stars (rate), proposal id and time index (pick_time / none_work), session
+    # id and version (ask_reschedule / cant_make_it) or ask id (ask_propose / keep_time)
+    r":(?P<value>[0-9]{1,19}(?::[0-9]{1,19}){0,2})"
 )
 FIX_TEMPLATE = r"mm:fix:(?P<token>[0-9a-f]{8}):(?P<form>[a-z_]+(?::[a-z0-9_]+)*)"
 
@@ -535,13 +536,18 @@ def schedule_modal(
 
 
 def propose_modal(
-    request_id: int, slots: Sequence[Slot], values: Mapping[str, str | None], *, tz: str
+    request_id: int,
+    slots: Sequence[Slot],
+    values: Mapping[str, str | None],
+    *,
+    tz: str,
+    ask_id: int | None = None,
 ) -> FormModal:
-    """Up to three times, the first suggestions from the mentor's availability filled in."""
+    """Up to three times, the first suggestions from the mentor's availability filled in;
+    `ask_id` when they answer the student's ask to reschedule."""
     spec = forms.PROPOSE_FORM
-    modal = FormModal(
-        title=f"Propose times for #{request_id}", custom_id=form_custom_id(f"propose:{request_id}")
-    )
+    form = f"propose:{request_id}" + (f":{ask_id}" if ask_id is not None else "")
+    modal = FormModal(title=f"Propose times for #{request_id}", custom_id=form_custom_id(form))
     zone = forms.zone(tz)
     for n in range(forms.MAX_PROPOSED):
         field = spec.field(f"time_{n + 1}")
@@ -563,6 +569,16 @@ def none_work_modal(request_id: int, proposal_id: int, values: Mapping[str, str 
     spec = forms.NONE_WORK_FORM
     modal = FormModal(title=spec.title, custom_id=form_custom_id(f"none_work:{request_id}:{proposal_id}"))
     modal.add_item(text_input(spec.field("note"), values.get("note")))
+    return modal
+
+
+def session_form_modal(
+    spec: forms.FormSpec, request_id: int, session_id: int, version: int, values: Mapping[str, str | None]
+) -> FormModal:
+    """Ask to reschedule / Can't make it: one reason field; the ids say which time it is about."""
+    custom_id = form_custom_id(f"{spec.id}:{request_id}:{session_id}:{version}")
+    modal = FormModal(title=spec.title, custom_id=custom_id)
+    modal.add_item(text_input(spec.field("reason"), values.get("reason")))
     return modal
 
 

@@ -194,6 +194,38 @@ NONE_WORK_FORM = FormSpec(
     ),
 )
 
+REASON_LENGTH = 300
+RESCHEDULE_ASK_FORM = FormSpec(
+    id="reschedule_ask",
+    title="Ask to reschedule",
+    submit="Ask the mentor",
+    fields=(
+        Field(
+            "reason",
+            "Why do you need another time?",
+            "multiline",
+            max_length=REASON_LENGTH,
+            placeholder="e.g. my interview moved to Thursday",
+        ),
+    ),
+)
+
+CANT_MAKE_IT_FORM = FormSpec(
+    id="cant_make_it",
+    title="Can't make it",
+    submit="Cancel the session",
+    fields=(
+        Field(
+            "reason",
+            "Reason (optional)",
+            "multiline",
+            required=False,
+            max_length=REASON_LENGTH,
+            placeholder="e.g. I'm ill, sorry",
+        ),
+    ),
+)
+
 MAX_SKILLS = 10
 CAPACITY_RANGE = (1, 10)
 
@@ -572,6 +604,14 @@ def parse_none_work(values: Values) -> str | Errors:
     errors: Errors = {}
     _check_length(NONE_WORK_FORM.field("note"), note, errors)
     return errors or note
+
+
+def parse_reason(values: Values, spec: FormSpec) -> str | Errors:
+    """The reason of an ask to reschedule (required) or of a can't-make-it (optional)."""
+    reason = _text(values, "reason")
+    errors: Errors = {}
+    _check_length(spec.field("reason"), reason, errors)
+    return errors or reason
 
 
 _DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

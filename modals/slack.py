@@ -41,6 +41,8 @@ REQUEST_VIEW = "mm_request"
 SCHEDULE_VIEW = "mm_schedule"
 PROPOSE_VIEW = "mm_propose"
 NONE_WORK_VIEW = "mm_none_work"
+RESCHEDULE_ASK_VIEW = "mm_reschedule_ask"
+CANT_MAKE_IT_VIEW = "mm_cant_make_it"
 AVAILABILITY_VIEW = "mm_availability"
 REVIEW_VIEW = "mm_review"
 # Home-tab buttons that are not request actions.
@@ -427,6 +429,28 @@ def propose_modal(
 def none_work_modal(title: str, *, metadata: Mapping[str, Any]) -> View:
     intro = [section(f"*{escape(_clip(title, 200))}*\nYour mentor will be told and can propose other times.")]
     return form_view(forms.NONE_WORK_FORM, callback_id=NONE_WORK_VIEW, metadata=metadata, intro=intro)
+
+
+def reschedule_ask_modal(title: str, *, metadata: Mapping[str, Any]) -> View:
+    intro = [
+        section(
+            f"*{escape(_clip(title, 200))}*\nYour mentor will see your reason and can propose new "
+            "times or keep this one. Until then, the session stays booked."
+        )
+    ]
+    return form_view(
+        forms.RESCHEDULE_ASK_FORM, callback_id=RESCHEDULE_ASK_VIEW, metadata=metadata, intro=intro
+    )
+
+
+def cant_make_it_modal(title: str, *, metadata: Mapping[str, Any]) -> View:
+    intro = [
+        section(
+            f"*{escape(_clip(title, 200))}*\nThe session and the request will be cancelled and the "
+            "other person told (with your reason, if you give one)."
+        )
+    ]
+    return form_view(forms.CANT_MAKE_IT_FORM, callback_id=CANT_MAKE_IT_VIEW, metadata=metadata, intro=intro)
 
 
 def availability_modal(

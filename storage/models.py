@@ -115,6 +115,9 @@ class Request(Base):
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     claimed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # Who called it off: None or "student" (the student withdrew it), "mentor" (the mentor
+    # couldn't make the session).
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
     expired_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     # The request "Post again" made from this one. Set once, by a guarded update in the same
@@ -205,6 +208,24 @@ class MentorSession(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+
+
+class RescheduleAsk(Base):
+    """The student's ask to move a scheduled session, with a reason; the mentor answers it by
+    proposing new times or keeping the time. Only the newest ask of the session's current
+    version can be answered."""
+
+    __tablename__ = "reschedule_asks"
+    __table_args__ = (Index("ix_reschedule_asks_request_id", "request_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    schedule_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | kept | proposed | superseded
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
 
 
 class AvailabilityWindow(Base):

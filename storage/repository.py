@@ -36,6 +36,7 @@ from storage.models import (
     Notification,
     Proposal,
     Request,
+    RescheduleAsk,
     Submission,
 )
 
@@ -167,6 +168,38 @@ async def due_proposal_ids(session: AsyncSession, now: datetime, limit: int) -> 
     return list(rows)
 
 
+# Reschedule asks ----------------------------------------------------------------------------
+
+
+async def add_reschedule_ask(session: AsyncSession, **values: Any) -> RescheduleAsk:
+    """A new ask; older pending asks of the request are superseded by it."""
+    await session.execute(
+        update(RescheduleAsk)
+        .where(RescheduleAsk.request_id == values["request_id"], RescheduleAsk.status == "pending")
+        .values(status="superseded", decided_at=values["created_at"])
+        .execution_options(synchronize_session=False)
+    )
+    ask = RescheduleAsk(**values)
+    session.add(ask)
+    await session.flush()
+    return ask
+
+
+async def reschedule_ask(session: AsyncSession, ask_id: int) -> RescheduleAsk | None:
+    return await session.get(RescheduleAsk, ask_id)
+
+
+async def settle_reschedule_ask(session: AsyncSession, ask_id: int, status: str, now: datetime) -> bool:
+    """pending -> kept / proposed, once: the guard is the pending status."""
+    result = await session.execute(
+        update(RescheduleAsk)
+        .where(RescheduleAsk.id == ask_id, RescheduleAsk.status == "pending")
+        .values(status=status, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 # Requests -----------------------------------------------------------------------------------
 
 
@@ -271,6 +304,7 @@ def _to_view(row: Any) -> RequestView:
         proposal_id=request.proposal_id,
         waiting_since=request.waiting_since,
         claim_target_at=request.claim_target_at,
+        cancelled_by=request.cancelled_by,
         **_match_fields(request.match_note),
     )
 

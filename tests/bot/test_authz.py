@@ -24,6 +24,23 @@ from tests.conftest import (
 
 Call = Callable[[Runtime, Actor, int], Awaitable[Any]]
 
+
+async def _live(rt: Runtime, rid: int) -> tuple[int, int]:
+    """The scheduled session's id and version, as the buttons of its DMs carry them."""
+    found = await rt.mentorship.get_request(STUDENT, rid)
+    if not isinstance(found, Ok) or found.value.session is None:
+        return 1, 1  # no such request: a forged button
+    return found.value.session.id, found.value.session.schedule_version
+
+
+async def _ask(rt: Runtime, a: Actor, rid: int) -> Any:
+    return await rt.mentorship.ask_reschedule(a, rid, *await _live(rt, rid), {"reason": "Clash"})
+
+
+async def _cant_make_it(rt: Runtime, a: Actor, rid: int) -> Any:
+    return await rt.mentorship.cant_make_it(a, rid, *await _live(rt, rid), {})
+
+
 ACTIONS: dict[str, Call] = {
     "claim": lambda rt, a, rid: rt.mentorship.claim(a, rid),
     "release": lambda rt, a, rid: rt.mentorship.release(a, rid),
@@ -36,6 +53,12 @@ ACTIONS: dict[str, Call] = {
     "rate": lambda rt, a, rid: rt.mentorship.rate(a, rid, 5),
     "view": lambda rt, a, rid: rt.mentorship.get_request(a, rid),
     "repost": lambda rt, a, rid: rt.mentorship.repost(a, rid),
+    "ask_reschedule": _ask,
+    "cant_make_it": _cant_make_it,
+    "keep_time": lambda rt, a, rid: rt.mentorship.keep_time(a, rid, 1),
+    "propose_for_ask": lambda rt, a, rid: rt.mentorship.propose_for_ask(
+        a, rid, 1, {"time_1": "2030-01-09 10:00"}
+    ),
 }
 
 # (action, who, expected refusal code) for a request that is scheduled by MENTOR.
@@ -57,6 +80,18 @@ REFUSALS = [
     ("rate", OTHER_STUDENT, "not_student"),
     ("view", OTHER_STUDENT, "forbidden"),
     ("repost", OTHER_STUDENT, "not_student"),
+    ("ask_reschedule", MENTOR, "not_student"),
+    ("ask_reschedule", OTHER_STUDENT, "not_student"),
+    ("ask_reschedule", ADMIN, "not_student"),
+    ("cant_make_it", OTHER_STUDENT, "not_participant"),
+    ("cant_make_it", MENTOR_2, "not_participant"),
+    ("cant_make_it", ADMIN, "not_participant"),
+    ("keep_time", STUDENT, "not_claimer"),
+    ("keep_time", MENTOR_2, "not_claimer"),
+    ("propose_for_ask", MENTOR_2, "not_claimer"),
+    ("propose_for_ask", STUDENT, "not_claimer"),
+    ("ask_reschedule", Actor("slack", "T2", STUDENT.user_id), "not_found"),
+    ("cant_make_it", STRANGER_WORKSPACE_MENTOR, "not_found"),
     # Another workspace cannot even see it exists.
     ("claim", STRANGER_WORKSPACE_MENTOR, "not_found"),
     ("view", STRANGER_WORKSPACE_MENTOR, "not_found"),

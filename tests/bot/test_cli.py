@@ -146,6 +146,11 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "times in Europe/Berlin",  # each reader sees times in their own zone
         "times in America/New_York",
         "mentorship-1.ics",
+        "Your student asks to reschedule",  # the ask, with the reason, and the two answers
+        "could we meet a day later?",
+        "[ Propose new times ]  [ Keep the time ]",
+        "Your session keeps its time",
+        "[ Ask to reschedule ]  [ Can't make it ]",  # on Sam's 24-hour reminder
         "Reminder: your session starts in 24 hours",
         "Reminder: your session starts in 15 minutes",
         "How was your session?",

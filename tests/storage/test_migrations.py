@@ -23,6 +23,7 @@ TABLES = {
     "mentor_skills",
     "request_suggestions",
     "conversations",
+    "reschedule_asks",
 }
 
 
