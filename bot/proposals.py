@@ -172,7 +172,12 @@ async def pick_time(
         ends_at = starts_at + timedelta(minutes=view.duration_minutes)
         live = reschedule.live_session(view)
         if await repo.mentor_sessions_between(
-            session, proposal.mentor_id, starts_at, ends_at, exclude_session_id=live.id if live else None
+            session,
+            proposal.mentor_id,
+            starts_at,
+            ends_at,
+            exclude_session_id=live.id if live else None,
+            exclude_request_id=request_id,
         ):
             return Refused(
                 "time_taken", "Your mentor is no longer free then; please pick another time.", view

@@ -394,8 +394,10 @@ async def mentor_sessions_between(
     end: datetime,
     *,
     exclude_session_id: int | None = None,
+    exclude_request_id: int | None = None,
 ) -> list[MentorSession]:
-    """The mentor's scheduled sessions overlapping [start, end)."""
+    """The mentor's scheduled sessions overlapping [start, end), leaving out the one being moved
+    or the request's own (a concurrent pick that just booked it is not a clash)."""
     query = select(MentorSession).where(
         MentorSession.mentor_id == mentor_id,
         MentorSession.status == SessionStatus.SCHEDULED.value,
@@ -404,6 +406,8 @@ async def mentor_sessions_between(
     )
     if exclude_session_id is not None:
         query = query.where(MentorSession.id != exclude_session_id)
+    if exclude_request_id is not None:
+        query = query.where(MentorSession.request_id != exclude_request_id)
     return list((await session.scalars(query.order_by(MentorSession.starts_at))).all())
 
 
