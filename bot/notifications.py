@@ -37,9 +37,10 @@ class Kind(enum.StrEnum):
     TIMES_DECLINED = "times_declined"
     PROPOSAL_WITHDRAWN = "proposal_withdrawn"
     MATCH_SUGGESTED = "match_suggested"
+    DIGEST = "digest"  # one feed message listing several requests (bot/digest.py composes it)
 
 
-FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE})
+FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.DIGEST})
 # Reminders go stale when a session moves or ends; these kinds are retired with it.
 SESSION_BOUND = frozenset({Kind.REMINDER})
 

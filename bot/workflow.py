@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import matching, profiles, proposals
+from bot import digest, matching, profiles, proposals
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -936,6 +936,10 @@ class Mentorship:
         if count:
             self._owed()
         return count
+
+    async def digest_due(self) -> int:
+        """Today's digest for each feed, once DIGEST_TIME has passed (bot/digest.py)."""
+        return await digest.owe_due(self)
 
     # Stats -------------------------------------------------------------------------------
 
