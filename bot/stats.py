@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,12 @@ class Report:
     ratings: int
     mentors: list[MentorFigures]
     csv: bytes
+    # Against the first-claim targets, per urgency; demand against supply per tag (top tags over
+    # every request); each mentor's load against capacity. Also in `summary_csv`.
+    within_target: list[insight.TargetShare] = field(default_factory=list)
+    tags: list[insight.TagDemand] = field(default_factory=list)
+    capacity: list[insight.MentorCapacity] = field(default_factory=list)
+    summary_csv: bytes = b""
 
 
 CSV_COLUMNS = (
@@ -130,6 +136,13 @@ class Stats:
             ):
                 by_status[Status(status)] = int(n)
             median = await aggregates.claim_median(actor.platform, actor.workspace)
+            within_target = await aggregates.within_target(
+                actor.platform, actor.workspace, self.clock.now(), self.settings.claim_targets
+            )
+            tags = await aggregates.tag_demand(actor.platform, actor.workspace)
+            capacity = await aggregates.mentor_capacity(
+                actor.platform, actor.workspace, default_capacity=self.settings.mentor_default_capacity
+            )
             # Per mentor: the last session's mentor, else whoever holds the claim.
             who = func.coalesce(MentorSession.mentor_id, Request.claimed_by_id)
             done = func.sum(case((MentorSession.status == SessionStatus.COMPLETED.value, 1), else_=0))
@@ -223,8 +236,45 @@ class Stats:
                 ratings=ratings,
                 mentors=mentors,
                 csv=buffer.getvalue().encode(),
+                within_target=within_target,
+                tags=tags,
+                capacity=capacity,
+                summary_csv=summary_csv(within_target, tags, capacity),
             )
         )
+
+
+def summary_csv(
+    within_target: list[insight.TargetShare],
+    tags: list[insight.TagDemand],
+    capacity: list[insight.MentorCapacity],
+) -> bytes:
+    """The summary figures as three small tables, one after another, each with its header."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(("urgency", "claim_target_hours", "requests_decided", "claimed_within_target", "share"))
+    for row in within_target:
+        hours = row.target.total_seconds() / 3600
+        share = "" if row.share is None else f"{row.share:.3f}"
+        writer.writerow((row.urgency, f"{hours:g}", row.decided, row.within, share))
+    writer.writerow(())
+    writer.writerow(("tag", "requests_posted", "mentors_listing"))
+    for tag in tags:
+        writer.writerow((_csv_safe(tag.tag), tag.requests, "" if tag.mentors is None else tag.mentors))
+    writer.writerow(())
+    writer.writerow(("mentor", "active", "capacity", "away_until", "profile"))
+    for mentor in capacity:
+        away = mentor.away_until.isoformat() if mentor.away_until else ""
+        writer.writerow(
+            (
+                _csv_safe(mentor.name),
+                mentor.active,
+                mentor.capacity,
+                away,
+                "yes" if mentor.has_profile else "no",
+            )
+        )
+    return buffer.getvalue().encode()
 
 
 def _csv_row(row: Any) -> list[Any]:

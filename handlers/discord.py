@@ -39,6 +39,7 @@ from modals.discord import (
     render_charts,
     render_dashboard,
     render_stats,
+    render_summary_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ class MiniSession(app_commands.Group):
             )
             assert isinstance(charts, Ok)
             chart_embeds, chart_files = render_charts(charts.value)
-            await Replies.send(interaction, embeds=[embed, *chart_embeds], files=[csv, *chart_files])
+            summary = render_summary_csv(result.value)
+            await Replies.send(interaction, embeds=[embed, *chart_embeds], files=[csv, summary, *chart_files])
 
         await self.components.guarded(interaction, work())
 

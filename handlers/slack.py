@@ -494,11 +494,23 @@ class SlackBot:
             stamp = self.runtime.clock.now().strftime("%Y%m%d-%H%M")
             await self.client.files_upload_v2(
                 channel=dm,
-                content=report.csv,
-                filename=f"mentorship-stats-{stamp}.csv",
-                title="Mentorship requests (CSV)",
+                file_uploads=[
+                    {
+                        "content": report.csv,
+                        "filename": f"mentorship-stats-{stamp}.csv",
+                        "title": "Mentorship requests (CSV)",
+                    },
+                    {
+                        "content": report.summary_csv,
+                        "filename": f"mentorship-summary-{stamp}.csv",
+                        "title": "Claims within target, demand and supply, mentor load (CSV)",
+                    },
+                ],
             )
-            note = "The CSV export of every request and the charts are in your DM with me."
+            note = (
+                "The CSV export of every request, a summary CSV of these figures and the charts "
+                "are in your DM with me."
+            )
         file_ids = await self.chart_files(actor, charts.value, dm=dm)
         blocks = ui.stats_blocks(report, csv_note=note) + ui.chart_blocks(charts.value, file_ids)
         await self.tell(reply, "Mentorship stats", blocks=blocks)
