@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, o
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Date, Float
 
+from bot.config import Settings
 from bot.domain import SessionStatus, Status, Urgency
 from storage.models import Member, MentorProfile, MentorSession, MentorSkill, Request, UTCDateTime
 
@@ -140,10 +141,10 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def claim_targets() -> Mapping[str, timedelta]:
-    """First-claim target per urgency. None are configured yet (the escalation work defines
-    them); return them here and the chart draws them instead of the median."""
-    return {}
+def claim_targets(settings: Settings | None) -> Mapping[str, timedelta]:
+    """First-claim target per urgency (CLAIM_TARGET_HOURS): the time-to-claim chart draws each
+    as a line. None without settings (figures computed on their own, e.g. in a benchmark)."""
+    return settings.claim_targets if settings is not None else {}
 
 
 async def tag_supply(
@@ -177,8 +178,9 @@ async def tag_supply(
 class Aggregates:
     """The queries, for one engine (PostgreSQL or SQLite)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, targets: Mapping[str, timedelta] | None = None) -> None:
         self.session = session
+        self.targets: Mapping[str, timedelta] = targets or {}
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
     def _week(self, column: Any) -> ColumnElement[Any]:
@@ -247,7 +249,7 @@ class Aggregates:
             for urgency, values in samples.items():
                 values.sort()
                 found[urgency] = (len(values), [percentile_cont(values, q) for q in QUANTILES])
-        targets = claim_targets()
+        targets = self.targets
         order = [u.value for u in (Urgency.HIGH, Urgency.NORMAL, Urgency.LOW)]
         result = []
         for urgency in sorted(found, key=lambda u: order.index(u) if u in order else len(order)):

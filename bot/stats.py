@@ -87,7 +87,7 @@ class Stats:
         if refused := authorize(Act.STATS, actor):
             return refused
         async with self.db.transaction() as session:
-            figures = await insight.Aggregates(session).figures(
+            figures = await insight.Aggregates(session, insight.claim_targets(self.settings)).figures(
                 actor.platform, actor.workspace, self.clock.now(), weeks
             )
         return Ok(figures)
@@ -99,7 +99,7 @@ class Stats:
         key = (actor.platform, actor.workspace, weeks)
         now = self.clock.now()
         async with self.db.transaction() as session:
-            aggregates = insight.Aggregates(session)
+            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
             # The current week is part of the stamp: a new week moves every bar.
             stamp = f"{insight.week_start(now)}|{await aggregates.stamp(actor.platform, actor.workspace)}"
             cached = self._charts.get(key)
@@ -129,7 +129,7 @@ class Stats:
         )
         student, claimer, mentor = aliased(Member), aliased(Member), aliased(Member)
         async with self.db.transaction() as session:
-            aggregates = insight.Aggregates(session)
+            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
             by_status = dict.fromkeys(Status, 0)
             for status, n in await session.execute(
                 select(Request.status, func.count()).where(*scope).group_by(Request.status)
