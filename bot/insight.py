@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Date, Float
+from sqlalchemy.types import Date, Float, Text
 
 from bot.config import Settings
 from bot.domain import SessionStatus, Status, Urgency
@@ -199,7 +199,15 @@ class Aggregates:
         """A request's tags joined with ';', by the database."""
         if self.postgres:
             each = func.json_array_elements_text(Request.tags).table_valued("value")
-            return select(func.string_agg(each.c.value, ";")).scalar_subquery()
+            parsed = select(func.string_agg(each.c.value, ";")).scalar_subquery()
+            # Expanding the JSON per row is most of the export's time. Without a backslash in
+            # the stored text no tag holds an escaped character, so every '"' is structural and
+            # `["a", "b"]` reads as a;b by plain text edits; anything else is parsed.
+            raw = cast(Request.tags, Text)
+            plain = and_(func.strpos(raw, "\\") == 0, func.left(raw, 2) == '["', func.right(raw, 2) == '"]')
+            inner = func.substr(raw, 3, func.length(raw) - 4)
+            edited = func.replace(func.replace(inner, '", "', ";"), '","', ";")
+            return case((raw == "[]", None), (plain, edited), else_=parsed)
         each = func.json_each(Request.tags).table_valued("value")
         return select(func.group_concat(each.c.value, ";")).scalar_subquery()
 

@@ -438,3 +438,35 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
         "Mia,2,2,,yes",
         "Pat,0,4,2030-03-20,yes",
     ]
+
+
+async def test_the_csv_joins_any_tags_the_same_on_both_engines(
+    database: Database, settings: Settings
+) -> None:
+    """Plain tags take PostgreSQL's fast path; quotes, backslashes and non-ASCII ones are parsed."""
+    import csv
+    import io
+
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok
+    from bot.stats import Stats
+
+    cases = [
+        ["python", "sql"],
+        [],
+        ["c++", "c#"],
+        ['say "hi"', "back\\slash"],
+        ["español", "日本語"],
+        ["a", '", "', "b"],
+        ["one"],
+    ]
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    for tags in cases:
+        await seed.request(NOW, tags=tags)
+    report = await Stats(database, settings, ManualClock(NOW)).report(
+        Actor("slack", "T1", "A", is_admin=True)
+    )
+    assert isinstance(report, Ok)
+    rows = list(csv.DictReader(io.StringIO(report.value.csv.decode(), newline="")))
+    assert [row["tags"] for row in rows] == [";".join(tags) for tags in cases]
