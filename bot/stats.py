@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,6 +119,10 @@ class Stats:
             self._charts.popitem(last=False)
         return Ok(drawn)
 
+    def forget_charts(self) -> None:
+        """Drop every cached drawing (benchmarks time cold replies)."""
+        self._charts.clear()
+
     async def reply(
         self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS
     ) -> Result[tuple[Report, ChartSet]]:
@@ -134,24 +138,28 @@ class Stats:
         return Ok((report.value, drawn.value))
 
     async def report(self, actor: Actor) -> Result[Report]:
-        """The summary as aggregates in SQL, and the CSV from one narrow query (tuples, not
-        model objects): a request's last session is the one that counts."""
+        """The summary as aggregates in SQL, and the CSV of every request (see `_export`): a
+        request's last session is the one that counts."""
         if refused := authorize(Act.STATS, actor):
             return refused
+        # On PostgreSQL the export runs meanwhile, on a connection of its own; SQLite has one
+        # writer at a time, so there it follows the summary.
+        export = asyncio.create_task(self._export(actor)) if self.db.is_postgres else None
+        try:
+            summary = await self._summary(actor)
+        except BaseException:
+            if export is not None:
+                export.cancel()
+            raise
+        csv_bytes = await export if export is not None else await self._export(actor)
+        return Ok(replace(summary, csv=csv_bytes))
+
+    async def _summary(self, actor: Actor) -> Report:
         scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
-        last = (
-            select(MentorSession.request_id, func.max(MentorSession.id).label("session_id"))
-            .group_by(MentorSession.request_id)
-            .subquery()
-        )
-        student, claimer, mentor = aliased(Member), aliased(Member), aliased(Member)
+        last = _last_sessions()
+        mentor = aliased(Member)
         async with self.db.transaction() as session:
             aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
-            if aggregates.postgres:
-                # The export sorts and hashes every request: in memory, not in temporary files.
-                await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-                # One pass over every request: compiling it to machine code costs more than it saves.
-                await session.execute(text("SET LOCAL jit = off"))
             by_status = dict.fromkeys(Status, 0)
             for status, n in await session.execute(
                 select(Request.status, func.count()).where(*scope).group_by(Request.status)
@@ -212,6 +220,35 @@ class Stats:
                         None if average is None else round(float(average), 2),
                     )
                 )
+        mentors.sort(key=lambda m: (-m.completed, -m.claimed, m.name))
+        finished = by_status[Status.COMPLETED] + by_status[Status.CANCELLED] + by_status[Status.EXPIRED]
+        return Report(
+            total=sum(by_status.values()),
+            by_status=by_status,
+            median_time_to_claim=median,
+            completion_rate=round(by_status[Status.COMPLETED] / finished, 3) if finished else None,
+            average_rating=round(rating_sum / ratings, 2) if ratings else None,
+            ratings=ratings,
+            mentors=mentors,
+            csv=b"",  # written apart, by _export
+            within_target=within_target,
+            tags=tags,
+            capacity=capacity,
+            summary_csv=summary_csv(within_target, tags, capacity),
+        )
+
+    async def _export(self, actor: Actor) -> bytes:
+        """The CSV of every request, from one narrow query (tuples, not model objects)."""
+        scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
+        last = _last_sessions()
+        student, claimer = aliased(Member), aliased(Member)
+        async with self.db.transaction() as session:
+            aggregates = insight.Aggregates(session)
+            if aggregates.postgres:
+                # The export sorts and hashes every request: in memory, not in temporary files.
+                await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+                # One pass over every request: compiling it to machine code costs more than it saves.
+                await session.execute(text("SET LOCAL jit = off"))
             # Instants and tags come as text made by the database: parsing 100,000 rows of them
             # in Python only to format them again would be most of the export's time.
             iso = aggregates.iso_text
@@ -243,34 +280,24 @@ class Stats:
                 .order_by(Request.id)
             )
             if aggregates.postgres:
-                csv_bytes = await _csv_by_postgres(session, query)
-            else:
-                # Core rows (the connection, not the ORM session): no per-row entity machinery.
-                csv_rows = await (await session.connection()).stream(query.execution_options(yield_per=5_000))
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                writer.writerow(CSV_COLUMNS)
-                async for part in csv_rows.partitions():
-                    writer.writerows(_csv_row(row) for row in part)
-                csv_bytes = buffer.getvalue().encode()
-        mentors.sort(key=lambda m: (-m.completed, -m.claimed, m.name))
-        finished = by_status[Status.COMPLETED] + by_status[Status.CANCELLED] + by_status[Status.EXPIRED]
-        return Ok(
-            Report(
-                total=sum(by_status.values()),
-                by_status=by_status,
-                median_time_to_claim=median,
-                completion_rate=round(by_status[Status.COMPLETED] / finished, 3) if finished else None,
-                average_rating=round(rating_sum / ratings, 2) if ratings else None,
-                ratings=ratings,
-                mentors=mentors,
-                csv=csv_bytes,
-                within_target=within_target,
-                tags=tags,
-                capacity=capacity,
-                summary_csv=summary_csv(within_target, tags, capacity),
-            )
-        )
+                return await _csv_by_postgres(session, query)
+            # Core rows (the connection, not the ORM session): no per-row entity machinery.
+            csv_rows = await (await session.connection()).stream(query.execution_options(yield_per=5_000))
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            async for part in csv_rows.partitions():
+                writer.writerows(_csv_row(row) for row in part)
+            return buffer.getvalue().encode()
+
+
+def _last_sessions() -> Any:
+    """Each request's last session (the one that counts), as a subquery."""
+    return (
+        select(MentorSession.request_id, func.max(MentorSession.id).label("session_id"))
+        .group_by(MentorSession.request_id)
+        .subquery()
+    )
 
 
 def summary_csv(
