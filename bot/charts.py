@@ -149,7 +149,8 @@ def _render(drawer: Any, f: Figures) -> bytes | None:
         return None
     axes.spines[["top", "right"]].set_visible(False)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    # Fast zlib: the PNGs are small either way, and encoding was a fifth of the drawing time.
+    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
