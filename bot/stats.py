@@ -127,10 +127,13 @@ class Stats:
         self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS
     ) -> Result[tuple[Report, ChartSet]]:
         """The whole `/mini-session stats` answer: the report (summary and CSVs) and the charts,
-        computed at once (the database writes the CSV while the charts are drawn)."""
+        computed at once on PostgreSQL (the database writes the CSV while the charts are drawn)."""
         if refused := authorize(Act.STATS, actor):
             return refused
-        report, drawn = await asyncio.gather(self.report(actor), self.charts(actor, weeks))
+        if self.db.is_postgres:
+            report, drawn = await asyncio.gather(self.report(actor), self.charts(actor, weeks))
+        else:  # one writer at a time: concurrent transactions would only wait on each other
+            report, drawn = await self.report(actor), await self.charts(actor, weeks)
         if not isinstance(report, Ok):
             return report
         if not isinstance(drawn, Ok):
@@ -156,7 +159,7 @@ class Stats:
 
     async def _summary(self, actor: Actor) -> Report:
         scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
-        last = _last_sessions()
+        last = _last_sessions(self.db.is_postgres)
         mentor = aliased(Member)
         async with self.db.transaction() as session:
             aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
@@ -240,7 +243,7 @@ class Stats:
     async def _export(self, actor: Actor) -> bytes:
         """The CSV of every request, from one narrow query (tuples, not model objects)."""
         scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
-        last = _last_sessions()
+        last = _last_sessions(self.db.is_postgres)
         student, claimer = aliased(Member), aliased(Member)
         async with self.db.transaction() as session:
             aggregates = insight.Aggregates(session)
@@ -291,10 +294,16 @@ class Stats:
             return buffer.getvalue().encode()
 
 
-def _last_sessions() -> Any:
-    """Each request's last session (the one that counts), as a subquery: the sessions with no
-    later one for the same request (an anti-join on the (request_id, id) index; about half the
-    cost of grouping every session by request on PostgreSQL)."""
+def _last_sessions(postgres: bool) -> Any:
+    """Each request's last session (the one that counts), as a subquery. PostgreSQL: the
+    sessions with no later one for the same request, an anti-join about twice as fast there as
+    grouping every session by request; SQLite keeps the grouping."""
+    if not postgres:
+        return (
+            select(MentorSession.request_id, func.max(MentorSession.id).label("session_id"))
+            .group_by(MentorSession.request_id)
+            .subquery()
+        )
     later = aliased(MentorSession)
     newer = exists().where(later.request_id == MentorSession.request_id, later.id > MentorSession.id)
     return select(MentorSession.request_id, MentorSession.id.label("session_id")).where(~newer).subquery()
