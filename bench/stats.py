@@ -3,11 +3,13 @@
 Seeds N requests (default 100,000) spread over a year in one workspace, with claims, sessions,
 ratings, no-shows and tags, then times, for an admin: the figures alone (SQL aggregation), the
 charts cold (figures + drawing the four PNGs), the charts again (from the cache: the change stamp
-only), and the stats report with its CSV of every request.
+only), the stats report with its CSV of every request, and the whole `/mini-session stats`
+answer (report and charts together, as the platforms ask for it, charts not cached).
 
     .venv/bin/python bench/stats.py                   # SQLite (a temporary file)
     .venv/bin/python bench/stats.py --engine postgres # PostgreSQL at TEST_POSTGRES_URL
     .venv/bin/python bench/stats.py --requests 10000
+    .venv/bin/python bench/stats.py --engine postgres --reuse   # keep an earlier run's data
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert
+import psycopg
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
 
-from bench.common import postgres_scratch_url
+from bench.common import PG_URL, postgres_scratch_url
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.domain import Actor, Ok
@@ -145,6 +149,18 @@ async def seed(db: Database, n: int) -> None:
             await conn.commit()
 
 
+def reused_url(name: str) -> str:
+    """The scratch database of an earlier run, as it is (created empty if missing)."""
+    try:
+        admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise SystemExit(f"PostgreSQL not reachable at {PG_URL}: {exc}") from None
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
 async def timed(label: str, work: Any) -> Any:
     began = time.perf_counter()
     result = await work
@@ -158,19 +174,32 @@ async def main() -> None:
     )
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: keep the data an earlier run seeded (seeding is slow)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the whole reply (a shared machine is noisy)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = (
-            postgres_scratch_url("mm_bench_stats")
+            (reused_url("mm_bench_stats") if args.reuse else postgres_scratch_url("mm_bench_stats"))
             if args.engine == "postgres"
             else f"sqlite+aiosqlite:///{folder}/stats.db"
         )
         settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
         db = Database(url)
         await migrate.upgrade(db)
-        began = time.perf_counter()
-        await seed(db, args.requests)
-        print(f"{args.engine}: seeded {args.requests:,} requests in {time.perf_counter() - began:.1f} s")
+        async with db.transaction() as session:
+            present = await session.scalar(select(func.count()).select_from(Request))
+        if args.reuse and present == args.requests:
+            print(f"{args.engine}: reusing the {present:,} requests seeded by an earlier run")
+        else:
+            began = time.perf_counter()
+            await seed(db, args.requests)
+            print(f"{args.engine}: seeded {args.requests:,} requests in {time.perf_counter() - began:.1f} s")
         clock = ManualClock(START + timedelta(days=362))
         runtime = Runtime(settings, clock=clock, db=db)
         for weeks in (12, 52):
@@ -184,6 +213,15 @@ async def main() -> None:
         report = await timed("report with the CSV of every request", runtime.stats.report(ADMIN))
         assert isinstance(report, Ok)
         print(f"    CSV {len(report.value.csv) / 1e6:.1f} MB, {report.value.total:,} requests")
+        # What an admin waits for: summary, both CSVs and the charts, nothing cached (a fresh
+        # process each time would also pay matplotlib's import, measured above).
+        for weeks in (12, 52):
+            for attempt in range(1, args.repeat + 1):
+                runtime.stats.forget_charts()
+                reply = await timed(
+                    f"whole reply, {weeks} weeks, cold (run {attempt})", runtime.stats.reply(ADMIN, weeks)
+                )
+                assert isinstance(reply, Ok) and len(reply.value[1].charts) == 4
         await runtime.close()
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, case, cast, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Date, Float
+from sqlalchemy.types import Date, Float, Text
 
-from bot.domain import SessionStatus, Urgency
-from storage.models import Member, MentorSession, MentorSkill, Request
+from bot.config import Settings
+from bot.domain import SessionStatus, Status, Urgency
+from storage.models import Member, MentorProfile, MentorSession, MentorSkill, Request, UTCDateTime
 
 RANGES = (4, 12, 52)
 DEFAULT_WEEKS = 12
@@ -70,6 +71,38 @@ class MentorLoad:
 
 
 @dataclass(frozen=True)
+class TargetShare:
+    """Of the requests of one urgency whose outcome is known (claimed, or older than the target),
+    how many were claimed within the first-claim target. Requests the student cancelled before
+    anyone claimed them are left out: nobody missed them."""
+
+    urgency: str
+    target: timedelta
+    decided: int
+    within: int
+
+    @property
+    def share(self) -> float | None:
+        return round(self.within / self.decided, 3) if self.decided else None
+
+
+@dataclass(frozen=True)
+class MentorCapacity:
+    """A mentor's load now (claimed + scheduled) against how many they take at once."""
+
+    external_id: str
+    name: str
+    active: int
+    capacity: int
+    away_until: date | None
+    has_profile: bool
+
+    @property
+    def load_text(self) -> str:
+        return f"{self.active} of {self.capacity} active"
+
+
+@dataclass(frozen=True)
 class Figures:
     weeks: int
     since: date  # first Monday of the range
@@ -108,10 +141,10 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def claim_targets() -> Mapping[str, timedelta]:
-    """First-claim target per urgency. None are configured yet (the escalation work defines
-    them); return them here and the chart draws them instead of the median."""
-    return {}
+def claim_targets(settings: Settings | None) -> Mapping[str, timedelta]:
+    """First-claim target per urgency (CLAIM_TARGET_HOURS): the time-to-claim chart draws each
+    as a line. None without settings (figures computed on their own, e.g. in a benchmark)."""
+    return settings.claim_targets if settings is not None else {}
 
 
 async def tag_supply(
@@ -145,8 +178,9 @@ async def tag_supply(
 class Aggregates:
     """The queries, for one engine (PostgreSQL or SQLite)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, targets: Mapping[str, timedelta] | None = None) -> None:
         self.session = session
+        self.targets: Mapping[str, timedelta] = targets or {}
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
     def _week(self, column: Any) -> ColumnElement[Any]:
@@ -165,9 +199,23 @@ class Aggregates:
         """A request's tags joined with ';', by the database."""
         if self.postgres:
             each = func.json_array_elements_text(Request.tags).table_valued("value")
-            return select(func.string_agg(each.c.value, ";")).scalar_subquery()
+            parsed = select(func.string_agg(each.c.value, ";")).scalar_subquery()
+            # Expanding the JSON per row is most of the export's time. Without a backslash in
+            # the stored text no tag holds an escaped character, so every '"' is structural and
+            # `["a", "b"]` reads as a;b by plain text edits; anything else is parsed.
+            raw = cast(Request.tags, Text)
+            plain = and_(func.strpos(raw, "\\") == 0, func.left(raw, 2) == '["', func.right(raw, 2) == '"]')
+            inner = func.substr(raw, 3, func.length(raw) - 4)
+            edited = func.replace(func.replace(inner, '", "', ";"), '","', ";")
+            return case((raw == "[]", None), (plain, edited), else_=parsed)
         each = func.json_each(Request.tags).table_valued("value")
         return select(func.group_concat(each.c.value, ";")).scalar_subquery()
+
+    def _seconds(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        """Seconds between two instants, computed by the database."""
+        if self.postgres:
+            return func.extract("epoch", later - earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
     def _scope(self, query: _Q, platform: str, workspace: str) -> _Q:
         return query.where(Request.platform == platform, Request.workspace == workspace)
@@ -209,7 +257,7 @@ class Aggregates:
             for urgency, values in samples.items():
                 values.sort()
                 found[urgency] = (len(values), [percentile_cont(values, q) for q in QUANTILES])
-        targets = claim_targets()
+        targets = self.targets
         order = [u.value for u in (Urgency.HIGH, Urgency.NORMAL, Urgency.LOW)]
         result = []
         for urgency in sorted(found, key=lambda u: order.index(u) if u in order else len(order)):
@@ -232,7 +280,7 @@ class Aggregates:
         values = sorted(float(v) for v in (await self.session.scalars(query)).all())
         return timedelta(seconds=round(percentile_cont(values, 0.5))) if values else None
 
-    async def _tags(self, platform: str, workspace: str, start: datetime) -> list[TagDemand]:
+    async def _tags(self, platform: str, workspace: str, start: datetime | None) -> list[TagDemand]:
         if self.postgres:
             each = func.json_array_elements_text(Request.tags).table_valued("value").alias("tag")
         else:
@@ -242,7 +290,11 @@ class Aggregates:
             select(each.c.value, n)
             .select_from(Request)
             .join(each, true())
-            .where(Request.platform == platform, Request.workspace == workspace, Request.created_at >= start)
+            .where(
+                Request.platform == platform,
+                Request.workspace == workspace,
+                true() if start is None else Request.created_at >= start,
+            )
             .group_by(each.c.value)
             .order_by(n.desc(), each.c.value)
             .limit(TOP_TAGS)
@@ -290,6 +342,82 @@ class Aggregates:
             for ext, name, d, m, avg, r in (await self.session.execute(query)).all()
         ]
 
+    async def within_target(
+        self, platform: str, workspace: str, now: datetime, targets: Mapping[str, timedelta]
+    ) -> list[TargetShare]:
+        """Per urgency, high → low: requests claimed within their first-claim target, of those
+        whose outcome is known (see TargetShare). One GROUP BY over the workspace's requests."""
+        if not targets:
+            return []
+        claimed = Request.claimed_at.is_not(None)
+        target = case(*((Request.urgency == u, t.total_seconds()) for u, t in targets.items()))
+        cutoff = case(*((Request.urgency == u, literal(now - t, UTCDateTime())) for u, t in targets.items()))
+        # Half a second of slack: SQLite's julianday arithmetic is floating point.
+        within = func.sum(
+            case(
+                (and_(claimed, self._seconds(Request.claimed_at, Request.created_at) <= target + 0.5), 1),
+                else_=0,
+            )
+        )
+        decided = func.count()
+        query = self._scope(select(Request.urgency, decided, within), platform, workspace).where(
+            Request.urgency.in_(list(targets)),
+            or_(claimed, and_(Request.created_at <= cutoff, Request.status != Status.CANCELLED.value)),
+        )
+        found = {
+            str(u): (int(n), int(w or 0))
+            for u, n, w in (await self.session.execute(query.group_by(Request.urgency))).all()
+        }
+        order = [u.value for u in (Urgency.HIGH, Urgency.NORMAL, Urgency.LOW)]
+        return [
+            TargetShare(u, targets[u], *found.get(u, (0, 0)))
+            for u in sorted(targets, key=lambda u: order.index(u) if u in order else len(order))
+        ]
+
+    async def tag_demand(self, platform: str, workspace: str) -> list[TagDemand]:
+        """Demand against supply over every request of the workspace: the top tags by requests
+        posted, against the mentors whose profile lists each."""
+        return await self._tags(platform, workspace, None)
+
+    async def mentor_capacity(
+        self, platform: str, workspace: str, *, default_capacity: int
+    ) -> list[MentorCapacity]:
+        """Every mentor with a profile or an active claim: load now against capacity (the
+        profile's, else MENTOR_DEFAULT_CAPACITY), fullest first."""
+        loads = (
+            self._scope(
+                select(Request.claimed_by_id.label("who"), func.count().label("active")), platform, workspace
+            )
+            .where(Request.status.in_([Status.CLAIMED.value, Status.SCHEDULED.value]))
+            .group_by(Request.claimed_by_id)
+            .subquery()
+        )
+        active = func.coalesce(loads.c.active, 0)
+        capacity = func.coalesce(MentorProfile.capacity, default_capacity)
+        query = (
+            select(
+                Member.external_id,
+                Member.display_name,
+                active,
+                capacity,
+                MentorProfile.away_until,
+                MentorProfile.member_id.is_not(None),
+            )
+            .select_from(Member)
+            .outerjoin(MentorProfile, MentorProfile.member_id == Member.id)
+            .outerjoin(loads, loads.c.who == Member.id)
+            .where(
+                Member.platform == platform,
+                Member.workspace == workspace,
+                or_(MentorProfile.member_id.is_not(None), loads.c.who.is_not(None)),
+            )
+            .order_by((cast(active, Float) / capacity).desc(), Member.display_name, Member.id)
+        )
+        return [
+            MentorCapacity(str(ext), str(name), int(n), int(cap), away, bool(has))
+            for ext, name, n, cap, away, has in (await self.session.execute(query)).all()
+        ]
+
     async def stamp(self, platform: str, workspace: str) -> str:
         """A cheap fingerprint of the workspace's data: any transition bumps a request's
         version, any rating or session change its `updated_at`/`rated_at`."""
@@ -330,8 +458,10 @@ __all__ = [
     "Aggregates",
     "ClaimTimes",
     "Figures",
+    "MentorCapacity",
     "MentorLoad",
     "TagDemand",
+    "TargetShare",
     "WeekCounts",
     "claim_targets",
     "parse_range",

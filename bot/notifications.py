@@ -59,11 +59,14 @@ class Kind(enum.StrEnum):
     RESCHEDULE_ASKED = "reschedule_asked"
     TIME_KEPT = "time_kept"
     CANT_MAKE_IT = "cant_make_it"
+    DIGEST = "digest"  # one feed message listing several requests (bot/digest.py composes it)
 
 
-FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.ESCALATION})
+FEED_KINDS = frozenset({Kind.CARD, Kind.NUDGE, Kind.ESCALATION, Kind.DIGEST})
 # Messages with a Claim button that do not redraw themselves like the card: where each was
-# delivered is recorded, and each is edited (CLAIM_RETIRED) once the request leaves open.
+# delivered is recorded, and each is edited (CLAIM_RETIRED) once the request leaves open. (The
+# digest lists several requests and is drawn as of its delivery; a Claim there on a request
+# taken since is answered like a late click on the card.)
 CLAIMABLE_KINDS = frozenset({Kind.NUDGE, Kind.ESCALATION, Kind.MATCH_SUGGESTED})
 # Reminders go stale when a session moves or ends; these kinds are retired with it.
 SESSION_BOUND = frozenset({Kind.REMINDER})

@@ -158,6 +158,37 @@ async def owe_shared(
     )
 
 
+async def owe_digest(
+    session: AsyncSession,
+    *,
+    platform: str,
+    workspace: str,
+    request_ids: list[int],
+    key: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Owe one feed message about several requests (the daily digest). The row points at the
+    first of them; the payload names them all. False if `key` was owed already."""
+    return await repo.add_notification(
+        session,
+        platform=platform,
+        workspace=workspace,
+        audience="feed",
+        member_id=None,
+        request_id=request_ids[0],
+        session_id=None,
+        kind=Kind.DIGEST.value,
+        payload=payload,
+        dedupe_key=key,
+        status="pending",
+        due_at=now,
+        next_attempt_at=now,
+        attempts=0,
+        created_at=now,
+    )
+
+
 # Delivery contract -------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import conversations, escalation, matching, profiles, proposals, reschedule
+from bot import conversations, digest, escalation, matching, profiles, proposals, reschedule
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.calendar import generate_meeting_link
 from bot.clock import Clock
@@ -1017,6 +1017,10 @@ class Mentorship:
         if count:
             self._owed()
         return count
+
+    async def digest_due(self) -> int:
+        """Today's digest for each feed, once DIGEST_TIME has passed (bot/digest.py)."""
+        return await digest.owe_due(self)
 
     # Stats -------------------------------------------------------------------------------
 

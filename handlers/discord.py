@@ -42,6 +42,7 @@ from modals.discord import (
     render_charts,
     render_dashboard,
     render_stats,
+    render_summary_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -190,17 +191,18 @@ class MiniSession(app_commands.Group):
                 return
             if not await Replies.ack(interaction):
                 return
-            result = await self.bot.runtime.stats.report(actor)
+            # The report (summary, CSVs) and the charts at once (bot/stats.py `reply`).
+            result = await self.bot.runtime.stats.reply(
+                actor, weeks.value if weeks else insight.DEFAULT_WEEKS
+            )
             if not isinstance(result, Ok):
                 await Replies.send(interaction, escape(getattr(result, "message", "Not allowed.")))
                 return
-            embed, csv = render_stats(result.value)
-            charts = await self.bot.runtime.stats.charts(
-                actor, weeks.value if weeks else insight.DEFAULT_WEEKS
-            )
-            assert isinstance(charts, Ok)
-            chart_embeds, chart_files = render_charts(charts.value)
-            await Replies.send(interaction, embeds=[embed, *chart_embeds], files=[csv, *chart_files])
+            report, drawn = result.value
+            embed, csv = render_stats(report)
+            chart_embeds, chart_files = render_charts(drawn)
+            summary = render_summary_csv(report)
+            await Replies.send(interaction, embeds=[embed, *chart_embeds], files=[csv, summary, *chart_files])
 
         await self.components.guarded(interaction, work())
 

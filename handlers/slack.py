@@ -476,18 +476,20 @@ class SlackBot:
         await self.submitted(ack, body, context, forms.PROFILE_FORM, run, done)
 
     async def stats(self, actor: Actor, reply: Reply, range_text: str | None = None) -> None:
-        result = await self.runtime.stats.report(actor)
-        if isinstance(result, Refused):
-            await self.tell(reply, result.message)
+        if refused := await self.mentorship.stats_allowed(actor):
+            await self.tell(reply, refused.message)
             return
-        assert isinstance(result, Ok)
         weeks = insight.parse_range(range_text)
         if weeks is None:
             await self.tell(reply, "Choose a range of 4, 12 or 52 weeks, like `/mini-session stats 12`.")
             return
-        report = result.value
-        charts = await self.runtime.stats.charts(actor, weeks)
-        assert isinstance(charts, Ok)
+        # The report (summary, CSVs) and the charts at once: the database writes the CSV while
+        # the charts are drawn.
+        result = await self.runtime.stats.reply(actor, weeks)
+        if not isinstance(result, Ok):
+            await self.tell(reply, why(result))
+            return
+        report, drawn = result.value
         note = "No CSV: there are no requests yet."
         # The CSV and the charts go to the admin's DM: the command may have been typed in a
         # public channel, and an image block can only show a file its reader can see.
@@ -496,13 +498,25 @@ class SlackBot:
             stamp = self.runtime.clock.now().strftime("%Y%m%d-%H%M")
             await self.client.files_upload_v2(
                 channel=dm,
-                content=report.csv,
-                filename=f"mentorship-stats-{stamp}.csv",
-                title="Mentorship requests (CSV)",
+                file_uploads=[
+                    {
+                        "content": report.csv,
+                        "filename": f"mentorship-stats-{stamp}.csv",
+                        "title": "Mentorship requests (CSV)",
+                    },
+                    {
+                        "content": report.summary_csv,
+                        "filename": f"mentorship-summary-{stamp}.csv",
+                        "title": "Claims within target, demand and supply, mentor load (CSV)",
+                    },
+                ],
             )
-            note = "The CSV export of every request and the charts are in your DM with me."
-        file_ids = await self.chart_files(actor, charts.value, dm=dm)
-        blocks = ui.stats_blocks(report, csv_note=note) + ui.chart_blocks(charts.value, file_ids)
+            note = (
+                "The CSV export of every request, a summary CSV of these figures and the charts "
+                "are in your DM with me."
+            )
+        file_ids = await self.chart_files(actor, drawn, dm=dm)
+        blocks = ui.stats_blocks(report, csv_note=note) + ui.chart_blocks(drawn, file_ids)
         await self.tell(reply, "Mentorship stats", blocks=blocks)
 
     async def chart_files(self, actor: Actor, charts: ChartSet, *, dm: str | None = None) -> list[str]:

@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import digest
 from bot.clock import Clock
-from bot.domain import MemberRef, SessionStatus, Status
+from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.metrics import Metrics
 from bot.notifications import CLAIMABLE_KINDS, Kind, compose, compose_shared
 from bot.outage import OutageTracker
@@ -174,6 +175,13 @@ class Delivery:
             retire_ref: FeedRef | None = FeedRef(target.channel, target.message_ref)
         else:
             retire_ref = None
+        listed: list[RequestView] = []
+        if kind is Kind.DIGEST:
+            ids = [int(i) for i in payload.get("requests", []) if isinstance(i, int)]
+            listed = digest.still_open([await repo.request_view(session, i) for i in ids])
+            if not listed:
+                return None, "nothing listed is open any more"
+            post = None  # a message of its own about several requests, never one card
         # Could an earlier attempt have reached the platform unrecorded? Then the sender looks first.
         in_doubt = bool(row.in_doubt) or row.attempts > 0
         if kind is Kind.CARD and post is None and not in_doubt:
@@ -199,6 +207,8 @@ class Delivery:
                 title=f"Mentorship #{request.id} · c{found.id}",
             )
             message = compose_shared(kind, payload, request, now)
+        elif kind is Kind.DIGEST:
+            message = digest.compose(listed, payload, now)
         else:
             message = compose(kind, payload, request, reader, now)
         feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else retire_ref

@@ -12,6 +12,7 @@ DEFAULT_INTERVALS = {
     "nudge": 60.0,
     "complete": 60.0,
     "withdraw_proposals": 60.0,
+    "digest": 60.0,
     "deliver": 5.0,
 }
 

@@ -1,7 +1,8 @@
 """The sweeps: each asks the database what is due now, acts, and records that it ran.
 
 Reminders are outbox rows due in the future (written when a session is scheduled), so the
-`deliver` sweep sends them; `expire`, `nudge` and `complete` change state and owe messages.
+`deliver` sweep sends them; `expire`, `nudge` and `complete` change state and owe messages;
+`digest` owes each feed's daily digest once DIGEST_TIME has passed.
 Every sweep is idempotent and safe to run in several replicas at once.
 """
 
@@ -17,7 +18,7 @@ from storage import repository as repo
 
 log = logging.getLogger(__name__)
 
-SWEEP_ORDER = ("expire", "nudge", "complete", "withdraw_proposals", "deliver")
+SWEEP_ORDER = ("expire", "nudge", "complete", "withdraw_proposals", "digest", "deliver")
 
 
 class Sweeps:
@@ -28,6 +29,7 @@ class Sweeps:
             "nudge": runtime.mentorship.nudge_due,
             "complete": runtime.mentorship.complete_due,
             "withdraw_proposals": runtime.mentorship.withdraw_past_proposals,
+            "digest": runtime.mentorship.digest_due,
             "deliver": self._deliver,
         }
         self._running: set[asyncio.Task[object]] = set()

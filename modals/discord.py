@@ -22,7 +22,7 @@ from urllib.parse import quote, urlparse
 import discord
 
 from bot.charts import ChartSet
-from bot.domain import RequestView, Slot
+from bot.domain import RequestView, Slot, Urgency
 from bot.messages import Action, Button, Inline, Line, Link, Message, Person, Ping, Text, When
 from bot.notifications import dashboard_item
 from bot.stats import Report
@@ -768,8 +768,33 @@ def render_stats(report: Report) -> tuple[discord.Embed, discord.File]:
     ]
     if mentors:
         embed.add_field(name="Mentors", value=shorten("\n".join(mentors), FIELD_VALUE), inline=False)
-    embed.set_footer(text="The CSV holds every request and session.")
+    for share in report.within_target:
+        embed.add_field(
+            name=f"{Urgency(share.urgency).label}: within {_duration(share.target)}",
+            value="—" if share.share is None else f"{share.within} of {share.decided} ({share.share:.0%})",
+        )
+    if report.tags:
+        demand = [
+            f"{escape(tag.tag)}: {tag.requests} request{'s' if tag.requests != 1 else ''}"
+            + ("" if tag.mentors is None else f", {tag.mentors} mentor{'s' if tag.mentors != 1 else ''}")
+            for tag in report.tags
+        ]
+        embed.add_field(
+            name="Demand against supply", value=shorten("\n".join(demand), FIELD_VALUE), inline=False
+        )
+    if report.capacity:
+        load = [
+            f"{f'<@{m.external_id}>' if m.external_id.isdigit() else escape(m.name)}: {m.load_text}"
+            + (f", away until {m.away_until.isoformat()}" if m.away_until else "")
+            for m in report.capacity[:15]
+        ]
+        embed.add_field(name="Mentor load", value=shorten("\n".join(load), FIELD_VALUE), inline=False)
+    embed.set_footer(text="The CSVs hold every request and session, and these figures.")
     return embed, discord.File(io.BytesIO(report.csv), filename="mini-mentorship-stats.csv")
+
+
+def render_summary_csv(report: Report) -> discord.File:
+    return discord.File(io.BytesIO(report.summary_csv), filename="mini-mentorship-summary.csv")
 
 
 def render_charts(charts: ChartSet) -> tuple[list[discord.Embed], list[discord.File]]:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.charts import ChartSet
-from bot.domain import Availability, Slot, Status
+from bot.domain import Availability, Slot, Status, Urgency
 from bot.messages import Action, Button, Message, Ping, plain
 from bot.notifications import dashboard_item
 from bot.profiles import ProfileView
@@ -629,7 +629,46 @@ def stats_blocks(report: Report, *, csv_note: str) -> list[Block]:
             blocks.append(context(f"…and {len(report.mentors) - 25} more mentors in the CSV."))
     else:
         blocks.append(context("No mentor has claimed a request yet."))
+    blocks += insight_blocks(report)
     blocks.append(context(escape(csv_note)))
+    return blocks
+
+
+def _table(title: str, rows: list[str]) -> Block:
+    return section(_fit(f"*{title}*\n```{escape(chr(10).join(rows))}```", "\n".join(rows), SECTION_TEXT))
+
+
+def insight_blocks(report: Report) -> list[Block]:
+    """Claims within target per urgency, demand against supply per tag, mentors' load."""
+    blocks: list[Block] = []
+    if report.within_target:
+        fields = [
+            mrkdwn(
+                f"*{escape(Urgency(share.urgency).label)}* (target {format_duration(share.target)})\n"
+                + (
+                    f"{share.within} of {share.decided} within target ({_percent(share.share)})"
+                    if share.decided
+                    else "nothing to judge yet"
+                )
+            )
+            for share in report.within_target
+        ]
+        blocks += [section("*Claimed within target*"), {"type": "section", "fields": fields}]
+    if report.tags:
+        rows = [f"{'Tag':<24} {'Requests':>8} {'Mentors':>7}"]
+        for tag in report.tags:
+            mentors = "—" if tag.mentors is None else str(tag.mentors)
+            rows.append(f"{_clip(tag.tag, 24):<24} {tag.requests:>8} {mentors:>7}")
+        blocks.append(_table("Demand against supply (requests vs mentors listing the tag)", rows))
+    if report.capacity:
+        rows = [f"{'Mentor':<20} {'Load':<16} Away until"]
+        for mentor in report.capacity[:25]:
+            name = _clip(mentor.name.replace("`", "'").replace("\n", " "), 20)
+            away = mentor.away_until.isoformat() if mentor.away_until else ""
+            rows.append(f"{name:<20} {mentor.load_text:<16} {away}".rstrip())
+        blocks.append(_table("Mentor load", rows))
+        if len(report.capacity) > 25:
+            blocks.append(context(f"…and {len(report.capacity) - 25} more mentors in the summary CSV."))
     return blocks
 
 

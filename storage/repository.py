@@ -558,9 +558,15 @@ async def record_submission(session: AsyncSession, key: str, request_id: int | N
 async def add_notification(session: AsyncSession, **values: Any) -> bool:
     """Owe a message; a second row with the same dedupe key is silently not added."""
     stmt = _insert(session, Notification).values(**values)
-    # RETURNING, not rowcount: psycopg does not always report a row count for this statement.
+    # RETURNING, not rowcount: psycopg reports no row count for an ORM-executed INSERT.
     stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Notification.id)
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(stmt)).scalar() is not None
+
+
+async def notification_exists(session: AsyncSession, dedupe_key: str) -> bool:
+    """Is a message with this dedupe key owed (or sent) already? A unique-index lookup."""
+    found = await session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    return found is not None
 
 
 async def retire_pending(

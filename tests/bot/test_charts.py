@@ -86,7 +86,10 @@ def test_supply_and_targets_once_they_are_passed_in() -> None:
         charts["tags"].alt_text
         == "Demand and supply per tag (requests, mentors), top 2: python 6/1, career 2/3."
     )
-    assert charts["claim_time"].alt_text.endswith("90% within 4.0 h, target 4.0 h.")
+    assert charts["claim_time"].alt_text == (
+        "Time to claim per urgency. high: median 2.0 h over 2 claimed, 90% within 4.0 h, "
+        "target 4.0 h (median within it)."
+    )
 
 
 def test_no_data_is_a_friendly_sentence_not_an_empty_plot() -> None:
@@ -155,3 +158,44 @@ def test_matplotlib_loads_only_when_a_chart_is_drawn() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def _red_pixels(png: bytes) -> int:
+    """Pixels of the target line's red (#C44E52), give or take anti-aliasing."""
+    data = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+    pixels = zip(data[0::3], data[1::3], data[2::3], strict=True)
+    return sum(1 for r, g, b in pixels if abs(r - 196) < 12 and abs(g - 78) < 12 and abs(b - 82) < 12)
+
+
+def test_the_target_line_is_drawn_only_when_there_is_a_target() -> None:
+    figures = sample()
+
+    def claim_png(target: timedelta | None) -> bytes:
+        times = [ClaimTimes("high", 2, 0.5 * H, H, 2 * H, 3 * H, 4 * H, target=target)]
+        with_times = Figures(
+            figures.weeks, figures.since, figures.weekly, times, figures.tags, figures.mentors
+        )
+        return next(c.png for c in draw(with_times).charts if c.key == "claim_time")
+
+    assert _red_pixels(claim_png(None)) == 0
+    assert _red_pixels(claim_png(6 * H)) > 100  # a dashed line across the row
+
+
+async def test_the_charts_carry_the_configured_targets(runtime: Runtime, clock: ManualClock) -> None:
+    """CLAIM_TARGET_HOURS reaches the time-to-claim figures on both engines (the runtime's
+    settings: high=4, normal=24, low=72 by default)."""
+    high = await runtime.mentorship.create_request(STUDENT, request_form(urgency="high"))
+    assert isinstance(high, Ok)
+    clock.advance(hours=1)
+    assert isinstance(await runtime.mentorship.claim(MENTOR, high.value.id), Ok)
+    figures = await runtime.stats.figures(ADMIN, 4)
+    assert isinstance(figures, Ok)
+    assert [(c.urgency, c.median, c.target) for c in figures.value.claim_times] == [("high", H, 4 * H)]
+    charts = await runtime.stats.charts(ADMIN, 4)
+    assert isinstance(charts, Ok)
+    [claim] = [c for c in charts.value.charts if c.key == "claim_time"]
+    assert (
+        "high: median 1.0 h over 1 claimed, 90% within 1.0 h, target 4.0 h (median within it)"
+        in claim.alt_text
+    )
+    assert _red_pixels(claim.png) > 100

@@ -350,3 +350,123 @@ async def test_demand_against_supply_once_mentors_list_tags(database: Database) 
         TagDemand("career", 1, 1),
         TagDemand("sql", 1, 0),  # listed only by a mentor of another workspace
     ]
+
+
+async def test_report_adds_targets_demand_supply_and_mentor_load(
+    database: Database, settings: Settings
+) -> None:
+    """Share claimed within target per urgency, demand against supply per tag over every request,
+    and each mentor's load against capacity, against hand-computed figures."""
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok
+    from bot.insight import MentorCapacity, TargetShare
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    await seed.member("M", "Mia")
+    await seed.member("N", "Noor")
+    await seed.member("P", "Pat")  # a profile, no claims
+    start = NOW - timedelta(days=10)  # long before the range of any chart: counted all the same
+    # High (4 h): claimed in 4 h exactly (within), in 5 h (missed), open for 10 days (missed),
+    # open for 3 h (not decided yet), cancelled unclaimed (left out).
+    await seed.request(
+        start, urgency="high", status="claimed", claimed=start + 4 * H, mentor="M", tags=["python"]
+    )
+    await seed.request(
+        start, urgency="high", status="scheduled", claimed=start + 5 * H, mentor="M", tags=["python", "sql"]
+    )
+    await seed.request(start, urgency="high", tags=["python"])
+    await seed.request(NOW - 3 * H, urgency="high", tags=["go"])
+    await seed.request(start, urgency="high", status="cancelled")
+    # Normal (24 h): claimed in 2 h, completed since (within); expired unclaimed (missed).
+    await seed.request(
+        start, status="completed", claimed=start + 2 * H, mentor="N", session_status="completed"
+    )
+    await seed.request(start, status="expired", tags=["sql"])
+    # Low (72 h): nothing decided.
+    await seed.request(NOW - H, urgency="low")
+    async with database.transaction() as session:
+        for who, skills, capacity in (("M", ["python"], 2), ("P", ["python", "sql"], 4)):
+            session.add(
+                MentorProfile(
+                    member_id=seed.members[who],
+                    platform="slack",
+                    workspace="T1",
+                    skills=skills,
+                    capacity=capacity,
+                    away_until=date(2030, 3, 20) if who == "P" else None,
+                    last_suggested_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+            await session.flush()
+            for tag in skills:
+                session.add(
+                    MentorSkill(member_id=seed.members[who], tag=tag, platform="slack", workspace="T1")
+                )
+    stats = Stats(database, settings, ManualClock(NOW))
+    result = await stats.report(Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True))
+    assert isinstance(result, Ok)
+    report = result.value
+    assert report.within_target == [
+        TargetShare("high", 4 * H, decided=3, within=1),
+        TargetShare("normal", 24 * H, decided=2, within=1),
+        TargetShare("low", 72 * H, decided=0, within=0),
+    ]
+    assert [t.share for t in report.within_target] == [0.333, 0.5, None]
+    assert report.tags == [TagDemand("python", 3, 2), TagDemand("sql", 2, 1), TagDemand("go", 1, 0)]
+    # Mia carries 2 of her 2; Pat 0 of 4 (away); Noor, no profile and nothing active, is not listed.
+    assert report.capacity == [
+        MentorCapacity("M", "Mia", 2, 2, None, True),
+        MentorCapacity("P", "Pat", 0, 4, date(2030, 3, 20), True),
+    ]
+    assert report.capacity[0].load_text == "2 of 2 active"
+    summary = report.summary_csv.decode().splitlines()
+    assert summary == [
+        "urgency,claim_target_hours,requests_decided,claimed_within_target,share",
+        "high,4,3,1,0.333",
+        "normal,24,2,1,0.500",
+        "low,72,0,0,",
+        "",
+        "tag,requests_posted,mentors_listing",
+        "python,3,2",
+        "sql,2,1",
+        "go,1,0",
+        "",
+        "mentor,active,capacity,away_until,profile",
+        "Mia,2,2,,yes",
+        "Pat,0,4,2030-03-20,yes",
+    ]
+
+
+async def test_the_csv_joins_any_tags_the_same_on_both_engines(
+    database: Database, settings: Settings
+) -> None:
+    """Plain tags take PostgreSQL's fast path; quotes, backslashes and non-ASCII ones are parsed."""
+    import csv
+    import io
+
+    from bot.clock import ManualClock
+    from bot.domain import Actor, Ok
+    from bot.stats import Stats
+
+    cases = [
+        ["python", "sql"],
+        [],
+        ["c++", "c#"],
+        ['say "hi"', "back\\slash"],
+        ["español", "日本語"],
+        ["a", '", "', "b"],
+        ["one"],
+    ]
+    seed = Seed(database)
+    await seed.member("S", "Sam")
+    for tags in cases:
+        await seed.request(NOW, tags=tags)
+    report = await Stats(database, settings, ManualClock(NOW)).report(
+        Actor("slack", "T1", "A", is_admin=True)
+    )
+    assert isinstance(report, Ok)
+    rows = list(csv.DictReader(io.StringIO(report.value.csv.decode(), newline="")))
+    assert [row["tags"] for row in rows] == [";".join(tags) for tags in cases]

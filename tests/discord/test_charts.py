@@ -27,6 +27,7 @@ async def test_stats_charts_arrive_as_attachments_inside_embeds(world: World) ->
     files = {a.filename: a for a in report.response.attachments}
     assert set(files) == {
         "mini-mentorship-stats.csv",
+        "mini-mentorship-summary.csv",
         "mentorship-volume-4w.png",
         "mentorship-claim_time-4w.png",
         "mentorship-tags-4w.png",
@@ -51,6 +52,9 @@ async def test_stats_with_no_data_says_so_and_students_are_refused(world: World)
         "No requests in the last 52 weeks yet, so there is nothing to chart. "
         "Charts appear here once students post requests."
     )
-    assert [a.filename for a in report.response.attachments] == ["mini-mentorship-stats.csv"]
+    assert [a.filename for a in report.response.attachments] == [
+        "mini-mentorship-stats.csv",
+        "mini-mentorship-summary.csv",
+    ]
     refused = await world.ola.slash(world.lobby, "mini-session stats", weeks=12)
     assert refused.response.content == "Only admins can see stats." and not refused.response.attachments

@@ -170,7 +170,7 @@ async def test_rating_prompt_once_after_end(
 async def test_each_sweep_records_its_last_run(jobs_runtime: Runtime, sweeps: Sweeps) -> None:
     await sweeps.run_all_once()
     health = await jobs_runtime.health()
-    assert set(health["sweeps"]) == {"expire", "nudge", "complete", "withdraw_proposals", "deliver"}
+    assert set(health["sweeps"]) == {"expire", "nudge", "complete", "withdraw_proposals", "digest", "deliver"}
     async with jobs_runtime.db.transaction() as session:
         runs = (await session.scalars(select(JobRun))).all()
     assert all(run.last_success_at == jobs_runtime.clock.now() for run in runs)

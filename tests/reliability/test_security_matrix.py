@@ -326,7 +326,8 @@ async def do_rate(slack: SlackHarness, role: Role, rid: int) -> str:
 async def do_stats(slack: SlackHarness, role: Role, _: int) -> str:
     files = len(slack.fake.files)
     reply = await told(slack, await command(slack, role, "stats"))
-    csvs = [f for f in slack.fake.files[files:] if f["filename"].endswith(".csv")]  # besides the charts
+    # The requests' CSV (the summary CSV and the charts come with it)
+    csvs = [f for f in slack.fake.files[files:] if f["filename"].startswith("mentorship-stats-")]
     csv = b"".join(f["content"] for f in csvs)
     return reply + f"\nCSV {len(csvs)} {b'Request for' in csv or b'Asked by' in csv}"
 

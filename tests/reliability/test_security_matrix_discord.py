@@ -470,8 +470,9 @@ async def stats_rows(result: InteractionResult) -> list[dict[str, str]]:
     assert response is not None
     embed, *charts = response.embeds
     assert embed.title == "Mini Mentorship — stats"
-    attachment, *pngs = response.attachments
+    attachment, summary, *pngs = response.attachments
     assert attachment.filename == "mini-mentorship-stats.csv"
+    assert summary.filename == "mini-mentorship-summary.csv"
     if pngs:
         assert [c.image.url for c in charts] == [f"attachment://{p.filename}" for p in pngs]
     else:

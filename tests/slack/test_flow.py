@@ -181,9 +181,12 @@ async def test_happy_path(slack: SlackHarness, clock: ManualClock) -> None:
     await slack.settle()
     stats = slack.reply_text(answer)
     assert "Mentorship stats" in stats and "100%" in stats and "5.00" in stats and "mia" in stats.lower()
-    [csv_file] = [f for f in fake.files if f["filename"].endswith(".csv")]
+    [csv_file] = [f for f in fake.files if f["filename"].startswith("mentorship-stats-")]
     assert csv_file["channels"] == ["DUADMIN"]
     assert b"Mock interview for a backend role" in csv_file["content"]
+    [summary] = [f for f in fake.files if f["filename"].startswith("mentorship-summary-")]
+    assert summary["channels"] == ["DUADMIN"] and summary["content"].startswith(b"urgency,claim_target_hours")
+    assert "Claimed within target" in stats and "1 of 1 within target (100%)" in stats
 
     async with slack.runtime.db.transaction() as session:
         statuses = set((await session.scalars(select(Notification.status))).all())

@@ -360,6 +360,6 @@ async def test_csv_cells_with_disguised_formulas_are_guarded(slack: SlackHarness
     await _request(slack, title=title)
     await slack.command(ADMIN, "stats")
     await slack.settle()
-    [csv_file] = [f for f in slack.fake.files if f["filename"].endswith(".csv")]
+    [csv_file] = [f for f in slack.fake.files if f["filename"].startswith("mentorship-stats-")]
     [header, row] = list(csv.reader(io.StringIO(csv_file["content"].decode())))
     assert row[header.index("title")] == "'" + title

@@ -109,6 +109,6 @@ async def test_all_right_serves_logs_json_and_stops_cleanly_on_sigterm(
     entries = [json.loads(line) for line in lines if line.strip()]  # every line is one JSON object
     assert not [e for e in entries if e["level"] in ("ERROR", "CRITICAL")]
     messages = " ".join(e["message"] for e in entries)
-    for name in ("expire", "nudge", "complete", "deliver"):
+    for name in ("expire", "nudge", "complete", "digest", "deliver"):
         assert f'Added job "sweep {name}"' in messages
     assert "run_safely" not in messages and "`token` will be unused" not in messages
