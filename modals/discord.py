@@ -24,7 +24,7 @@ import discord
 from bot.charts import ChartSet
 from bot.domain import RequestView, Slot, Urgency
 from bot.messages import Action, Button, Inline, Line, Link, Message, Person, Ping, Text, When
-from bot.notifications import dashboard_item
+from bot.notifications import dashboard_item, span
 from bot.stats import Report
 from bot.workflow import Dashboard
 from modals import forms
@@ -770,7 +770,7 @@ def render_stats(report: Report) -> tuple[discord.Embed, discord.File]:
         embed.add_field(name="Mentors", value=shorten("\n".join(mentors), FIELD_VALUE), inline=False)
     for share in report.within_target:
         embed.add_field(
-            name=f"{Urgency(share.urgency).label}: within {_duration(share.target)}",
+            name=f"{Urgency(share.urgency).label}: within {span(share.target)}",
             value="—" if share.share is None else f"{share.within} of {share.decided} ({share.share:.0%})",
         )
     if report.tags:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from bot.charts import ChartSet
 from bot.domain import Availability, Slot, Status, Urgency
 from bot.messages import Action, Button, Message, Ping, plain
-from bot.notifications import dashboard_item
+from bot.notifications import dashboard_item, span
 from bot.profiles import ProfileView
 from bot.stats import Report, format_duration
 from bot.workflow import Dashboard
@@ -644,7 +644,7 @@ def insight_blocks(report: Report) -> list[Block]:
     if report.within_target:
         fields = [
             mrkdwn(
-                f"*{escape(Urgency(share.urgency).label)}* (target {format_duration(share.target)})\n"
+                f"*{escape(Urgency(share.urgency).label)}* (target {span(share.target)})\n"
                 + (
                     f"{share.within} of {share.decided} within target ({_percent(share.share)})"
                     if share.decided
