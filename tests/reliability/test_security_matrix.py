@@ -13,6 +13,15 @@ are members of the mentors' channel; the admin is a workspace admin (users.info)
 request by id is its "Write a review" button, which answers "Only the student who asked, mentors
 and admins can see this request." (or, elsewhere, "I couldn't find that request.") before
 anything else; the dashboards and the stats CSV must not show the request to those refused.
+
+The changes from either side of a booked session: Ask to reschedule (the student's; from the
+scheduled DM), Keep the time and Propose new times (the claiming mentor's answer to an ask) and
+Can't make it (either person's, from the 24-hour reminder); the buttons are clicked in the
+mentors' channel here, as the checks are the server's and do not depend on where a button is.
+Each form is also submitted, forged, by those refused. The daily digest's Claim buttons are the
+card's Claim (action id `mm_claim`, the later ones `mm_claim.2`… by the same handler), so the
+claim row covers them; the shared conversation (a group DM of student, mentor and the bot) has
+no buttons of its own, so nothing to add for it.
 """
 
 from __future__ import annotations
@@ -29,7 +38,19 @@ from sqlalchemy import Table, select
 
 from bot.clock import ManualClock
 from bot.domain import Actor, Ok
-from storage.models import AvailabilityWindow, FeedPost, Member, MentorSession, Notification, Request
+from storage.models import (
+    AvailabilityWindow,
+    Conversation,
+    FeedPost,
+    Member,
+    MentorProfile,
+    MentorSession,
+    MentorSkill,
+    Notification,
+    Proposal,
+    Request,
+    RescheduleAsk,
+)
 from tests.conftest import request_form
 from tests.slack.conftest import MakeSlack
 from tests.slack.harness import (
@@ -66,6 +87,7 @@ EVERYONE = frozenset(r.name for r in ROLES)
 MENTORS_ONLY = frozenset({"claiming mentor", "other mentor"})
 CLAIMER = frozenset({"claiming mentor"})
 STUDENT_ONLY = frozenset({"student"})
+PARTICIPANTS = frozenset({"student", "claiming mentor"})
 
 # Who may, per docs/authorization.md (and the state the request is in when they try).
 MATRIX: dict[str, tuple[str, frozenset[str]]] = {
@@ -80,6 +102,11 @@ MATRIX: dict[str, tuple[str, frozenset[str]]] = {
     "cancel": ("claimed", STUDENT_ONLY),
     "rate": ("completed", STUDENT_ONLY),
     "stats": ("open", frozenset({"admin"})),
+    "ask to reschedule": ("scheduled", STUDENT_ONLY),
+    "keep the time": ("asked", CLAIMER),
+    "propose new times": ("asked", CLAIMER),
+    "can't make it": ("reminded", PARTICIPANTS),
+    "profile": ("open", MENTORS_ONLY),
 }
 
 # Where each role's own dashboards show "their" claimed request. The other mentor sees it in the
@@ -104,12 +131,30 @@ REFUSAL_FOR = {
     "cancel": "Only the student who made this request can do that.",
     "rate": "Only the student who made this request can do that.",
     "stats": "Only admins can see stats.",
+    "ask to reschedule": "Only the student who made this request can do that.",
+    "keep the time": "who claimed this request, can do that.",
+    "propose new times": "who claimed this request, can do that.",
+    "can't make it": "Only the student and the mentor of this session can do that.",
+    "profile": "Only mentors can do that.",
+}
+# Actions with a form: refused on the click (or command) and on a forged submission of the form
+# the person allowed was given.
+WITH_FORM = {
+    "create",
+    "schedule",
+    "reschedule",
+    "ask to reschedule",
+    "propose new times",
+    "can't make it",
+    "profile",
 }
 
 STUDENT_ACTOR = Actor("slack", "T1", STUDENT, "Sam Student", "Europe/Berlin")
 MENTOR_ACTOR = Actor("slack", "T1", MENTOR, "Mia Mentor", "America/New_York", is_mentor=True)
 AFTER_STARTS = datetime(2030, 1, 9, 2, 0, tzinfo=UTC)  # every session of the setup has started
 NEW_TIME = str(int(datetime(2030, 1, 10, 16, 0, tzinfo=UTC).timestamp()))  # free in everyone's week
+# Every session's 24-hour reminder (the one with "Can't make it") is out; none has started.
+REMINDED = datetime(2030, 1, 7, 19, 30, tzinfo=UTC)
 
 
 # Driving Slack as a role ------------------------------------------------------------------------
@@ -160,7 +205,19 @@ async def everything(slack: SlackHarness) -> list[Any]:
     """Every row of every table a use case writes, all columns: a refusal must leave it alone."""
     async with slack.runtime.db.transaction() as session:
         rows = []
-        for model in (Member, Request, MentorSession, AvailabilityWindow, FeedPost, Notification):
+        for model in (
+            Member,
+            Request,
+            MentorSession,
+            AvailabilityWindow,
+            FeedPost,
+            Notification,
+            Proposal,
+            RescheduleAsk,
+            Conversation,
+            MentorProfile,
+            MentorSkill,
+        ):
             table = model.__table__
             assert isinstance(table, Table)
             rows.append((await session.execute(select(table).order_by(*table.primary_key))).all())
@@ -180,6 +237,30 @@ async def request_row(
         )
         claimer = await session.get(Member, request.claimed_by_id) if request.claimed_by_id else None
         return request, latest, claimer.external_id if claimer else None
+
+
+async def latest_ask(slack: SlackHarness, request_id: int) -> RescheduleAsk | None:
+    async with slack.runtime.db.transaction() as session:
+        ask: RescheduleAsk | None = await session.scalar(
+            select(RescheduleAsk)
+            .where(RescheduleAsk.request_id == request_id)
+            .order_by(RescheduleAsk.id.desc())
+        )
+        return ask
+
+
+async def session_value(slack: SlackHarness, request_id: int) -> str:
+    """The value of Ask to reschedule / Can't make it: request, session and its version."""
+    _, meeting, _ = await request_row(slack, request_id)
+    assert meeting is not None
+    return f"{request_id}:{meeting.id}:{meeting.schedule_version}"
+
+
+async def ask_value(slack: SlackHarness, request_id: int) -> str:
+    """The value of Keep the time / Propose new times: request and the student's ask."""
+    ask = await latest_ask(slack, request_id)
+    assert ask is not None
+    return f"{request_id}:{ask.id}"
 
 
 # Setting the scene (through the core: the subject here is the Slack side) --------------------------
@@ -204,9 +285,19 @@ async def prepare(slack: SlackHarness, clock: ManualClock, state: str) -> list[i
         assert isinstance(await m.claim(MENTOR_ACTOR, rid), Ok)
         if state == "claimed":
             continue
+        # scheduled, and also: asked, reminded, started, completed
         when = f"2030-01-08 {9 + index:02d}:00"  # New York time; one hour apart
         assert isinstance(await m.schedule(MENTOR_ACTOR, rid, {"starts_at": when}), Ok)
     ids.reverse()
+    if state == "asked":  # each request's student asks to move it
+        for rid in ids:
+            _, meeting, _ = await request_row(slack, rid)
+            assert meeting is not None
+            values = {"reason": "A clash at work"}
+            asked = await m.ask_reschedule(STUDENT_ACTOR, rid, meeting.id, meeting.schedule_version, values)
+            assert isinstance(asked, Ok), asked
+    if state == "reminded":
+        clock.set(REMINDED)
     if state in ("started", "completed"):
         clock.set(AFTER_STARTS)
     if state == "completed":
@@ -276,20 +367,29 @@ async def do_release(slack: SlackHarness, role: Role, rid: int) -> str:
     return await told(slack, await click(slack, role, "mm_release", str(rid)))
 
 
-async def schedule_as(slack: SlackHarness, role: Role, rid: int, action_id: str) -> str:
-    """The role clicks Schedule (a modal opens, or a refusal), and also submits the form the
-    claiming mentor was given: a forged submission must be refused just the same."""
-    answer = await click(slack, role, action_id, str(rid))
+async def form_as(
+    slack: SlackHarness,
+    role: Role,
+    action_id: str,
+    value: str,
+    callback_id: str,
+    values: dict[str, str | None],
+    owner: Role = ROLES[2],
+) -> str:
+    """The role clicks the button (a modal opens, or a refusal), and also submits the form
+    `owner` (the claiming mentor, unless said) was given: a forged submission must be refused
+    just the same."""
+    answer = await click(slack, role, action_id, value)
     reply = await told(slack, answer)
-    own = opened(slack, answer, "mm_schedule")
+    own = opened(slack, answer, callback_id)
     if own is None:
-        mentor = await click(slack, ROLES[2], action_id, str(rid))
+        allowed = await click(slack, owner, action_id, value)
         await slack.settle()
-        form = opened(slack, mentor, "mm_schedule")
+        form = opened(slack, allowed, callback_id)
         assert form is not None
     else:
         form = own
-    answer = await submit(slack, role, form, {"starts_at": NEW_TIME})
+    answer = await submit(slack, role, form, values)
     assert answer.status == 200
     await slack.settle()
     if answer.text:
@@ -300,11 +400,11 @@ async def schedule_as(slack: SlackHarness, role: Role, rid: int, action_id: str)
 
 
 async def do_schedule(slack: SlackHarness, role: Role, rid: int) -> str:
-    return await schedule_as(slack, role, rid, "mm_schedule")
+    return await form_as(slack, role, "mm_schedule", str(rid), "mm_schedule", {"starts_at": NEW_TIME})
 
 
 async def do_reschedule(slack: SlackHarness, role: Role, rid: int) -> str:
-    return await schedule_as(slack, role, rid, "mm_reschedule")
+    return await form_as(slack, role, "mm_reschedule", str(rid), "mm_schedule", {"starts_at": NEW_TIME})
 
 
 async def do_complete(slack: SlackHarness, role: Role, rid: int) -> str:
@@ -332,6 +432,47 @@ async def do_stats(slack: SlackHarness, role: Role, _: int) -> str:
     return reply + f"\nCSV {len(csvs)} {b'Request for' in csv or b'Asked by' in csv}"
 
 
+async def do_ask_reschedule(slack: SlackHarness, role: Role, rid: int) -> str:
+    value = await session_value(slack, rid)
+    values: dict[str, str | None] = {"reason": f"Asked by the {role.name}"}
+    return await form_as(slack, role, "mm_ask_reschedule", value, "mm_reschedule_ask", values, ROLES[0])
+
+
+async def do_keep_time(slack: SlackHarness, role: Role, rid: int) -> str:
+    return await told(slack, await click(slack, role, "mm_keep_time", await ask_value(slack, rid)))
+
+
+async def do_propose_new_times(slack: SlackHarness, role: Role, rid: int) -> str:
+    value = await ask_value(slack, rid)
+    return await form_as(slack, role, "mm_ask_propose", value, "mm_propose", {"time_1": NEW_TIME})
+
+
+async def do_cant_make_it(slack: SlackHarness, role: Role, rid: int) -> str:
+    value = await session_value(slack, rid)
+    values: dict[str, str | None] = {"reason": f"Called off by the {role.name}"}
+    return await form_as(slack, role, "mm_cant_make_it", value, "mm_cant_make_it", values)
+
+
+async def do_profile(slack: SlackHarness, role: Role, _: int) -> str:
+    """`/mini-session profile` (a modal opens, or a refusal), then the form is submitted; when
+    refused, a mentor's form is submitted as the role's instead."""
+    answer = await command(slack, role, "profile")
+    await slack.settle()
+    own = opened(slack, answer, "mm_profile")
+    reply = "FORM OPENED" if own is not None else await told(slack, answer)
+    if own is None:
+        mentor = await command(slack, ROLES[2], "profile")
+        await slack.settle()
+        form = opened(slack, mentor, "mm_profile")
+        assert form is not None, "the profile form did not open"
+    else:
+        form = own
+    saved = await submit(slack, role, form, {"skills": f"matrix, {role.name}", "capacity": "4"})
+    assert saved.status == 200 and saved.json()["response_action"] == "update", saved
+    await slack.settle()
+    return reply + "\n" + json.dumps(saved.json())
+
+
 ACTS: dict[str, Act] = {
     "create": do_create,
     "view": do_view,
@@ -344,6 +485,11 @@ ACTS: dict[str, Act] = {
     "cancel": do_cancel,
     "rate": do_rate,
     "stats": do_stats,
+    "ask to reschedule": do_ask_reschedule,
+    "keep the time": do_keep_time,
+    "propose new times": do_propose_new_times,
+    "can't make it": do_cant_make_it,
+    "profile": do_profile,
 }
 
 
@@ -370,6 +516,16 @@ async def check_success(slack: SlackHarness, action: str, role: Role, rid: int, 
     if action == "view":
         assert REFUSAL_FOR["view"] not in reply and NOT_FOUND not in reply, reply
         return
+    if action == "profile":
+        assert "FORM OPENED" in reply and "Saved" in reply, reply
+        async with slack.runtime.db.transaction() as db:
+            profile = await db.scalar(
+                select(MentorProfile)
+                .join(Member, Member.id == MentorProfile.member_id)
+                .where(Member.external_id == role.user, Member.workspace == role.team)
+            )
+        assert profile is not None and (profile.capacity, profile.skills) == (4, ["matrix", role.name])
+        return
     request, meeting, claimer = await request_row(slack, rid)
     if action == "claim":
         assert "You claimed" in reply and (request.status, claimer) == ("claimed", role.user)
@@ -388,6 +544,24 @@ async def check_success(slack: SlackHarness, action: str, role: Role, rid: int, 
         assert "is cancelled" in reply and request.status == "cancelled"
     elif action == "rate":
         assert "Thanks for your rating" in reply and meeting is not None and meeting.rating == 5
+    elif action == "ask to reschedule":
+        ask = await latest_ask(slack, rid)
+        assert "FORM OPENED" in reply and "session stays booked" in reply, reply
+        assert ask is not None and (ask.status, ask.reason) == ("pending", f"Asked by the {role.name}")
+        assert request.status == "scheduled"
+    elif action == "keep the time":
+        ask = await latest_ask(slack, rid)
+        assert "Kept the time" in reply and ask is not None and ask.status == "kept", reply
+        assert meeting is not None and meeting.schedule_version == 1
+    elif action == "propose new times":
+        ask = await latest_ask(slack, rid)
+        assert "FORM OPENED" in reply and ask is not None and ask.status == "proposed", reply
+        assert request.status == "scheduled" and request.proposal_id is not None
+    elif action == "can't make it":
+        by = "student" if role.name == "student" else "mentor"
+        assert "FORM OPENED" in reply and "The session is cancelled" in reply, reply
+        assert (request.status, request.cancelled_by) == ("cancelled", by)
+        assert meeting is not None and meeting.status == "cancelled"
     else:
         raise AssertionError(action)
 
@@ -416,9 +590,9 @@ async def test_matrix(
             if role.name in allowed:
                 await check_success(slack, action, role, rid, reply)
             else:
-                # For schedule and reschedule: refused on the click and on the forged form too.
-                # For create: on the command and on a forged form.
-                times = 2 if action in ("schedule", "reschedule", "create") else 1
+                # For an action with a form: refused on the click (or the command) and on the
+                # forged form too.
+                times = 2 if action in WITH_FORM else 1
                 assert reply.count(expected_refusal(action, role)) == times, reply
                 after = await everything(slack)
                 changed = [t for t, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
