@@ -23,6 +23,13 @@ each success stands alone. Successes click the real surface (the feed card, or t
 DM) when it carries the button; refusals click the card or a copy of the button posted where the
 role can click it (server-side checks must not depend on where a button is).
 
+The changes from either side of a booked session are rows too: Ask to reschedule (Sam's
+scheduled DM), Keep the time and Propose new times (Mia's DM with the ask: state "asked") and
+Can't make it (both people's 24-hour reminder: state "reminded"). The daily digest's Claim
+buttons carry the card's custom id (`mm:claim:<request>`) and reach the same handler, so the
+claim rows cover them; the shared conversation (a private thread) has no buttons, so it has no
+row.
+
 SQLite only: the core's own authz tests cover both engines; this file is about the adapter.
 """
 
@@ -47,7 +54,19 @@ from bot.domain import RequestView, SessionStatus, Status
 from bot.messages import Action, Button
 from modals.discord import button_view
 from storage import repository as repo
-from storage.models import AvailabilityWindow, FeedPost, Member, MentorSession, Notification, Request
+from storage.models import (
+    AvailabilityWindow,
+    Conversation,
+    FeedPost,
+    Member,
+    MentorProfile,
+    MentorSession,
+    MentorSkill,
+    Notification,
+    Proposal,
+    Request,
+    RescheduleAsk,
+)
 from tests.conftest import make_settings
 from tests.discord import conftest as discord_conftest
 from tests.discord.conftest import World, modal_fields, planted_button, request_values
@@ -75,6 +94,7 @@ NA = None  # not applicable: the slash commands are server-only (guild_only), so
 NOT_MENTOR = "Only mentors can do that. Ask an admin if you'd like to mentor."
 NOT_CLAIMER = "Only Mia Mentor, who claimed this request, can do that."
 NOT_STUDENT = "Only the student who made this request can do that."
+NOT_PARTICIPANT = "Only the student and the mentor of this session can do that."
 NOT_ADMIN = "Only admins can see stats."
 NOT_FOUND = "I couldn't find that request."  # another server's request does not exist there
 NOT_HOME = "This server isn't set up for Mini Mentorship."
@@ -83,7 +103,7 @@ TAKEN = "Already claimed by Mia Mentor."
 # Answered, but with the outsider's own server's (empty) figures: nothing of the home server.
 OWN_SERVER_ONLY = OWN = "own server only"
 
-M, C, S, F, A = NOT_MENTOR, NOT_CLAIMER, NOT_STUDENT, NOT_FOUND, NOT_ADMIN
+M, C, S, F, A, P = NOT_MENTOR, NOT_CLAIMER, NOT_STUDENT, NOT_FOUND, NOT_ADMIN, NOT_PARTICIPANT
 
 
 @dataclass(frozen=True)
@@ -121,11 +141,16 @@ BUTTON_ROWS = [
     Row("rate",           "completed", (OK,     S,       S,             S,      S,    F,       S)),
     Row("review",         "completed", (OK,     S,       S,             S,      S,    F,       S)),
     Row("repost",         "expired",   (OK,     S,       S,             S,      S,    F,       S)),
+    Row("ask_reschedule", "scheduled", (OK,     S,       S,             S,      S,    F,       S)),
+    Row("keep_time",      "asked",     (C,      C,       OK,            C,      C,    F,       C)),
+    Row("ask_propose",    "asked",     (C,      C,       OK,            C,      C,    F,       C)),
+    Row("cant_make_it",   "reminded",  (OK,     P,       OK,            P,      P,    F,       P)),
 ]
 SLASH_ROWS = [
     Row("create",         "open",      (OK,     OK,      OK,            OK,     OK,   NOT_HOME, NA)),
     Row("stats",          "open",      (A,      A,       A,             A,      OK,   OWN,     NA)),
     Row("availability",   "open",      (M,      M,       OK,            OK,     M,    M,       NA)),
+    Row("profile",        "open",      (M,      M,       OK,            OK,     M,    M,       NA)),
 ]
 # fmt: on
 
@@ -142,13 +167,21 @@ BUTTONS = {
     "rate": Action.RATE,
     "review": Action.REVIEW,
     "repost": Action.REPOST,
+    "ask_reschedule": Action.ASK_RESCHEDULE,
+    "keep_time": Action.KEEP_TIME,
+    "ask_propose": Action.ASK_PROPOSE,
+    "cant_make_it": Action.CANT_MAKE_IT,
 }
+# Buttons whose value names the live session and its version, or the student's ask.
+SESSION_BUTTONS = {Action.ASK_RESCHEDULE, Action.CANT_MAKE_IT}
+ASK_BUTTONS = {Action.KEEP_TIME, Action.ASK_PROPOSE}
 STARS = 4
 REVIEW = "Clear and kind, thank you!"
 WINDOWS = "Tue 18:00-20:00"
-# Forms the adapter only opens for someone allowed to submit them (the review form opens for
-# anyone who has the button and is checked when submitted).
-CHECKED_BEFORE_FORM = {"schedule", "reschedule", "create", "availability"}
+REASON = "A clash at work"
+# Forms the adapter only opens for someone allowed to submit them (the review form, Ask to
+# reschedule and Can't make it open for anyone who has the button and are checked when submitted).
+CHECKED_BEFORE_FORM = {"schedule", "reschedule", "create", "availability", "ask_propose", "profile"}
 SUCCESS_REPLY = {
     "claim": "You claimed request #{rid}. Next, **Propose times** or **Schedule directly**.",
     "release": "You released request #{rid}; it's back in the mentors' feed.",
@@ -164,9 +197,25 @@ SUCCESS_REPLY = {
     "create": "Your request #",
     "stats": "",  # the figures come as an embed and a CSV file
     "availability": f"Saved: {WINDOWS} (UTC).",
+    "profile": "Saved: 0 of 4 active",
+    "ask_reschedule": "Your mentor has been asked, with your reason.",
+    "keep_time": "Kept the time for request #{rid}; the student has been told.",
+    "ask_propose": "Sent new times for request #{rid}; the current time holds until a pick.",
+    "cant_make_it": "The session is cancelled and the other person told",
 }
 SLOT_FORMAT = "%Y-%m-%d %H:%M"
-TABLES = (Request, MentorSession, Notification, AvailabilityWindow, FeedPost)
+TABLES = (
+    Request,
+    MentorSession,
+    Notification,
+    AvailabilityWindow,
+    FeedPost,
+    Proposal,
+    RescheduleAsk,
+    Conversation,
+    MentorProfile,
+    MentorSkill,
+)
 
 
 # Fixtures ------------------------------------------------------------------------------------
@@ -219,10 +268,11 @@ class Stage:
 
     # States --------------------------------------------------------------------------------
 
-    def slot(self) -> datetime:
-        """A start time in the future, inside the student's dates, clashing with nothing of Mia's."""
+    def slot(self, lead: timedelta = timedelta(hours=2)) -> datetime:
+        """A start time at least `lead` ahead, inside the student's dates, clashing with nothing
+        of Mia's."""
         now = self.world.clock.now().replace(minute=0, second=0, microsecond=0)
-        start = max(self.next_start, now + timedelta(hours=2))
+        start = max(self.next_start, now + lead)
         self.next_start = start + timedelta(hours=1)
         return start
 
@@ -243,12 +293,28 @@ class Stage:
         await w.deliver()
         if state == "claimed":
             return rid
-        starts = self.slot()
+        # A reminded session gets its 24-hour reminder (the one with Can't make it) in the future.
+        starts = self.slot(timedelta(hours=26) if state == "reminded" else timedelta(hours=2))
         shown = await w.mia.click(await w.card(rid), custom_id=f"mm:schedule:{rid}")
         done = await w.mia.submit_modal(shown, {"starts_at": starts.strftime(SLOT_FORMAT)})
         assert done.response.content.startswith("Scheduled request"), done.response.content
         await w.deliver()
         if state == "scheduled":
+            return rid
+        if state == "asked":  # Sam asks from his scheduled DM; Mia gets the ask with its buttons
+            value = await self.button_value(Action.ASK_RESCHEDULE, rid)
+            dm = next(m for m in reversed(w.dms(w.sam)) if has_button(m, f"mm:ask_reschedule:{value}"))
+            form = await w.sam.user.click(dm, custom_id=f"mm:ask_reschedule:{value}")
+            asked = await w.sam.user.submit_modal(form, {"reason": REASON})
+            assert asked.response.content.startswith(SUCCESS_REPLY["ask_reschedule"]), asked.response
+            await w.deliver()
+            return rid
+        if state == "reminded":
+            w.clock.set(starts - timedelta(hours=24) + timedelta(minutes=1))
+            await w.deliver()
+            value = await self.button_value(Action.CANT_MAKE_IT, rid)
+            for person in (w.sam, w.mia):
+                assert has_button(w.last_dm(person), f"mm:cant_make_it:{value}"), "no 24-hour reminder"
             return rid
         w.clock.set(starts + timedelta(minutes=5))  # the session is under way
         await w.deliver()
@@ -269,6 +335,27 @@ class Stage:
     async def expect_status(self, rid: int, status: Status) -> int:
         assert (await self.view(rid)).status is status
         return rid
+
+    async def latest_ask(self, rid: int) -> RescheduleAsk | None:
+        async with self.world.runtime.db.transaction() as session:
+            ask: RescheduleAsk | None = await session.scalar(
+                select(RescheduleAsk).where(RescheduleAsk.request_id == rid).order_by(RescheduleAsk.id.desc())
+            )
+            return ask
+
+    async def button_value(self, action: Action, rid: int) -> str:
+        """The value the bot puts on `action`'s button for request `rid`."""
+        if action is Action.RATE:
+            return f"{rid}:{STARS}"
+        if action in SESSION_BUTTONS:
+            live = (await self.view(rid)).session
+            assert live is not None
+            return f"{rid}:{live.id}:{live.schedule_version}"
+        if action in ASK_BUTTONS:
+            ask = await self.latest_ask(rid)
+            assert ask is not None
+            return f"{rid}:{ask.id}"
+        return str(rid)
 
     # Where each role clicks ----------------------------------------------------------------
 
@@ -299,7 +386,7 @@ class Stage:
 
     async def press(self, role: str, action: str, rid: int) -> Outcome:
         button = BUTTONS[action]
-        value = f"{rid}:{STARS}" if button is Action.RATE else str(rid)
+        value = await self.button_value(button, rid)
         clicker, message = await self.button(role, button, value)
         mark = len(self.world.env.http_requests)
         result = await clicker.click(message, custom_id=f"mm:{button.value}:{value}")
@@ -307,6 +394,12 @@ class Stage:
         if result.modal is not None:
             if action == "review":
                 values: dict[str, Any] = {"rating": [str(STARS)], "review": REVIEW}
+            elif button in SESSION_BUTTONS:
+                values = {"reason": f"{REASON}, says {role}"}
+            elif button is Action.ASK_PROPOSE:
+                starts = self.slot()
+                outcome.value["starts_at"] = starts
+                values = {"time_1": starts.strftime(SLOT_FORMAT)}
             else:
                 starts = self.slot()
                 outcome.value["starts_at"] = starts
@@ -328,6 +421,9 @@ class Stage:
         elif action == "availability":
             result = await who.slash(channel, "mini-session availability")
             values = {"windows": WINDOWS, "timezone": "UTC"}
+        elif action == "profile":
+            result = await who.slash(channel, "mini-session profile")
+            values = {"skills": f"matrix, {role}", "capacity": "4", "away_until": ""}
         else:
             result = await who.slash(channel, f"mini-session {action}")
         outcome = Outcome(result, result.modal is not None, mark)
@@ -356,7 +452,7 @@ class Stage:
         ts = int(starts.timestamp()) if starts else 0
         assert outcome.reply.startswith(SUCCESS_REPLY[action].format(rid=rid, ts=ts)), outcome.reply
         who = str(self.member(role).id)
-        if action in ("create", "stats", "availability"):
+        if action in ("create", "stats", "availability", "profile"):
             return await self.slash_effect(outcome, role, action)
         if action == "repost":
             rid = int(outcome.reply.split("#", 1)[1].split(".", 1)[0])
@@ -388,6 +484,21 @@ class Stage:
         elif action in ("rate", "review"):
             assert session is not None and session.rating == STARS
             assert session.review == (REVIEW if action == "review" else None)
+        elif action == "ask_reschedule":
+            ask = await self.latest_ask(rid)
+            assert ask is not None and (ask.status, ask.reason) == ("pending", f"{REASON}, says {role}")
+            assert view.status is Status.SCHEDULED and session is not None and session.schedule_version == 1
+        elif action in ("keep_time", "ask_propose"):
+            ask = await self.latest_ask(rid)
+            assert ask is not None and ask.status == ("kept" if action == "keep_time" else "proposed")
+            assert view.status is Status.SCHEDULED and session is not None and session.schedule_version == 1
+            assert (view.proposal_id is not None) == (action == "ask_propose")
+        elif action == "cant_make_it":
+            assert (view.status, view.cancelled_by) == (
+                Status.CANCELLED,
+                "student" if role == STUDENT else "mentor",
+            )
+            assert session is not None and session.status is SessionStatus.CANCELLED
         else:  # pragma: no cover
             raise AssertionError(action)
 
@@ -401,6 +512,12 @@ class Stage:
         elif action == "stats":
             rows = await stats_rows(outcome.result)
             assert {row["title"] for row in rows} >= {"Matrix request 1"}
+        elif action == "profile":
+            async with self.world.runtime.db.transaction() as session:
+                mine = await repo.find_member(session, "discord", home, who)
+                assert mine is not None
+                profile = await session.get(MentorProfile, mine.id)
+            assert profile is not None and (profile.capacity, profile.skills) == (4, ["matrix", role])
         else:
             async with self.world.runtime.db.transaction() as session:
                 mine = await repo.find_member(session, "discord", home, who)
@@ -443,7 +560,7 @@ async def snapshot(world: World) -> Snapshot:
     async with world.runtime.db.transaction() as session:
         for model in TABLES:
             table = model.__table__
-            rows = await session.execute(select(table).order_by(table.c.id))
+            rows = await session.execute(select(table).order_by(*table.primary_key))
             out[table.name] = [tuple(row) for row in rows.all()]
     return out
 
