@@ -126,10 +126,9 @@ async def ask_reschedule(
     *,
     once: str | None = None,
 ) -> Result[RequestView]:
-    """The student asks for another time, with a reason; the mentor is told and may answer."""
-    reason = forms.parse_reason(values, forms.RESCHEDULE_ASK_FORM)
-    if isinstance(reason, dict):
-        return Invalid(reason)
+    """The student asks for another time, with a reason; the mentor is told and may answer.
+    Someone who may not ask is refused before the reason is looked at (Discord opens the form
+    for anyone with the button)."""
     now = m.clock.now()
     try:
         async with m.db.transaction() as session:
@@ -140,6 +139,9 @@ async def ask_reschedule(
                 return view
             if refused := session_button_refusal(view, session_id, version, now):
                 return refused
+            reason = forms.parse_reason(values, forms.RESCHEDULE_ASK_FORM)
+            if isinstance(reason, dict):
+                return Invalid(reason)
             after = await _hold(m, session, request_id, session_id, version, now)
             assert after.claimed_by is not None
             ask = await repo.add_reschedule_ask(
@@ -231,10 +233,8 @@ async def cant_make_it(
     once: str | None = None,
 ) -> Result[RequestView]:
     """Either person calls the session off: the request is cancelled (who did it recorded), both
-    get the calendar's cancel file, the other person the reason, the student a one-click repost."""
-    reason = forms.parse_reason(values, forms.CANT_MAKE_IT_FORM)
-    if isinstance(reason, dict):
-        return Invalid(reason)
+    get the calendar's cancel file, the other person the reason, the student a one-click repost.
+    As for an ask, a refusal comes before the reason is looked at."""
     now = m.clock.now()
     try:
         async with m.db.transaction() as session:
@@ -245,6 +245,9 @@ async def cant_make_it(
                 return view
             if refused := session_button_refusal(view, session_id, version, now):
                 return refused
+            reason = forms.parse_reason(values, forms.CANT_MAKE_IT_FORM)
+            if isinstance(reason, dict):
+                return Invalid(reason)
             current = await _hold(m, session, request_id, session_id, version, now)
             by = "student" if current.student.external_id == actor.user_id else "mentor"
             if not await repo.transition(

@@ -766,3 +766,22 @@ async def test_refusals_do_not_record_the_refused_as_members(stage: Stage, actio
     outcome = await stage.press(OUTSIDER_DM, action, rid)
     assert outcome.reply == (NOT_CLAIMER if action == "schedule" else NOT_STUDENT)
     assert await members() == before, "the outsider is now a member of the home workspace"
+
+
+async def test_a_form_open_to_anyone_refuses_before_it_validates(stage: Stage) -> None:
+    """Ask to reschedule opens for whoever has the button: a blank reason (Discord lets spaces
+    through a required field) from someone refused gets the refusal, not a field error and an
+    "Edit and resubmit" button for a form they may never send. (Can't make it's reason is
+    optional, and Discord itself keeps it under its length.)"""
+    w = stage.world
+    rid = await stage.make("scheduled")
+    value = await stage.button_value(Action.ASK_RESCHEDULE, rid)
+    clicker, message = await stage.button(OTHER_STUDENT, Action.ASK_RESCHEDULE, value)
+    form = await clicker.click(message, custom_id=f"mm:ask_reschedule:{value}")
+    assert form.modal is not None
+    before = await snapshot(w)
+    mark = len(w.env.http_requests)
+    submitted = await clicker.submit_modal(form, {"reason": " "})
+    await stage.refused(Outcome(submitted, False, mark), NOT_STUDENT, before, no_form=False)
+    assert not submitted.response.message.components  # no "Edit and resubmit"
+    w.env.raise_errors()
