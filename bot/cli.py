@@ -321,7 +321,9 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
     if settings.slack_configured:
         from handlers.slack import SlackSender
 
-        runtime.delivery.add_sender(SlackSender(settings))
+        slack_sender = SlackSender(settings)
+        runtime.delivery.add_sender(slack_sender)
+        closers.append(slack_sender.close)
     if settings.discord_configured:
         from handlers.discord import rest_sender
 

@@ -38,7 +38,6 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import insight
 from bot.authz import Act, authorize
@@ -51,6 +50,7 @@ from bot.profiles import ProfileView
 from bot.runtime import Runtime
 from bot.workflow import Mentorship
 from handlers.slack_directory import Directory
+from handlers.slack_http import SlackHTTP
 from handlers.slack_manifest import manifest
 from handlers.slack_sender import SlackSender, make_client
 from modals import forms
@@ -202,10 +202,11 @@ class SlackBot:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.client = make_client(settings, interactive=True)
+        self.http = SlackHTTP()  # one connection pool for the Web API and response_url replies
+        self.client = make_client(settings, interactive=True, http=self.http)
         self.directory = Directory(self.client, settings)
         runtime.mentorship.use_directory("slack", self.directory)
-        self.sender = SlackSender(settings)
+        self.sender = SlackSender(settings, http=self.http)
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()
         self._working = asyncio.Semaphore(MAX_CONCURRENT_WORK)
@@ -338,7 +339,7 @@ class SlackBot:
             return
         safe = escape(text)
         if reply.response_url:
-            response = await AsyncWebhookClient(reply.response_url).send(
+            response = await self.http.webhook(reply.response_url).send(
                 text=safe, blocks=blocks, response_type="ephemeral", replace_original=False
             )
             if response.status_code == 200:
@@ -853,6 +854,7 @@ class SlackBot:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SHUTDOWN_GRACE):
                 await self.idle()
+        await self.http.close()
 
 
 _ATTRIBUTE = "_mini_mentorship_bot"
