@@ -56,6 +56,7 @@ from fakes.slack_driver import sign
 from handlers.slack_sender import SlackSender
 from storage import migrate
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
 TEAM = "T1"
@@ -238,6 +239,8 @@ def settings_for(fake: FakeSlack, database_url: str, **extra: object) -> Setting
 def child_env(settings: Settings, post_interval: float) -> dict[str, str]:
     """The configuration of the server process: only what this run sets (no stray SLACK_*...)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_", "DATABASE_"))}
+    # The code of this checkout, whatever the venv's editable install points at.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(
         DATABASE_URL=settings.database_url,
         SLACK_BOT_TOKEN=TOKEN,

@@ -9,6 +9,8 @@ event loop (the clients are built before it runs), and closed with `close()` at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from typing import Any
 
 import aiohttp
@@ -26,12 +28,18 @@ class SlackHTTP:
         self._connector: aiohttp.TCPConnector | None = None
         self._sessions: dict[float, aiohttp.ClientSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Dropped without close() (a test's app, an old event loop): shut its connections then,
+        # quietly, rather than have aiohttp complain at garbage collection.
+        self._held: list[aiohttp.TCPConnector] = []
+        weakref.finalize(self, _abandon, self._held)
 
     def session(self, timeout: float = DEFAULT_TIMEOUT) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._connector is None or self._connector.closed:
             # First use, or a new event loop (tests): connections belong to the loop that made them.
+            _abandon(self._held)
             self._connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=30)
+            self._held.append(self._connector)
             self._sessions = {}
             self._loop = loop
         session = self._sessions.get(timeout)
@@ -51,10 +59,18 @@ class SlackHTTP:
     async def close(self) -> None:
         sessions, connector = list(self._sessions.values()), self._connector
         self._sessions, self._connector, self._loop = {}, None, None
+        self._held.clear()
         for session in sessions:
             await session.close()
         if connector is not None:
             await connector.close()
+
+
+def _abandon(held: list[aiohttp.TCPConnector]) -> None:
+    while held:
+        connector = held.pop()
+        with contextlib.suppress(Exception):  # its loop may be closed already
+            connector._close()  # the synchronous part of close(): no awaitable left behind
 
 
 class SharedSessionWebClient(AsyncWebClient):

@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.domain import MemberRef, SessionStatus, Status
+from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.metrics import Metrics
 from bot.notifications import Kind, compose
 from bot.outage import OutageTracker
 from bot.outbox import Delivered, FeedRef, Outgoing, RetryLater, Sender, Undeliverable, owe_dm
 from storage import repository as repo
 from storage.db import Database
-from storage.models import Member, Notification
+from storage.models import FeedPost, Notification
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,12 @@ class Delivery:
         groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
         skipped: list[tuple[Notification, str]] = []
         async with self.db.transaction() as session:  # one read transaction for the whole batch
+            # Three queries for the whole batch, not three per row.
+            views = await repo.request_views_by_id(session, (r.request_id for r in rows if r.request_id))
+            readers = await repo.members_by_id(session, (r.member_id for r in rows if r.member_id))
+            posts = await repo.feed_posts(session, views)
             for row in rows:
-                outgoing, skip_reason = await self._prepare(session, row, now)
+                outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts)
                 if outgoing is None:
                     skipped.append((row, skip_reason))
                     continue
@@ -123,16 +127,28 @@ class Delivery:
                 groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
         for row, reason in skipped:
             await self._finish(row, stats, status="skipped", reason=reason)
-        await asyncio.gather(*(self._deliver_group(key, items, stats) for key, items in groups.items()))
+        sent: list[tuple[Notification, Outgoing, Delivered]] = []
+        try:
+            await asyncio.gather(
+                *(self._deliver_group(key, items, stats, sent) for key, items in groups.items())
+            )
+        finally:
+            await self._record_sent(sent, stats)
 
     async def _prepare(
-        self, session: AsyncSession, row: Notification, now: datetime
+        self,
+        session: AsyncSession,
+        row: Notification,
+        now: datetime,
+        views: dict[int, RequestView],
+        readers: dict[int, MemberRef],
+        posts: dict[int, FeedPost],
     ) -> tuple[Outgoing | None, str]:
         """Compose the row against the current state, or say why it is no longer owed."""
         kind = Kind(row.kind)
-        request = await repo.request_view(session, row.request_id) if row.request_id else None
-        recipient = await session.get(Member, row.member_id) if row.member_id else None
-        post = await repo.feed_post(session, row.request_id) if row.request_id else None
+        request = views.get(row.request_id) if row.request_id else None
+        reader = readers.get(row.member_id) if row.member_id else None
+        post = posts.get(row.request_id) if row.request_id else None
         if request is None:
             return None, "request is gone"
         payload = dict(row.payload or {})
@@ -155,7 +171,6 @@ class Delivery:
         in_doubt = bool(row.in_doubt) or row.attempts > 0
         if kind is Kind.CARD and post is None and not in_doubt:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
-        reader = repo.member_ref(recipient) if recipient is not None else None
         message = compose(kind, payload, request, reader, now)
         feed_ref = FeedRef(post.channel, post.message_ref) if post is not None else None
         return (
@@ -173,8 +188,41 @@ class Delivery:
             "",
         )
 
+    async def _record_sent(
+        self, sent: list[tuple[Notification, Outgoing, Delivered]], stats: DeliveryStats
+    ) -> None:
+        """Record the deliveries made so far in one transaction (and empty `sent`): the new
+        cards' places, then every row of the lease as sent in one statement."""
+        if not sent:
+            return
+        done, sent[:] = list(sent), []
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            for row, outgoing, result in done:
+                if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
+                    await repo.record_feed_post(
+                        session,
+                        row.request_id,
+                        row.platform,
+                        result.feed_ref.channel,
+                        result.feed_ref.message_ref,
+                        now,
+                    )
+            by_lease: dict[str | None, list[int]] = defaultdict(list)
+            for row, _, _ in done:
+                by_lease[row.claim_token].append(row.id)
+            for token, ids in by_lease.items():
+                await repo.finish_sent(session, ids, token, now)
+        for row, _, _ in done:
+            stats.sent += 1
+            self.metrics.deliveries.labels(kind=row.kind).inc()
+
     async def _deliver_group(
-        self, key: str, items: list[tuple[Notification, Outgoing | None]], stats: DeliveryStats
+        self,
+        key: str,
+        items: list[tuple[Notification, Outgoing | None]],
+        stats: DeliveryStats,
+        sent: list[tuple[Notification, Outgoing, Delivered]],
     ) -> None:
         for index, (row, outgoing) in enumerate(items):
             assert outgoing is not None
@@ -190,6 +238,7 @@ class Delivery:
                 return
             wait = self._last_send.get(key, 0.0) + sender.min_interval - time.monotonic()
             if wait > 0:
+                await self._record_sent(sent, stats)  # what is out so far, while this channel waits
                 await asyncio.sleep(wait)
             try:
                 result = await sender.deliver(outgoing)
@@ -197,40 +246,20 @@ class Delivery:
                 log.exception("sender %s crashed on notification %s", row.platform, row.id)
                 result = RetryLater(f"{type(exc).__name__}: {exc}"[:300])
             self._last_send[key] = time.monotonic()
-            await self._record(row, outgoing, result, stats, key)
+            if isinstance(result, Delivered):
+                sent.append((row, outgoing, result))  # recorded with the rest of the batch
+            else:
+                await self._record(row, outgoing, result, stats, key)
 
     async def _record(
         self,
         row: Notification,
         outgoing: Outgoing,
-        result: Delivered | RetryLater | Undeliverable,
+        result: RetryLater | Undeliverable,
         stats: DeliveryStats,
         key: str,
     ) -> None:
         now = self.clock.now()
-        if isinstance(result, Delivered):
-            async with self.db.transaction() as session:
-                if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
-                    await repo.record_feed_post(
-                        session,
-                        row.request_id,
-                        row.platform,
-                        result.feed_ref.channel,
-                        result.feed_ref.message_ref,
-                        now,
-                    )
-                await repo.finish_notification(
-                    session,
-                    row.id,
-                    row.claim_token,
-                    status="sent",
-                    sent_at=now,
-                    attempts=row.attempts + 1,
-                    lease_until=None,
-                )
-            stats.sent += 1
-            self.metrics.deliveries.labels(kind=row.kind).inc()
-            return
         attempts = row.attempts + 1
         if isinstance(result, Undeliverable) or attempts >= self.max_attempts:
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
