@@ -72,9 +72,9 @@ from storage.db import Database
 from storage.models import Notification, Request
 
 READY_TIMEOUT = 60.0
-ANSWER_TIMEOUT = 20.0  # a click not answered by then is clicked again
-MAX_TRIES = 8
-SETTLE_TIMEOUT = 180.0  # after the clicks: for retried deliveries (backoff, Retry-After) to land
+ANSWER_TIMEOUT = 10.0  # a click not answered by then is clicked again
+MAX_TRIES = 6
+SETTLE_TIMEOUT = 240.0  # after the clicks: for retried deliveries (backoff, Retry-After) to land
 FAULT_FRACTION = 0.2
 FAULT_DELAY = 2.0  # the fake's "slow answer": up to this many seconds, then it answers
 REMINDER_SESSIONS = 20
@@ -105,26 +105,35 @@ class Cluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self._as, *args], check=True, capture_output=True, cwd=self.folder)
+        # Output to files, never to pipes: the server pg_ctl starts would hold a pipe open forever.
+        with (self.folder / "pg_ctl.out").open("ab") as out:
+            subprocess.run([*self._as, *args], check=True, stdout=out, stderr=out, cwd=self.folder)
+
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
 
     def start(self) -> None:
         if not self.data.exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        self._ctl("start")
+
+    def restart(self) -> None:
+        self._ctl("restart", "-m", "fast")
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        log = str(self.folder / "log")
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
             str(self.data),
             "-o",
-            options,
+            self._options(),
             "-l",
-            str(self.folder / "log"),
+            log,
+            *extra,
             "-w",
-            "start",
+            action,
         )
-
-    def restart(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -336,11 +345,21 @@ async def drive(
             if on_progress is not None:
                 await on_progress(len(outcomes))
 
+    async def report_progress() -> None:
+        while True:
+            await asyncio.sleep(10)
+            tries = sum(o.tries - 1 for o in outcomes)
+            print(
+                f"    … {len(outcomes)}/{len(cards)} clicks done after {time.monotonic() - started:.0f} s ({tries} retries)"
+            )
+
+    reporting = asyncio.ensure_future(report_progress())
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await asyncio.gather(*(worker(http) for _ in range(window)))
     finally:
         watching.cancel()
+        reporting.cancel()
     return outcomes, time.monotonic() - started
 
 
@@ -398,7 +417,7 @@ async def database_report(
     db = Database(url)
     try:
         async with db.transaction() as session:
-            statuses = Counter(
+            statuses: Counter[str] = Counter(
                 dict(
                     (
                         await session.execute(
@@ -406,20 +425,16 @@ async def database_report(
                             .where(Request.id.in_(request_ids))
                             .group_by(Request.status)
                         )
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
             )
-            outbox = Counter(
+            outbox: Counter[str] = Counter(
                 dict(
                     (
                         await session.execute(
                             select(Notification.status, func.count()).group_by(Notification.status)
                         )
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
             )
             failed = Counter(
@@ -430,7 +445,7 @@ async def database_report(
                             Notification.status == "failed"
                         )
                     )
-                ).tuples()
+                ).all()
             )
     finally:
         await db.dispose()
@@ -508,6 +523,7 @@ async def with_faults(args: argparse.Namespace) -> None:
     cluster = Cluster()
     cluster.start()
     folder = Path(tempfile.mkdtemp(prefix="mm_scale_"))
+    processes: list[Proc] = []
     try:
         url = cluster.url
         async with FakeSlack(team_id=TEAM) as fake:
@@ -524,6 +540,7 @@ async def with_faults(args: argparse.Namespace) -> None:
             env = process_env(child_env(settings, 0.0), url)
             webs = [Proc("web", env, folder, port=free_port()) for _ in range(2)]
             jobs = [Proc("jobs", env, folder) for _ in range(2)]
+            processes += [*webs, *jobs]
             await asyncio.gather(*(p.start() for p in [*webs, *jobs]))
             print(
                 f"PostgreSQL {cluster.bin.parent.name} (own cluster, port {cluster.port}); {args.clicks} "
@@ -582,7 +599,10 @@ async def with_faults(args: argparse.Namespace) -> None:
                 reminders = sum(
                     1 for (ch, kind, req), n in counts.items() if kind == "reminder" and req in reminded
                 )
-                return dms >= len(claimed_ids) and reminders >= 2 * len(reminded)
+                feed = {str(m.get("ts")): str(m.get("text") or "") for m in fake.messages.get(FEED, [])}
+                # Rows leased by a killed process come due again when its lease (2 min) runs out.
+                cards_shown = all("Claimed" in feed.get(o.card.ts, "") for o in outcomes)
+                return dms >= len(claimed_ids) and reminders >= 2 * len(reminded) and cards_shown
 
             deadline = time.monotonic() + SETTLE_TIMEOUT
             await until(settled, deadline)
@@ -604,6 +624,7 @@ async def with_faults(args: argparse.Namespace) -> None:
                 failed,
             )
     finally:
+        await asyncio.gather(*(p.stop() for p in processes))
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -672,6 +693,10 @@ def report(
     assert fake.validation_errors == [], fake.validation_errors[:3]
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -682,6 +707,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=50, help="clicks in flight (default 50)")
     parser.add_argument("--faults", action="store_true", help="N=2, M=2, with the faults listed above")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    signal.signal(signal.SIGTERM, _interrupted)  # so the finally blocks stop the processes and cluster
     asyncio.run(with_faults(args) if args.faults else throughput(args))
 
 
