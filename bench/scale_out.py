@@ -117,6 +117,19 @@ class Cluster:
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
         self._ctl("start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the whole server so far: the postmaster with its reaped backends, plus
+        the live ones."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        total = _cpu(postmaster, children=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _ppid(int(entry.name)) == postmaster:
+                total += _cpu(int(entry.name))
+        return total
+
     def restart(self) -> None:
         self._ctl("restart", "-m", "fast")
 
@@ -139,6 +152,27 @@ class Cluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _ppid(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
+
+
+def _cpu(pid: int, *, children: bool = False) -> float:
+    """User + system seconds of a process (and of its waited-for children, if asked)."""
+    fields = _stat(pid)
+    if not fields:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # The processes under test -----------------------------------------------------------------------
@@ -171,13 +205,24 @@ class Proc:
         if self.kind == "web":
             await self._wait_ready()
 
+    async def start_supervised(self, tries: int = 5) -> int:
+        """start(), again after a failed start-up (as a supervisor would): with the fake Slack
+        failing calls, the start-up check of the token can fail. Returns the failed starts."""
+        for failed in range(tries):
+            try:
+                await self.start()
+                return failed
+            except RuntimeError:
+                await asyncio.sleep(1.0)
+        raise RuntimeError(f"a web process failed to start {tries} times: {self.logs()}")
+
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 assert self.process is not None
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"a web process exited with {self.process.returncode}: {self.logs()}")
+                    raise RuntimeError(f"a web process exited with {self.process.returncode}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.post(self.url, data=b"") as response:  # unsigned: 401 = listening
                         await response.read()
@@ -482,7 +527,9 @@ async def throughput(args: argparse.Namespace) -> None:
                 await asyncio.gather(*(p.start() for p in [*webs, *jobs]))
                 try:
                     await warm_up(webs, fake)
+                    before = cpu_split(webs, jobs, cluster)
                     outcomes, seconds = await drive(webs, fake, batch, args.window)
+                    used = {k: v - before[k] for k, v in cpu_split(webs, jobs, cluster).items()}
                 finally:
                     await asyncio.gather(*(p.stop() for p in [*webs, *jobs]))
                 done = [o for o in outcomes if o.answer.startswith("✅ You claimed")]
@@ -493,6 +540,11 @@ async def throughput(args: argparse.Namespace) -> None:
                     f"card updated in {seconds:.2f} s: {rates[n]:6.1f} clicks/s"
                     + (f" ({retried} clicked again)" if retried else "")
                 )
+                print(
+                    "      CPU seconds used meanwhile (of "
+                    f"{seconds * (os.cpu_count() or 1):.1f} the machine had): "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
+                )
             if 1 in rates and 2 in rates:
                 ratio = rates[2] / rates[1]
                 verdict = "ok" if ratio >= 1.6 else "MISSES THE BAR"
@@ -501,6 +553,17 @@ async def throughput(args: argparse.Namespace) -> None:
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def cpu_split(webs: list[Proc], jobs: list[Proc], cluster: Cluster) -> dict[str, float]:
+    """CPU seconds so far: the web processes, the jobs processes, this process (the load
+    generator and the fake Slack) and PostgreSQL."""
+    return {
+        "web": sum(_cpu(p.process.pid) for p in webs if p.process is not None),
+        "jobs": sum(_cpu(p.process.pid) for p in jobs if p.process is not None),
+        "load generator + fake Slack": time.process_time(),
+        "PostgreSQL": cluster.cpu_seconds(),
+    }
 
 
 async def warm_up(webs: list[Proc], fake: FakeSlack) -> None:
@@ -558,8 +621,11 @@ async def with_faults(args: argparse.Namespace) -> None:
 
             async def restart_web() -> None:
                 await asyncio.sleep(2.0)
-                await webs[0].start()
-                at("web process 1 restarted")
+                failed = await webs[0].start_supervised()
+                at(
+                    "web process 1 restarted"
+                    + (f" (after {failed} failed start-up checks)" if failed else "")
+                )
 
             restarts: list[asyncio.Task[None]] = []
 

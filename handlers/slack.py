@@ -954,6 +954,14 @@ def web_app(app: AsyncApp) -> web.Application:
     return application
 
 
+def _unavailable(exc: SlackApiError) -> str | None:
+    """Slack itself failing (5xx, 429, a body that is no JSON object), as opposed to refusing."""
+    status = exc.response.status_code
+    if status >= 500 or status == 429 or not isinstance(exc.response.data, dict):
+        return f"HTTP {status}"
+    return None
+
+
 async def preflight(settings: Settings) -> str | None:
     """Ask Slack whether the bot token works and the bot is in the mentors' channel, before
     serving. None when all is well, else one message for the operator saying what to fix."""
@@ -964,6 +972,8 @@ async def preflight(settings: Settings) -> str | None:
     try:
         me = await client.auth_test()
     except SlackApiError as exc:
+        if busy := _unavailable(exc):
+            return f"Slack could not check SLACK_BOT_TOKEN just now ({busy}); start again in a moment."
         error = exc.response.get("error", "error")
         return (
             f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) again from "
@@ -975,6 +985,10 @@ async def preflight(settings: Settings) -> str | None:
     try:
         info = await client.conversations_info(channel=channel)
     except SlackApiError as exc:
+        if busy := _unavailable(exc):
+            return (
+                f"Slack could not describe SLACK_MENTOR_CHANNEL just now ({busy}); start again in a moment."
+            )
         error = exc.response.get("error", "error")
         if error == "channel_not_found":
             return (
