@@ -369,6 +369,8 @@ async def run(engine: str, discord: str, open_loop: bool) -> None:
                 SLACK_SIGNING_SECRET=SECRET,
                 SLACK_API_URL=fake.url,
                 SLACK_MENTOR_CHANNEL=FEED,
+                # The code of this checkout, whatever the venv's editable install points at.
+                PYTHONPATH=str(Path(__file__).resolve().parents[1]),
             )
             if engine == "postgres":
                 migrate = await asyncio.create_subprocess_exec(

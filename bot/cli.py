@@ -328,7 +328,9 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
             from handlers.slack_directory import Directory
             from handlers.slack_sender import make_client
 
-            runtime.delivery.add_sender(SlackSender(settings))
+            slack_sender = SlackSender(settings)
+            runtime.delivery.add_sender(slack_sender)
+            closers.append(slack_sender.close)
             # The escalation ladder asks who is still a mentor before widening the circle.
             directory = Directory(make_client(settings, interactive=False), settings)
             runtime.mentorship.use_directory("slack", directory)

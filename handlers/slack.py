@@ -38,7 +38,6 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import insight
 from bot.authz import Act, authorize
@@ -51,6 +50,7 @@ from bot.profiles import ProfileView
 from bot.runtime import Runtime
 from bot.workflow import Mentorship
 from handlers.slack_directory import Directory
+from handlers.slack_http import SlackHTTP
 from handlers.slack_manifest import manifest
 from handlers.slack_sender import SlackSender, make_client
 from modals import forms
@@ -202,10 +202,11 @@ class SlackBot:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.client = make_client(settings, interactive=True)
+        self.http = SlackHTTP()  # one connection pool for the Web API and response_url replies
+        self.client = make_client(settings, interactive=True, http=self.http)
         self.directory = Directory(self.client, settings)
         runtime.mentorship.use_directory("slack", self.directory)
-        self.sender = SlackSender(settings)
+        self.sender = SlackSender(settings, http=self.http)
         runtime.delivery.add_sender(self.sender)
         self._tasks: set[asyncio.Task[None]] = set()
         self._working = asyncio.Semaphore(MAX_CONCURRENT_WORK)
@@ -340,7 +341,7 @@ class SlackBot:
             return
         safe = escape(text)
         if reply.response_url:
-            response = await AsyncWebhookClient(reply.response_url).send(
+            response = await self.http.webhook(reply.response_url).send(
                 text=safe, blocks=blocks, response_type="ephemeral", replace_original=False
             )
             if response.status_code == 200:
@@ -979,6 +980,7 @@ class SlackBot:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SHUTDOWN_GRACE):
                 await self.idle()
+        await self.http.close()
 
 
 _ATTRIBUTE = "_mini_mentorship_bot"
@@ -1078,6 +1080,14 @@ def web_app(app: AsyncApp) -> web.Application:
     return application
 
 
+def _unavailable(exc: SlackApiError) -> str | None:
+    """Slack itself failing (5xx, 429, a body that is no JSON object), as opposed to refusing."""
+    status = exc.response.status_code
+    if status >= 500 or status == 429 or not isinstance(exc.response.data, dict):
+        return f"HTTP {status}"
+    return None
+
+
 async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | None:
     """Ask Slack whether the bot token works, the bot is in the mentors' channel and (for Socket
     Mode) the app-level token opens a connection, before serving. None when all is well, else one
@@ -1089,6 +1099,8 @@ async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | N
     try:
         me = await client.auth_test()
     except SlackApiError as exc:
+        if busy := _unavailable(exc):
+            return f"Slack could not check SLACK_BOT_TOKEN just now ({busy}); start again in a moment."
         error = exc.response.get("error", "error")
         return (
             f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) again from "
@@ -1100,6 +1112,10 @@ async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | N
     try:
         info = await client.conversations_info(channel=channel)
     except SlackApiError as exc:
+        if busy := _unavailable(exc):
+            return (
+                f"Slack could not describe SLACK_MENTOR_CHANNEL just now ({busy}); start again in a moment."
+            )
         error = exc.response.get("error", "error")
         if error == "channel_not_found":
             return (

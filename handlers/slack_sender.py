@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.notifications import Kind
 from bot.outbox import Delivered, DeliveryResult, FeedRef, Opened, Outgoing, RetryLater, Undeliverable
+from handlers.slack_http import SharedSessionWebClient, SlackHTTP
 from modals import forms
 from modals.slack import fallback_text, message_blocks
 
@@ -84,22 +85,26 @@ def api_url(settings: Settings) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def make_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
+def make_client(settings: Settings, *, interactive: bool, http: SlackHTTP | None = None) -> AsyncWebClient:
     """Interactive calls (modals, ephemerals) retry a 429 or 5xx briefly in the client; the
     outbox's client does not, because the outbox itself retries with backoff and pauses the
-    channel for Retry-After, without holding up other channels."""
+    channel for Retry-After, without holding up other channels. With `http`, calls go over the
+    process's shared connections."""
     handlers = async_default_handlers()  # connection errors
     if interactive:
         handlers += [
             AsyncRateLimitErrorRetryHandler(max_retry_count=2),
             AsyncServerErrorRetryHandler(max_retry_count=1),
         ]
-    return AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=api_url(settings),
-        timeout=15 if interactive else 20,
-        retry_handlers=handlers,
-    )
+    options: dict[str, object] = {
+        "token": settings.slack_bot_token,
+        "base_url": api_url(settings),
+        "timeout": 15 if interactive else 20,
+        "retry_handlers": handlers,
+    }
+    if http is not None:
+        return SharedSessionWebClient(http, **options)
+    return AsyncWebClient(**options)  # type: ignore[arg-type]
 
 
 def classify(exc: Exception) -> RetryLater | Undeliverable:
@@ -142,16 +147,27 @@ class SlackSender:
     platform = "slack"
 
     def __init__(
-        self, settings: Settings, *, client: AsyncWebClient | None = None, min_interval: float | None = None
+        self,
+        settings: Settings,
+        *,
+        client: AsyncWebClient | None = None,
+        min_interval: float | None = None,
+        http: SlackHTTP | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client or make_client(settings, interactive=False)
+        # Its own connections unless it shares the process's (the Slack app's): closed by close().
+        self._own_http = SlackHTTP() if http is None and client is None else None
+        self.client = client or make_client(settings, interactive=False, http=http or self._own_http)
         # Slack allows about one message per second per channel (SLACK_CHANNEL_POST_INTERVAL).
         self.min_interval = settings.slack_channel_post_interval if min_interval is None else min_interval
         self._dm_channels: dict[str, str] = {}
         # A DM posted whose calendar file then failed: on retry only the file is sent again,
         # so the person doesn't get the message twice.
         self._posted: OrderedDict[int, tuple[str, str]] = OrderedDict()
+
+    async def close(self) -> None:
+        if self._own_http is not None:
+            await self._own_http.close()
 
     def channel_key(self, outgoing: Outgoing) -> str:
         if outgoing.audience == "feed":

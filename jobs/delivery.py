@@ -44,7 +44,7 @@ from bot.outbox import (
 from storage import ladder
 from storage import repository as repo
 from storage.db import Database
-from storage.models import Member, Notification
+from storage.models import FeedPost, Member, Notification
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,12 @@ class Delivery:
         groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
         skipped: list[tuple[Notification, str]] = []
         async with self.db.transaction() as session:  # one read transaction for the whole batch
+            # Three queries for the whole batch, not three per row.
+            views = await repo.request_views_by_id(session, (r.request_id for r in rows if r.request_id))
+            readers = await repo.members_by_id(session, (r.member_id for r in rows if r.member_id))
+            posts = await repo.feed_posts(session, views)
             for row in rows:
-                outgoing, skip_reason = await self._prepare(session, row, now)
+                outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts)
                 if outgoing is None:
                     skipped.append((row, skip_reason))
                     continue
@@ -139,16 +143,28 @@ class Delivery:
                 groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
         for row, reason in skipped:
             await self._finish(row, stats, status="skipped", reason=reason)
-        await asyncio.gather(*(self._deliver_group(key, items, stats) for key, items in groups.items()))
+        sent: list[tuple[Notification, Outgoing, Delivered]] = []
+        try:
+            await asyncio.gather(
+                *(self._deliver_group(key, items, stats, sent) for key, items in groups.items())
+            )
+        finally:
+            await self._record_sent(sent, stats)
 
     async def _prepare(
-        self, session: AsyncSession, row: Notification, now: datetime
+        self,
+        session: AsyncSession,
+        row: Notification,
+        now: datetime,
+        views: dict[int, RequestView],
+        readers: dict[int, MemberRef],
+        posts: dict[int, FeedPost],
     ) -> tuple[Outgoing | None, str]:
         """Compose the row against the current state, or say why it is no longer owed."""
         kind = Kind(row.kind)
-        request = await repo.request_view(session, row.request_id) if row.request_id else None
-        recipient = await session.get(Member, row.member_id) if row.member_id else None
-        post = await repo.feed_post(session, row.request_id) if row.request_id else None
+        request = views.get(row.request_id) if row.request_id else None
+        reader = readers.get(row.member_id) if row.member_id else None
+        post = posts.get(row.request_id) if row.request_id else None
         if request is None:
             return None, "request is gone"
         payload = dict(row.payload or {})
@@ -186,7 +202,6 @@ class Delivery:
         in_doubt = bool(row.in_doubt) or row.attempts > 0
         if kind is Kind.CARD and post is None and not in_doubt:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
-        reader = repo.member_ref(recipient) if recipient is not None else None
         conversation: ConversationRef | None = None
         if row.audience == "shared":
             found = await repo.conversation(session, int(payload.get("conversation_id") or 0))
@@ -228,8 +243,69 @@ class Delivery:
             "",
         )
 
+    async def _record_sent(
+        self, sent: list[tuple[Notification, Outgoing, Delivered]], stats: DeliveryStats
+    ) -> None:
+        """Record the deliveries made so far in one transaction (and empty `sent`): new cards'
+        places, where each Claim message went, then the plain rows of a lease in one statement."""
+        if not sent:
+            return
+        # In request order: two workers locking the same requests (below) never deadlock.
+        done, sent[:] = sorted(sent, key=lambda item: item[0].request_id or 0), []
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            plain: dict[str | None, list[int]] = defaultdict(list)
+            for row, outgoing, result in done:
+                if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
+                    await repo.record_feed_post(
+                        session,
+                        row.request_id,
+                        row.platform,
+                        result.feed_ref.channel,
+                        result.feed_ref.message_ref,
+                        now,
+                    )
+                if result.posted is None or outgoing.kind not in CLAIMABLE_KINDS or not row.request_id:
+                    plain[row.claim_token].append(row.id)
+                    continue
+                # A Claim message: where it went is recorded, so it can be retired. Locks the
+                # request row first: a concurrent claim either sees this place in retire_claims,
+                # or has committed and we see that it is no longer open.
+                status = await ladder.request_status(session, row.request_id, lock=True)
+                recorded = await repo.finish_notification(
+                    session,
+                    row.id,
+                    row.claim_token,
+                    status="sent",
+                    sent_at=now,
+                    attempts=row.attempts + 1,
+                    lease_until=None,
+                    channel=result.posted.channel,
+                    message_ref=result.posted.message_ref,
+                )
+                if recorded and status != Status.OPEN.value:
+                    # Taken while this message was on its way: retire_claims did not see it.
+                    await owe_retirement(
+                        session,
+                        request=outgoing.request,
+                        audience=row.audience,
+                        member_id=row.member_id,
+                        target_id=row.id,
+                        now=now,
+                    )
+                    self.wake()
+            for token, ids in plain.items():
+                await repo.finish_sent(session, ids, token, now)
+        for row, _, _ in done:
+            stats.sent += 1
+            self.metrics.deliveries.labels(kind=row.kind).inc()
+
     async def _deliver_group(
-        self, key: str, items: list[tuple[Notification, Outgoing | None]], stats: DeliveryStats
+        self,
+        key: str,
+        items: list[tuple[Notification, Outgoing | None]],
+        stats: DeliveryStats,
+        sent: list[tuple[Notification, Outgoing, Delivered]],
     ) -> None:
         for index, (row, outgoing) in enumerate(items):
             assert outgoing is not None
@@ -245,6 +321,7 @@ class Delivery:
                 return
             wait = self._last_send.get(key, 0.0) + sender.min_interval - time.monotonic()
             if wait > 0:
+                await self._record_sent(sent, stats)  # what is out so far, while this channel waits
                 await asyncio.sleep(wait)
             waiting = outgoing.conversation is not None and outgoing.conversation.channel is None
             if waiting and outgoing.kind is not Kind.CONVERSATION_OPENED:
@@ -261,7 +338,10 @@ class Delivery:
                 if isinstance(result, Opened):
                     result = RetryLater("the sender opened the conversation twice")
             self._last_send[key] = time.monotonic()
-            await self._record(row, outgoing, result, stats, key)
+            if isinstance(result, Delivered):
+                sent.append((row, outgoing, result))  # recorded with the rest of the batch
+            else:
+                await self._record(row, outgoing, result, stats, key)
 
     async def _send(self, sender: Sender, row: Notification, outgoing: Outgoing) -> DeliveryResult:
         try:
@@ -307,53 +387,11 @@ class Delivery:
         self,
         row: Notification,
         outgoing: Outgoing,
-        result: Delivered | RetryLater | Undeliverable,
+        result: RetryLater | Undeliverable,
         stats: DeliveryStats,
         key: str,
     ) -> None:
         now = self.clock.now()
-        if isinstance(result, Delivered):
-            async with self.db.transaction() as session:
-                if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
-                    await repo.record_feed_post(
-                        session,
-                        row.request_id,
-                        row.platform,
-                        result.feed_ref.channel,
-                        result.feed_ref.message_ref,
-                        now,
-                    )
-                where: dict[str, str] = {}
-                status: str | None = None
-                if result.posted is not None and outgoing.kind in CLAIMABLE_KINDS and row.request_id:
-                    where = {"channel": result.posted.channel, "message_ref": result.posted.message_ref}
-                    # Locks the request row first: a concurrent claim either sees this place in
-                    # retire_claims, or has committed and we see that it is no longer open.
-                    status = await ladder.request_status(session, row.request_id, lock=True)
-                recorded = await repo.finish_notification(
-                    session,
-                    row.id,
-                    row.claim_token,
-                    status="sent",
-                    sent_at=now,
-                    attempts=row.attempts + 1,
-                    lease_until=None,
-                    **where,
-                )
-                if where and recorded and row.request_id and status != Status.OPEN.value:
-                    # Taken while this message was on its way: retire_claims did not see it.
-                    await owe_retirement(
-                        session,
-                        request=outgoing.request,
-                        audience=row.audience,
-                        member_id=row.member_id,
-                        target_id=row.id,
-                        now=now,
-                    )
-                    self.wake()
-            stats.sent += 1
-            self.metrics.deliveries.labels(kind=row.kind).inc()
-            return
         attempts = row.attempts + 1
         if isinstance(result, Undeliverable) or attempts >= self.max_attempts:
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"

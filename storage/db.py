@@ -1,5 +1,10 @@
 """Engines and sessions for SQLite (the embedded default) and PostgreSQL (psycopg 3).
 
+PostgreSQL: a pool sized for one process's concurrency (the Slack app runs at most 20
+interactions at once, plus the outbox and the sweeps), so a burst reuses its connections instead
+of opening and closing overflow ones (a backend fork each). A connection is pinged before use only
+when it has been idle a while (see `_configure_postgres`), not on every checkout.
+
 SQLite: WAL so readers never block the writer, foreign keys on, a busy timeout, and every
 transaction opened with BEGIN IMMEDIATE. Taking the write lock up front means two writers queue
 on the busy timeout instead of one failing with "database is locked" when it upgrades a read.
@@ -7,12 +12,14 @@ on the busy timeout instead of one failing with "database is locked" when it upg
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -23,6 +30,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+POOL_SIZE = 30
+MAX_OVERFLOW = 10
+IDLE_PING_AFTER = 10.0  # seconds a pooled connection may rest before it is pinged on checkout
 
 
 class Database:
@@ -35,10 +45,12 @@ class Database:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             _ensure_sqlite_folder(url)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            _configure_postgres(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -60,6 +72,30 @@ def _ensure_sqlite_folder(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_postgres(engine: AsyncEngine) -> None:
+    """Ping a connection on checkout only if it rested IDLE_PING_AFTER or longer: after a quiet
+    spell (a server restart, a proxy's idle cut) the ping finds it dead and the pool quietly
+    reconnects. A connection in steady use is not pinged: if the server went away since, the
+    statement fails as an outage, SQLAlchemy invalidates every older pooled connection, and the
+    caller's retry path (the outbox's backoff, the sweeps', the person told to try again) applies."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError(str(exc)) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

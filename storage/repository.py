@@ -73,26 +73,17 @@ async def upsert_member(
         timezone=timezone,
         created_at=now,
     )
-    refresh: dict[str, Any] = {}
+    # Always DO UPDATE (a no-op write when nothing changed) so RETURNING gives the row in the
+    # same statement, whether it was inserted or already there.
+    refresh: dict[str, Any] = {"external_id": stmt.excluded.external_id}
     if display_name:
         refresh["display_name"] = stmt.excluded.display_name
     if timezone:
         refresh["timezone"] = stmt.excluded.timezone
-    if refresh:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["platform", "workspace", "external_id"], set_=refresh
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "workspace", "external_id"])
-    await session.execute(stmt)
-    member = await session.scalar(
-        select(Member).where(
-            Member.platform == platform,
-            Member.workspace == workspace,
-            Member.external_id == external_id,
-        )
-    )
-    assert member is not None
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["platform", "workspace", "external_id"], set_=refresh
+    ).returning(Member)
+    member: Member = (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
     return member
 
 
@@ -321,6 +312,15 @@ async def request_view(session: AsyncSession, request_id: int) -> RequestView | 
     return _to_view(row) if row else None
 
 
+async def request_views_by_id(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, RequestView]:
+    """Several requests' views in one query (the outbox composes a whole batch from them)."""
+    ids = sorted(set(request_ids))
+    if not ids:
+        return {}
+    rows = (await session.execute(_request_views_query().where(Request.id.in_(ids)))).all()
+    return {view.id: view for view in map(_to_view, rows)}
+
+
 async def request_workspace(session: AsyncSession, request_id: int) -> tuple[str, str] | None:
     query = select(Request.platform, Request.workspace).where(Request.id == request_id)
     row = (await session.execute(query)).first()
@@ -453,6 +453,22 @@ async def availability(session: AsyncSession, mentor_id: int) -> list[Availabili
 
 
 # Feed posts ---------------------------------------------------------------------------------
+
+
+async def members_by_id(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, MemberRef]:
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Member).where(Member.id.in_(ids)))
+    return {member.id: member_ref(member) for member in rows}
+
+
+async def feed_posts(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, FeedPost]:
+    ids = sorted(set(request_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(select(FeedPost).where(FeedPost.request_id.in_(ids)))
+    return {post.request_id: post for post in rows}
 
 
 async def feed_post(session: AsyncSession, request_id: int) -> FeedPost | None:
@@ -684,6 +700,22 @@ async def finish_notification(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def finish_sent(
+    session: AsyncSession, notification_ids: Sequence[int], claim_token: str | None, now: datetime
+) -> int:
+    """Record several deliveries of one lease in one statement, only while this worker still
+    holds that lease (the attempt counted in SQL: the lease itself never changes it)."""
+    if not notification_ids:
+        return 0
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.id.in_(list(notification_ids)), Notification.claim_token == claim_token)
+        .values(status="sent", sent_at=now, attempts=Notification.attempts + 1, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 # Due work for the sweeps ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from bot.domain import Actor, Ok, RequestView
 from bot.notifications import Kind, card, compose
 from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing
 from bot.runtime import Runtime
+from storage import repository as repo
 from storage.db import Database
 from storage.models import Member, Notification, Request
 from tests.conftest import STUDENT, make_settings, request_form
@@ -300,7 +301,6 @@ async def test_a_claim_message_delivered_after_the_claim_is_retired_too(
     await profiles(runtime, MAX)
     request = ok(await runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
     [dm] = await rows(runtime, kind="match_suggested")
-    from storage import repository as repo
 
     async with runtime.db.transaction() as session:
         [leased] = [
@@ -316,14 +316,20 @@ async def test_a_claim_message_delivered_after_the_claim_is_retired_too(
     result = await sender.deliver(outgoing)
     from jobs.delivery import DeliveryStats
 
-    await runtime.delivery._record(leased, outgoing, result, DeliveryStats(), "k")
+    assert isinstance(result, Delivered)
+    await runtime.delivery._record_sent([(leased, outgoing, result)], DeliveryStats())
     await runtime.delivery.run_once()
     assert [ref.message_ref for ref, _ in sender.edits] == [f"ts{dm.id}"]
 
 
 async def _prepare(runtime: Runtime, row: Notification) -> tuple[Outgoing, str]:
     async with runtime.db.transaction() as session:
-        outgoing, reason = await runtime.delivery._prepare(session, row, runtime.clock.now())
+        views = await repo.request_views_by_id(session, [row.request_id] if row.request_id else [])
+        readers = await repo.members_by_id(session, [row.member_id] if row.member_id else [])
+        posts = await repo.feed_posts(session, views)
+        outgoing, reason = await runtime.delivery._prepare(
+            session, row, runtime.clock.now(), views, readers, posts
+        )
     assert outgoing is not None, reason
     return outgoing, reason
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +15,7 @@ from bot.notifications import Kind
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
 from handlers.slack import SlackSender
-from jobs.delivery import Delivery
+from jobs.delivery import Delivery, DeliveryStats
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Notification
@@ -166,8 +167,14 @@ class _Killed(Exception):
 
 
 class DiesBeforeRecording(Delivery):
+    """Dies at either place where outcomes are recorded: a failure's, or the batch's deliveries."""
+
     async def _record(self, *args: object, **kwargs: object) -> None:
         raise _Killed
+
+    async def _record_sent(self, sent: list[Any], stats: DeliveryStats) -> None:
+        if sent:
+            raise _Killed
 
 
 async def test_runner_killed_after_sending_before_recording_sends_nothing_twice(
