@@ -79,7 +79,9 @@ async def pick(
     exclude: frozenset[int] = frozenset(),
 ) -> list[CandidateRow]:
     """The top `count` mentors for a request who are still mentors, skipping `exclude`."""
-    rows = await mentor_profiles.candidates(session, platform=platform, workspace=workspace, tags=tags)
+    rows = await mentor_profiles.candidates(
+        session, platform=platform, workspace=workspace, tags=tags, today=today
+    )
     ranked = [
         r
         for r in rank(

@@ -19,8 +19,11 @@ from storage.models import AvailabilityWindow, Member, MentorProfile, MentorSkil
 
 LOAD_STATUSES = (Status.CLAIMED.value, Status.SCHEDULED.value)
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-TAG_POOL = 200  # best tag matches considered
-FAIR_POOL = 50  # least recently suggested profiles considered besides
+# The pool is bounded so posting costs the same with 10 profiles or 10,000. Inside it the core
+# ranks fully; the database pre-orders by the first and last keys of that ranking (shared tags,
+# then least recently suggested), so who makes the pool is as fair as who is picked from it.
+TAG_POOL = 40  # best tag matches considered (away mentors left out in SQL)
+FAIR_POOL = 20  # least recently suggested profiles considered besides
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class CandidateRow:
 
 
 async def candidates(
-    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str]
+    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str], today: date
 ) -> list[CandidateRow]:
     """A bounded pool of profiles for matching, found through indexes: the best tag matches
     plus the least recently suggested; then their load and availability in two grouped reads.
@@ -47,13 +50,15 @@ async def candidates(
         shared = func.count().label("shared")
         tag_rows = await session.execute(
             select(MentorSkill.member_id, shared)
+            .join(MentorProfile, MentorProfile.member_id == MentorSkill.member_id)
             .where(
                 MentorSkill.platform == platform,
                 MentorSkill.workspace == workspace,
                 MentorSkill.tag.in_(list(tags)),
+                (MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today),
             )
-            .group_by(MentorSkill.member_id)
-            .order_by(shared.desc())
+            .group_by(MentorSkill.member_id, MentorProfile.last_suggested_at)
+            .order_by(shared.desc(), MentorProfile.last_suggested_at, MentorSkill.member_id)
             .limit(TAG_POOL)
         )
         ids.update((row[0], None) for row in tag_rows)
