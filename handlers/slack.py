@@ -884,48 +884,48 @@ class SlackBot:
     async def on_reschedule_ask_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        async def run(
-            actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
-        ) -> Any:
-            return await self.mentorship.ask_reschedule(
-                actor,
-                self._request_id(metadata),
-                self._id(metadata, "s"),
-                self._id(metadata, "v"),
-                values,
-                once=once,
-            )
-
-        def done(_: Any) -> ui.View:
-            text = (
-                "Your mentor has been asked, with your reason. Until they answer, the session stays booked."
-            )
-            return ui.notice_view(forms.RESCHEDULE_ASK_FORM.title, text)
-
-        await self.submitted(ack, body, context, forms.RESCHEDULE_ASK_FORM, run, done)
+        await self._session_form_submitted(
+            ack,
+            body,
+            context,
+            forms.RESCHEDULE_ASK_FORM,
+            self.mentorship.ask_reschedule,
+            "Your mentor has been asked, with your reason. Until they answer, the session stays booked.",
+        )
 
     async def on_cant_make_it_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
+        await self._session_form_submitted(
+            ack,
+            body,
+            context,
+            forms.CANT_MAKE_IT_FORM,
+            self.mentorship.cant_make_it,
+            "The session is cancelled and the other person told. Check your DMs for the calendar update.",
+        )
+
+    async def _session_form_submitted(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        form: forms.FormSpec,
+        use_case: Callable[..., Awaitable[Any]],
+        done_text: str,
+    ) -> None:
+        """A form about one booked time (request, session, version in its metadata)."""
+
         async def run(
             actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
         ) -> Any:
-            return await self.mentorship.cant_make_it(
-                actor,
-                self._request_id(metadata),
-                self._id(metadata, "s"),
-                self._id(metadata, "v"),
-                values,
-                once=once,
-            )
+            request_id, session_id = self._request_id(metadata), self._id(metadata, "s")
+            return await use_case(actor, request_id, session_id, self._id(metadata, "v"), values, once=once)
 
         def done(_: Any) -> ui.View:
-            text = (
-                "The session is cancelled and the other person told. Check your DMs for the calendar update."
-            )
-            return ui.notice_view(forms.CANT_MAKE_IT_FORM.title, text)
+            return ui.notice_view(form.title, done_text)
 
-        await self.submitted(ack, body, context, forms.CANT_MAKE_IT_FORM, run, done)
+        await self.submitted(ack, body, context, form, run, done)
 
     async def on_availability_submitted(
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
