@@ -116,6 +116,35 @@ async def _hold(
     return current
 
 
+async def _session_form(
+    m: Mentorship,
+    session: AsyncSession,
+    actor: Actor,
+    act: Act,
+    form: forms.FormSpec,
+    request_id: int,
+    session_id: int,
+    version: int,
+    values: forms.Values,
+    once: str | None,
+    now: datetime,
+) -> Result[RequestView] | tuple[RequestView, str]:
+    """What both forms about a booked time check first, in this order: a replayed submit gets
+    its first answer; who may act and whether the button is still about this time come before
+    the reason is looked at (Discord opens these forms for anyone with the button)."""
+    if once is not None and (earlier := await m._replayed(session, actor, once)) is not None:
+        return earlier
+    view = await m._load(session, actor, request_id, act)
+    if isinstance(view, Refused):
+        return view
+    if refused := session_button_refusal(view, session_id, version, now):
+        return refused
+    reason = forms.parse_reason(values, form)
+    if isinstance(reason, dict):
+        return Invalid(reason)
+    return view, reason
+
+
 async def ask_reschedule(
     m: Mentorship,
     actor: Actor,
@@ -132,16 +161,13 @@ async def ask_reschedule(
     now = m.clock.now()
     try:
         async with m.db.transaction() as session:
-            if once is not None and (earlier := await m._replayed(session, actor, once)) is not None:
-                return earlier
-            view = await m._load(session, actor, request_id, Act.ASK_RESCHEDULE)
-            if isinstance(view, Refused):
-                return view
-            if refused := session_button_refusal(view, session_id, version, now):
-                return refused
-            reason = forms.parse_reason(values, forms.RESCHEDULE_ASK_FORM)
-            if isinstance(reason, dict):
-                return Invalid(reason)
+            opened = await _session_form(
+                m, session, actor, Act.ASK_RESCHEDULE, forms.RESCHEDULE_ASK_FORM,
+                request_id, session_id, version, values, once, now,
+            )  # fmt: skip
+            if not isinstance(opened, tuple):
+                return opened
+            _, reason = opened
             after = await _hold(m, session, request_id, session_id, version, now)
             assert after.claimed_by is not None
             ask = await repo.add_reschedule_ask(
@@ -238,16 +264,13 @@ async def cant_make_it(
     now = m.clock.now()
     try:
         async with m.db.transaction() as session:
-            if once is not None and (earlier := await m._replayed(session, actor, once)) is not None:
-                return earlier
-            view = await m._load(session, actor, request_id, Act.CANT_MAKE_IT)
-            if isinstance(view, Refused):
-                return view
-            if refused := session_button_refusal(view, session_id, version, now):
-                return refused
-            reason = forms.parse_reason(values, forms.CANT_MAKE_IT_FORM)
-            if isinstance(reason, dict):
-                return Invalid(reason)
+            opened = await _session_form(
+                m, session, actor, Act.CANT_MAKE_IT, forms.CANT_MAKE_IT_FORM,
+                request_id, session_id, version, values, once, now,
+            )  # fmt: skip
+            if not isinstance(opened, tuple):
+                return opened
+            _, reason = opened
             current = await _hold(m, session, request_id, session_id, version, now)
             by = "student" if current.student.external_id == actor.user_id else "mentor"
             if not await repo.transition(

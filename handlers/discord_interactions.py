@@ -458,13 +458,20 @@ class Components:
             return suggested
         return (list(suggested.value) if isinstance(suggested, Ok) else []), str(tz)
 
+    async def _allowed(self, interaction: discord.Interaction[Any], act: Act) -> Actor | None:
+        """The actor, if they may open this form; else they are told why and None is returned."""
+        actor = self.guild_actor(interaction)
+        refused = authorize(act, actor) if actor is not None else NOT_FOUND
+        if refused is not None or actor is None:
+            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+            return None
+        return actor
+
     async def open_availability(
         self, interaction: discord.Interaction[Any], values: Mapping[str, str] | None
     ) -> None:
-        actor = self.guild_actor(interaction)
-        refused = authorize(Act.AVAILABILITY, actor) if actor is not None else NOT_FOUND
-        if refused is not None or actor is None:
-            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+        actor = await self._allowed(interaction, Act.AVAILABILITY)
+        if actor is None:
             return
         if not values:
             try:
@@ -480,10 +487,8 @@ class Components:
     async def open_profile(
         self, interaction: discord.Interaction[Any], values: Mapping[str, str] | None
     ) -> None:
-        actor = self.guild_actor(interaction)
-        refused = authorize(Act.PROFILE, actor) if actor is not None else NOT_FOUND
-        if refused is not None or actor is None:
-            await Replies.send(interaction, escape(refused.message if refused else NOT_FOUND.message))
+        actor = await self._allowed(interaction, Act.PROFILE)
+        if actor is None:
             return
         if not values:
             try:

@@ -194,7 +194,8 @@ class Delivery:
         listed: list[RequestView] = []
         if kind is Kind.DIGEST:
             ids = [int(i) for i in payload.get("requests", []) if isinstance(i, int)]
-            listed = digest.still_open([await repo.request_view(session, i) for i in ids])
+            by_id = await repo.request_views_by_id(session, ids)  # one query, the listed order kept
+            listed = digest.still_open([by_id.get(i) for i in ids])
             if not listed:
                 return None, "nothing listed is open any more"
             post = None  # a message of its own about several requests, never one card
