@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -142,10 +142,14 @@ class Mentorship:
             return NOT_FOUND
         return authorize(act, actor, view) or view
 
-    async def _card_changed(self, session: AsyncSession, request_id: int, now: datetime) -> RequestView:
-        """The request after a transition, with its feed card update owed (and, once it left
-        open, the edits that take the Claim button off its other messages)."""
-        after = await repo.request_view(session, request_id)
+    async def _card_changed(
+        self, session: AsyncSession, request_id: int, now: datetime, *, after: RequestView | None = None
+    ) -> RequestView:
+        """The request after a transition (read again unless the caller knows it: `after`), with
+        its feed card update owed (and, once it left open, the edits that take the Claim button
+        off its other messages). The card itself is drawn from the row when it is delivered."""
+        if after is None:
+            after = await repo.request_view(session, request_id)
         assert after is not None
         await owe_card(session, request=after, now=now)
         await escalation.retire_claims(session, after, now)
@@ -389,11 +393,17 @@ class Mentorship:
             me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
-            # The capacity check is part of the guarded claim statement itself.
-            won = await mentor_profiles.claim_within_capacity(
-                session, request_id, me.id, default_capacity=self.settings.mentor_default_capacity, now=now
+            # The capacity check is part of the guarded claim statement itself; `_me`'s upsert
+            # holds the mentor's row, which serialises their claims.
+            version = await mentor_profiles.claim_within_capacity(
+                session,
+                request_id,
+                me.id,
+                default_capacity=self.settings.mentor_default_capacity,
+                now=now,
+                mentor_locked=True,
             )
-            if not won:
+            if version is None:
                 current = await repo.request_view(session, request_id)
                 assert current is not None
                 if current.claimed_by is not None and current.claimed_by.id == me.id:
@@ -404,7 +414,11 @@ class Mentorship:
                     )
                     return profiles.at_capacity(mine, current)
                 return self._refuse_state(current, "claimed")
-            after = await self._card_changed(session, request_id, now)
+            # What the guarded update wrote, on the view just read: no second read of the row.
+            claimed = replace(
+                view, status=Status.CLAIMED, version=version, claimed_by=repo.member_ref(me), claimed_at=now
+            )
+            after = await self._card_changed(session, request_id, now, after=claimed)
             await owe_dm(
                 session,
                 request=after,

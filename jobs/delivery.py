@@ -121,15 +121,16 @@ class Delivery:
 
     async def _run_batch(self, stats: DeliveryStats) -> None:
         now = self.clock.now()
+        groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
+        skipped: list[tuple[Notification, str]] = []
+        # The lease and the reads that compose the batch in one transaction: it commits (the
+        # lease taken) before anything is sent.
         async with self.db.transaction() as session:
             rows = await repo.claim_due_notifications(
                 session, now, now + LEASE, self.batch_size, platforms=list(self.senders)
             )
-        if not rows:
-            return
-        groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
-        skipped: list[tuple[Notification, str]] = []
-        async with self.db.transaction() as session:  # one read transaction for the whole batch
+            if not rows:
+                return
             # Three queries for the whole batch, not three per row.
             views = await repo.request_views_by_id(session, (r.request_id for r in rows if r.request_id))
             readers = await repo.members_by_id(session, (r.member_id for r in rows if r.member_id))
@@ -214,11 +215,18 @@ class Delivery:
                 # Released or cancelled before it was ever opened: don't open it just to close it.
                 await repo.fail_conversation(session, found.id, "closed before it was opened")
                 return None, "conversation closed before it was opened"
-            pair = (found.student_id, found.mentor_id)
-            members = [await session.get(Member, member_id) for member_id in pair]
+            # The pair is the request's student and claiming mentor, already in the view.
+            known = {ref.id: ref for ref in (request.student, request.claimed_by) if ref is not None}
+            pair: list[MemberRef] = []
+            for member_id in (found.student_id, found.mentor_id):
+                ref = known.get(member_id)
+                if ref is None and (member := await session.get(Member, member_id)) is not None:
+                    ref = repo.member_ref(member)
+                if ref is not None:
+                    pair.append(ref)
             conversation = ConversationRef(
                 id=found.id,
-                members=tuple(repo.member_ref(m) for m in members if m is not None),
+                members=tuple(pair),
                 channel=found.channel,
                 title=f"Mentorship #{request.id} · c{found.id}",
             )

@@ -195,11 +195,16 @@ async def claim_within_capacity(
     *,
     default_capacity: int,
     now: datetime,
-) -> bool:
-    """open -> claimed for `mentor_id`, only while their load is below their capacity."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise one mentor's claims: the UPDATE below then starts after the other claim
-        # committed and (READ COMMITTED) counts it. SQLite's BEGIN IMMEDIATE already serialises.
+    mentor_locked: bool = False,
+) -> int | None:
+    """open -> claimed for `mentor_id`, only while their load is below their capacity: the
+    request's new version, or None when the claim was not won.
+
+    On PostgreSQL one mentor's claims are serialised on their member row, so the UPDATE below
+    starts after the other claim committed and (READ COMMITTED) counts it. `mentor_locked`: the
+    caller already holds that row lock in this transaction (`upsert_member` takes it, as every
+    INSERT … ON CONFLICT DO UPDATE does). SQLite's BEGIN IMMEDIATE already serialises."""
+    if session.get_bind().dialect.name == "postgresql" and not mentor_locked:
         await session.execute(select(Member.id).where(Member.id == mentor_id).with_for_update())
     other = aliased(Request)
     load = (
@@ -212,7 +217,7 @@ async def claim_within_capacity(
         select(MentorProfile.capacity).where(MentorProfile.member_id == mentor_id).scalar_subquery(),
         default_capacity,
     )
-    result = await session.execute(
+    version = await session.scalar(
         update(Request)
         .where(Request.id == request_id, Request.status == Status.OPEN.value, load < capacity)
         .values(
@@ -222,9 +227,10 @@ async def claim_within_capacity(
             claimed_at=now,
             nudge_due_at=None,
         )
+        .returning(Request.version)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return int(version) if version is not None else None
 
 
 async def mentors_listing(

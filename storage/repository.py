@@ -490,7 +490,10 @@ async def record_feed_post(
 async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
     """The conversation of one claim (its id; the claim's existing one if it has one)."""
     stmt = _insert(session, Conversation).values(**values)
-    await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]))
+    stmt = stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"])
+    added = await session.scalar(stmt.returning(Conversation.id))
+    if added is not None:
+        return int(added)
     return await session.scalar(
         select(Conversation.id).where(
             Conversation.request_id == values["request_id"],
@@ -518,12 +521,15 @@ async def record_conversation_channel(
 ) -> str | None:
     """Remember where the conversation lives, once: the first channel recorded wins, and is
     returned (a second worker that made one too must use that one)."""
-    await session.execute(
+    recorded = await session.scalar(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.channel.is_(None))
         .values(channel=channel, status="open", opened_at=now)
+        .returning(Conversation.channel)
         .execution_options(synchronize_session=False)
     )
+    if recorded is not None:
+        return str(recorded)
     return await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
 
 
@@ -671,7 +677,8 @@ async def claim_due_notifications(
     if _is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
     token = str(uuid.uuid4())
-    await session.execute(
+    # The leased rows come back from the UPDATE itself (RETURNING): one round trip per lease.
+    rows = await session.scalars(
         update(Notification)
         .where(Notification.id.in_(candidates.scalar_subquery()), due)
         .values(
@@ -681,12 +688,10 @@ async def claim_due_notifications(
             # Evaluated on the old row: a row still "sending" was leased by a worker that died.
             in_doubt=case((Notification.status == "sending", True), else_=False),
         )
-        .execution_options(synchronize_session=False)
+        .returning(Notification)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    rows = await session.scalars(
-        select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
-    )
-    return list(rows.all())
+    return sorted(rows.all(), key=lambda row: row.id)
 
 
 async def finish_notification(
