@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Status
@@ -56,16 +56,19 @@ async def delivered_claim_messages(
     session: AsyncSession, request_id: int, kinds: Iterable[str]
 ) -> list[Notification]:
     """The request's delivered messages of `kinds` whose place is known (to edit them)."""
-    rows = await session.scalars(
-        select(Notification)
-        .where(
-            Notification.request_id == request_id,
-            Notification.kind.in_(list(kinds)),
-            Notification.message_ref.is_not(None),
-        )
-        .order_by(Notification.id)
-    )
+    rows = await session.scalars(_DELIVERED_CLAIM_MESSAGES, {"request_id": request_id, "kinds": list(kinds)})
     return list(rows.all())
+
+
+_DELIVERED_CLAIM_MESSAGES = (  # built once: it runs on every claim
+    select(Notification)
+    .where(
+        Notification.request_id == bindparam("request_id"),
+        Notification.kind.in_(bindparam("kinds", expanding=True)),
+        Notification.message_ref.is_not(None),
+    )
+    .order_by(Notification.id)
+)
 
 
 async def request_status(session: AsyncSession, request_id: int, *, lock: bool = False) -> str | None:

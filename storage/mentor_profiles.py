@@ -9,13 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from bot.domain import Status
-from storage.models import AvailabilityWindow, Member, MentorProfile, MentorSkill, Request, RequestSuggestion
+from storage.models import (
+    AvailabilityWindow,
+    Member,
+    MentorProfile,
+    MentorSkill,
+    Request,
+    RequestSuggestion,
+    table_of,
+)
 
 LOAD_STATUSES = (Status.CLAIMED.value, Status.SCHEDULED.value)
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -206,31 +215,46 @@ async def claim_within_capacity(
     INSERT … ON CONFLICT DO UPDATE does). SQLite's BEGIN IMMEDIATE already serialises."""
     if session.get_bind().dialect.name == "postgresql" and not mentor_locked:
         await session.execute(select(Member.id).where(Member.id == mentor_id).with_for_update())
-    other = aliased(Request)
+    values = {"request_id": request_id, "mentor_id": mentor_id, "now": now}
+    values["default_capacity"] = default_capacity
+    version = await session.scalar(_CLAIM_WITHIN_CAPACITY, values)
+    return int(version) if version is not None else None
+
+
+def _claim_within_capacity() -> Any:
+    # Built once with bind parameters (see storage/repository.py): this runs on every click.
+    requests = table_of(Request)
+    mentor: BindParameter[int] = bindparam("mentor_id")
+    other = requests.alias("other")
     load = (
         select(func.count())
         .select_from(other)
-        .where(other.claimed_by_id == mentor_id, other.status.in_(LOAD_STATUSES))
+        .where(other.c.claimed_by_id == mentor, other.c.status.in_(LOAD_STATUSES))
         .scalar_subquery()
     )
     capacity = func.coalesce(
-        select(MentorProfile.capacity).where(MentorProfile.member_id == mentor_id).scalar_subquery(),
-        default_capacity,
+        select(MentorProfile.capacity).where(MentorProfile.member_id == mentor).scalar_subquery(),
+        bindparam("default_capacity"),
     )
-    version = await session.scalar(
-        update(Request)
-        .where(Request.id == request_id, Request.status == Status.OPEN.value, load < capacity)
+    return (
+        update(requests)
+        .where(
+            requests.c.id == bindparam("request_id"),
+            requests.c.status == Status.OPEN.value,
+            load < capacity,
+        )
         .values(
-            version=Request.version + 1,
+            version=requests.c.version + 1,
             status=Status.CLAIMED.value,
-            claimed_by_id=mentor_id,
-            claimed_at=now,
+            claimed_by_id=mentor,
+            claimed_at=bindparam("now"),
             nudge_due_at=None,
         )
-        .returning(Request.version)
-        .execution_options(synchronize_session=False)
+        .returning(requests.c.version)
     )
-    return int(version) if version is not None else None
+
+
+_CLAIM_WITHIN_CAPACITY = _claim_within_capacity()
 
 
 async def mentors_listing(

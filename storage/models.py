@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     Time,
     TypeDecorator,
@@ -59,6 +60,13 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for the Core statements of the hot paths (no ORM unit of work)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Member(Base):

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from bot.domain import (
     Availability,
@@ -38,6 +39,7 @@ from storage.models import (
     Request,
     RescheduleAsk,
     Submission,
+    table_of,
 )
 
 
@@ -49,6 +51,16 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 def _is_postgres(session: AsyncSession) -> bool:
     return bool(session.bind and session.bind.dialect.name == "postgresql")
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "sqlite"
+
+
+# The statements of the hot paths (a click, a delivery pass) are built once per dialect with
+# bind parameters and given their values when executed: building a statement and computing
+# its cache key cost more CPU than the round trip itself. A built statement is immutable and
+# remembers its cache key.
 
 
 # Members ------------------------------------------------------------------------------------
@@ -64,27 +76,35 @@ async def upsert_member(
     timezone: str | None,
     now: datetime,
 ) -> Member:
-    """Create or refresh a member in one statement (safe under concurrent first clicks)."""
-    stmt = _insert(session, Member).values(
-        platform=platform,
-        workspace=workspace,
-        external_id=external_id,
-        display_name=display_name or external_id,
-        timezone=timezone,
-        created_at=now,
-    )
+    """Create or refresh a member in one statement (safe under concurrent first clicks). On
+    PostgreSQL the member's row stays locked until the transaction ends."""
+    stmt = _upsert_member_stmt(_dialect(session), bool(display_name), bool(timezone))
+    values = {
+        "platform": platform,
+        "workspace": workspace,
+        "external_id": external_id,
+        "display_name": display_name or external_id,
+        "timezone": timezone,
+        "created_at": now,
+    }
+    result = await session.scalars(stmt, values, execution_options={"populate_existing": True})
+    member: Member = result.one()
+    return member
+
+
+@functools.cache
+def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool) -> Any:
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Member)
     # Always DO UPDATE (a no-op write when nothing changed) so RETURNING gives the row in the
     # same statement, whether it was inserted or already there.
     refresh: dict[str, Any] = {"external_id": stmt.excluded.external_id}
-    if display_name:
+    if refresh_name:
         refresh["display_name"] = stmt.excluded.display_name
-    if timezone:
+    if refresh_timezone:
         refresh["timezone"] = stmt.excluded.timezone
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["platform", "workspace", "external_id"], set_=refresh
     ).returning(Member)
-    member: Member = (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
-    return member
 
 
 async def find_member(
@@ -308,8 +328,18 @@ def _match_fields(note: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def request_view(session: AsyncSession, request_id: int) -> RequestView | None:
-    row = (await session.execute(_request_views_query().where(Request.id == request_id))).first()
+    row = (await session.execute(_request_view_by_id(), {"request_id": request_id})).first()
     return _to_view(row) if row else None
+
+
+@functools.cache
+def _request_view_by_id() -> Select[Request, Member, Member, MentorSession, Member]:
+    return _request_views_query().where(Request.id == bindparam("request_id"))
+
+
+@functools.cache
+def _request_views_by_ids() -> Select[Request, Member, Member, MentorSession, Member]:
+    return _request_views_query().where(Request.id.in_(bindparam("ids", expanding=True)))
 
 
 async def request_views_by_id(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, RequestView]:
@@ -317,7 +347,7 @@ async def request_views_by_id(session: AsyncSession, request_ids: Iterable[int])
     ids = sorted(set(request_ids))
     if not ids:
         return {}
-    rows = (await session.execute(_request_views_query().where(Request.id.in_(ids)))).all()
+    rows = (await session.execute(_request_views_by_ids(), {"ids": ids})).all()
     return {view.id: view for view in map(_to_view, rows)}
 
 
@@ -459,15 +489,19 @@ async def members_by_id(session: AsyncSession, member_ids: Iterable[int]) -> dic
     ids = sorted(set(member_ids))
     if not ids:
         return {}
-    rows = await session.scalars(select(Member).where(Member.id.in_(ids)))
+    rows = await session.scalars(_MEMBERS_BY_ID, {"ids": ids})
     return {member.id: member_ref(member) for member in rows}
+
+
+_MEMBERS_BY_ID = select(Member).where(Member.id.in_(bindparam("ids", expanding=True)))
+_FEED_POSTS = select(FeedPost).where(FeedPost.request_id.in_(bindparam("ids", expanding=True)))
 
 
 async def feed_posts(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, FeedPost]:
     ids = sorted(set(request_ids))
     if not ids:
         return {}
-    rows = await session.scalars(select(FeedPost).where(FeedPost.request_id.in_(ids)))
+    rows = await session.scalars(_FEED_POSTS, {"ids": ids})
     return {post.request_id: post for post in rows}
 
 
@@ -489,9 +523,7 @@ async def record_feed_post(
 
 async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
     """The conversation of one claim (its id; the claim's existing one if it has one)."""
-    stmt = _insert(session, Conversation).values(**values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"])
-    added = await session.scalar(stmt.returning(Conversation.id))
+    added = await session.scalar(_add_conversation_stmt(_dialect(session)), values)
     if added is not None:
         return int(added)
     return await session.scalar(
@@ -500,6 +532,13 @@ async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
             Conversation.claim_version == values["claim_version"],
         )
     )
+
+
+@functools.cache
+def _add_conversation_stmt(dialect: str) -> Any:
+    table = table_of(Conversation)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]).returning(table.c.id)
 
 
 async def conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
@@ -522,15 +561,20 @@ async def record_conversation_channel(
     """Remember where the conversation lives, once: the first channel recorded wins, and is
     returned (a second worker that made one too must use that one)."""
     recorded = await session.scalar(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.channel.is_(None))
-        .values(channel=channel, status="open", opened_at=now)
-        .returning(Conversation.channel)
-        .execution_options(synchronize_session=False)
+        _RECORD_CONVERSATION_CHANNEL, {"conversation_id": conversation_id, "new_channel": channel, "now": now}
     )
     if recorded is not None:
         return str(recorded)
     return await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+
+
+_conversations = table_of(Conversation)
+_RECORD_CONVERSATION_CHANNEL = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"), _conversations.c.channel.is_(None))
+    .values(channel=bindparam("new_channel"), status="open", opened_at=bindparam("now"))
+    .returning(_conversations.c.channel)
+)
 
 
 async def fail_conversation(session: AsyncSession, conversation_id: int, reason: str) -> bool:
@@ -579,10 +623,15 @@ async def record_submission(session: AsyncSession, key: str, request_id: int | N
 
 async def add_notification(session: AsyncSession, **values: Any) -> bool:
     """Owe a message; a second row with the same dedupe key is silently not added."""
-    stmt = _insert(session, Notification).values(**values)
-    # RETURNING, not rowcount: psycopg reports no row count for an ORM-executed INSERT.
-    stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Notification.id)
-    return (await session.execute(stmt)).scalar() is not None
+    return (await session.execute(_add_notification_stmt(_dialect(session)), values)).scalar() is not None
+
+
+@functools.cache
+def _add_notification_stmt(dialect: str) -> Any:
+    # RETURNING, not rowcount: psycopg reports no row count for an INSERT … ON CONFLICT.
+    table = table_of(Notification)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
 
 
 async def notification_exists(session: AsyncSession, dedupe_key: str) -> bool:
@@ -600,18 +649,21 @@ async def retire_pending(
     kinds: Iterable[str],
 ) -> int:
     """Mark still-pending notifications as no longer owed (superseded card, cancelled reminder)."""
-    conditions = [Notification.status == "pending", Notification.kind.in_(list(kinds))]
-    if request_id is not None:
-        conditions.append(Notification.request_id == request_id)
-    if session_id is not None:
-        conditions.append(Notification.session_id == session_id)
-    result = await session.execute(
-        update(Notification)
-        .where(*conditions)
-        .values(status=status)
-        .execution_options(synchronize_session=False)
-    )
+    stmt = _retire_pending_stmt(request_id is not None, session_id is not None)
+    values = {"new_status": status, "kinds": list(kinds), "by_request": request_id, "by_session": session_id}
+    result = await session.execute(stmt, values)
     return int(getattr(result, "rowcount", 0))
+
+
+@functools.cache
+def _retire_pending_stmt(by_request: bool, by_session: bool) -> Any:
+    table = table_of(Notification)
+    conditions = [table.c.status == "pending", table.c.kind.in_(bindparam("kinds", expanding=True))]
+    if by_request:
+        conditions.append(table.c.request_id == bindparam("by_request"))
+    if by_session:
+        conditions.append(table.c.session_id == bindparam("by_session"))
+    return update(table).where(*conditions).values(status=bindparam("new_status"))
 
 
 async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict[int, list[str]]:
@@ -663,6 +715,20 @@ async def claim_due_notifications(
 ) -> list[Notification]:
     """Lease up to `limit` due notifications to this worker. A lease that ran out (a worker died
     between claiming and recording) makes the row due again."""
+    values = {
+        "now": now,
+        "new_lease": lease_until,
+        "token": str(uuid.uuid4()),
+        "limit": limit,
+        "platforms": list(platforms),
+    }
+    rows = await session.scalars(_lease_stmt(_dialect(session)), values)
+    return sorted(rows.all(), key=lambda row: row.id)
+
+
+@functools.cache
+def _lease_stmt(dialect: str) -> Any:
+    now: BindParameter[datetime] = bindparam("now")
     due = or_(
         and_(Notification.status == "pending", Notification.next_attempt_at <= now),
         and_(Notification.status == "sending", Notification.lease_until <= now),
@@ -670,28 +736,26 @@ async def claim_due_notifications(
     # Two index range scans (pending by next_attempt_at, sending by lease) keep this cheap.
     candidates = (
         select(Notification.id)
-        .where(due, Notification.platform.in_(list(platforms)))
+        .where(due, Notification.platform.in_(bindparam("platforms", expanding=True)))
         .order_by(Notification.next_attempt_at)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if _is_postgres(session):
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    token = str(uuid.uuid4())
     # The leased rows come back from the UPDATE itself (RETURNING): one round trip per lease.
-    rows = await session.scalars(
+    return (
         update(Notification)
         .where(Notification.id.in_(candidates.scalar_subquery()), due)
         .values(
             status="sending",
-            lease_until=lease_until,
-            claim_token=token,
+            lease_until=bindparam("new_lease"),
+            claim_token=bindparam("token"),
             # Evaluated on the old row: a row still "sending" was leased by a worker that died.
             in_doubt=case((Notification.status == "sending", True), else_=False),
         )
         .returning(Notification)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(rows.all(), key=lambda row: row.id)
 
 
 async def finish_notification(
@@ -714,13 +778,20 @@ async def finish_sent(
     holds that lease (the attempt counted in SQL: the lease itself never changes it)."""
     if not notification_ids:
         return 0
-    result = await session.execute(
-        update(Notification)
-        .where(Notification.id.in_(list(notification_ids)), Notification.claim_token == claim_token)
-        .values(status="sent", sent_at=now, attempts=Notification.attempts + 1, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    values = {"ids": list(notification_ids), "token": claim_token, "now": now}
+    result = await session.execute(_FINISH_SENT, values)
     return int(getattr(result, "rowcount", 0))
+
+
+_notifications = table_of(Notification)
+_FINISH_SENT = (
+    update(_notifications)
+    .where(
+        _notifications.c.id.in_(bindparam("ids", expanding=True)),
+        _notifications.c.claim_token == bindparam("token"),
+    )
+    .values(status="sent", sent_at=bindparam("now"), attempts=_notifications.c.attempts + 1, lease_until=None)
+)
 
 
 # Due work for the sweeps ---------------------------------------------------------------------
