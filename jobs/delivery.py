@@ -45,6 +45,7 @@ from storage import ladder
 from storage import repository as repo
 from storage.db import Database
 from storage.models import FeedPost, Member, Notification
+from storage.repository import Leased
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,8 @@ class Delivery:
 
     async def _run_batch(self, stats: DeliveryStats) -> None:
         now = self.clock.now()
-        groups: dict[str, list[tuple[Notification, Outgoing | None]]] = defaultdict(list)
-        skipped: list[tuple[Notification, str]] = []
+        groups: dict[str, list[tuple[Leased, Outgoing | None]]] = defaultdict(list)
+        skipped: list[tuple[Leased, str]] = []
         # The lease and the reads that compose the batch in one transaction: it commits (the
         # lease taken) before anything is sent.
         async with self.db.transaction() as session:
@@ -144,7 +145,7 @@ class Delivery:
                 groups[f"{row.platform}:{sender.channel_key(outgoing)}"].append((row, outgoing))
         for row, reason in skipped:
             await self._finish(row, stats, status="skipped", reason=reason)
-        sent: list[tuple[Notification, Outgoing, Delivered]] = []
+        sent: list[tuple[Leased, Outgoing, Delivered]] = []
         try:
             await asyncio.gather(
                 *(self._deliver_group(key, items, stats, sent) for key, items in groups.items())
@@ -155,7 +156,7 @@ class Delivery:
     async def _prepare(
         self,
         session: AsyncSession,
-        row: Notification,
+        row: Leased,
         now: datetime,
         views: dict[int, RequestView],
         readers: dict[int, MemberRef],
@@ -253,7 +254,7 @@ class Delivery:
         )
 
     async def _record_sent(
-        self, sent: list[tuple[Notification, Outgoing, Delivered]], stats: DeliveryStats
+        self, sent: list[tuple[Leased, Outgoing, Delivered]], stats: DeliveryStats
     ) -> None:
         """Record the deliveries made so far in one transaction (and empty `sent`): new cards'
         places, where each Claim message went, then the plain rows of a lease in one statement."""
@@ -312,9 +313,9 @@ class Delivery:
     async def _deliver_group(
         self,
         key: str,
-        items: list[tuple[Notification, Outgoing | None]],
+        items: list[tuple[Leased, Outgoing | None]],
         stats: DeliveryStats,
-        sent: list[tuple[Notification, Outgoing, Delivered]],
+        sent: list[tuple[Leased, Outgoing, Delivered]],
     ) -> None:
         for index, (row, outgoing) in enumerate(items):
             assert outgoing is not None
@@ -352,14 +353,14 @@ class Delivery:
             else:
                 await self._record(row, outgoing, result, stats, key)
 
-    async def _send(self, sender: Sender, row: Notification, outgoing: Outgoing) -> DeliveryResult:
+    async def _send(self, sender: Sender, row: Leased, outgoing: Outgoing) -> DeliveryResult:
         try:
             return await sender.deliver(outgoing)
         except Exception as exc:  # a sender bug must not stop the worker or lose the row
             log.exception("sender %s crashed on notification %s", row.platform, row.id)
             return RetryLater(f"{type(exc).__name__}: {exc}"[:300])
 
-    async def _opened(self, row: Notification, outgoing: Outgoing, channel: str) -> Outgoing:
+    async def _opened(self, row: Leased, outgoing: Outgoing, channel: str) -> Outgoing:
         assert outgoing.conversation is not None
         async with self.db.transaction() as session:
             winner = await repo.record_conversation_channel(
@@ -375,7 +376,7 @@ class Delivery:
         return replace(outgoing, conversation=replace(outgoing.conversation, channel=winner or channel))
 
     async def _conversation_ready(
-        self, row: Notification, outgoing: Outgoing, stats: DeliveryStats
+        self, row: Leased, outgoing: Outgoing, stats: DeliveryStats
     ) -> Outgoing | None:
         """The row with its conversation's channel, or None when it can't go yet (postponed) or
         ever (the conversation failed: skipped, the DMs carry the news)."""
@@ -394,7 +395,7 @@ class Delivery:
 
     async def _record(
         self,
-        row: Notification,
+        row: Leased,
         outgoing: Outgoing,
         result: RetryLater | Undeliverable,
         stats: DeliveryStats,
@@ -457,7 +458,7 @@ class Delivery:
         if added:
             self.wake()
 
-    async def _postpone(self, row: Notification, seconds: float) -> None:
+    async def _postpone(self, row: Leased, seconds: float) -> None:
         async with self.db.transaction() as session:
             await repo.finish_notification(
                 session,
@@ -470,7 +471,7 @@ class Delivery:
 
     async def _finish(
         self,
-        row: Notification,
+        row: Leased,
         stats: DeliveryStats,
         *,
         status: str,

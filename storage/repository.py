@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -87,14 +88,14 @@ async def upsert_member(
         "timezone": timezone,
         "created_at": now,
     }
-    result = await session.scalars(stmt, values, execution_options={"populate_existing": True})
-    member: Member = result.one()
-    return member
+    row = (await session.execute(stmt, values)).one()
+    return Member(**row._mapping)  # a plain object: nothing is written through it
 
 
 @functools.cache
 def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool) -> Any:
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Member)
+    table = table_of(Member)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     # Always DO UPDATE (a no-op write when nothing changed) so RETURNING gives the row in the
     # same statement, whether it was inserted or already there.
     refresh: dict[str, Any] = {"external_id": stmt.excluded.external_id}
@@ -104,7 +105,7 @@ def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool
         refresh["timezone"] = stmt.excluded.timezone
     return stmt.on_conflict_do_update(
         index_elements=["platform", "workspace", "external_id"], set_=refresh
-    ).returning(Member)
+    ).returning(*table.c)
 
 
 async def find_member(
@@ -710,9 +711,31 @@ async def card_maybe_posted(session: AsyncSession, request_id: int, other_than: 
     return attempted is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """A notification leased to this worker: what the delivery pass needs of the row."""
+
+    id: int
+    platform: str
+    workspace: str
+    audience: str
+    member_id: int | None
+    request_id: int | None
+    session_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    due_at: datetime
+    attempts: int
+    in_doubt: bool
+    claim_token: str | None
+
+
+_LEASED_FIELDS = [f.name for f in fields(Leased)]
+
+
 async def claim_due_notifications(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int, platforms: Iterable[str]
-) -> list[Notification]:
+) -> list[Leased]:
     """Lease up to `limit` due notifications to this worker. A lease that ran out (a worker died
     between claiming and recording) makes the row due again."""
     values = {
@@ -722,39 +745,39 @@ async def claim_due_notifications(
         "limit": limit,
         "platforms": list(platforms),
     }
-    rows = await session.scalars(_lease_stmt(_dialect(session)), values)
-    return sorted(rows.all(), key=lambda row: row.id)
+    rows = await session.execute(_lease_stmt(_dialect(session)), values)
+    return sorted((Leased(**row._mapping) for row in rows), key=lambda row: row.id)
 
 
 @functools.cache
 def _lease_stmt(dialect: str) -> Any:
+    table = table_of(Notification)
     now: BindParameter[datetime] = bindparam("now")
     due = or_(
-        and_(Notification.status == "pending", Notification.next_attempt_at <= now),
-        and_(Notification.status == "sending", Notification.lease_until <= now),
+        and_(table.c.status == "pending", table.c.next_attempt_at <= now),
+        and_(table.c.status == "sending", table.c.lease_until <= now),
     )
     # Two index range scans (pending by next_attempt_at, sending by lease) keep this cheap.
     candidates = (
-        select(Notification.id)
-        .where(due, Notification.platform.in_(bindparam("platforms", expanding=True)))
-        .order_by(Notification.next_attempt_at)
+        select(table.c.id)
+        .where(due, table.c.platform.in_(bindparam("platforms", expanding=True)))
+        .order_by(table.c.next_attempt_at)
         .limit(bindparam("limit"))
     )
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     # The leased rows come back from the UPDATE itself (RETURNING): one round trip per lease.
     return (
-        update(Notification)
-        .where(Notification.id.in_(candidates.scalar_subquery()), due)
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()), due)
         .values(
             status="sending",
             lease_until=bindparam("new_lease"),
             claim_token=bindparam("token"),
             # Evaluated on the old row: a row still "sending" was leased by a worker that died.
-            in_doubt=case((Notification.status == "sending", True), else_=False),
+            in_doubt=case((table.c.status == "sending", True), else_=False),
         )
-        .returning(Notification)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*(table.c[name] for name in _LEASED_FIELDS))
     )
 
 
