@@ -7,6 +7,8 @@ composed, to the `Sender` of its platform.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,6 +19,25 @@ from bot.domain import MemberRef, RequestView
 from bot.messages import Message
 from bot.notifications import FEED_KINDS, Kind
 from storage import repository as repo
+
+BATCH = "owed_together"  # session.info key: rows of `owing_together`, written on its exit
+
+
+@asynccontextmanager
+async def owing_together(session: AsyncSession) -> AsyncIterator[None]:
+    """Write the rows owed inside this block in one statement when it ends (still inside the
+    caller's transaction): a use case that owes several messages pays one round trip for them.
+    Inside, the owe_* functions answer True: whether a row was new (not a duplicate of its
+    dedupe key) is known only once the batch is written, so a caller that needs the answer
+    owes outside the block. Rows are written in the order they were owed, after every other
+    statement of the block (e.g. `owe_card`'s superseding of older card rows)."""
+    rows: list[dict[str, Any]] = []
+    session.info[BATCH] = rows
+    try:
+        yield
+    finally:
+        del session.info[BATCH]
+    await repo.add_notifications(session, rows)
 
 
 async def _owe(
@@ -33,23 +54,27 @@ async def _owe(
     due_at: datetime | None = None,
 ) -> bool:
     """One outbox row; a second row with the same dedupe key is silently not added."""
-    return await repo.add_notification(
-        session,
-        platform=request.platform,
-        workspace=request.workspace,
-        audience=audience,
-        member_id=member_id,
-        request_id=request.id,
-        session_id=session_id,
-        kind=kind.value,
-        payload=payload or {},
-        dedupe_key=dedupe_key,
-        status="pending",
-        due_at=due_at or now,
-        next_attempt_at=due_at or now,
-        attempts=0,
-        created_at=now,
-    )
+    row = {
+        "platform": request.platform,
+        "workspace": request.workspace,
+        "audience": audience,
+        "member_id": member_id,
+        "request_id": request.id,
+        "session_id": session_id,
+        "kind": kind.value,
+        "payload": payload or {},
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "due_at": due_at or now,
+        "next_attempt_at": due_at or now,
+        "attempts": 0,
+        "created_at": now,
+    }
+    batch: list[dict[str, Any]] | None = session.info.get(BATCH)
+    if batch is not None:
+        batch.append(row)
+        return True
+    return await repo.add_notification(session, **row)
 
 
 async def owe_dm(
@@ -78,10 +103,13 @@ async def owe_dm(
     )
 
 
-async def owe_card(session: AsyncSession, *, request: RequestView, now: datetime) -> None:
+async def owe_card(
+    session: AsyncSession, *, request: RequestView, now: datetime, supersede: bool = True
+) -> None:
     """Owe an update of the request's feed card. Older pending updates are superseded: the card
     is drawn from the current state at delivery, so only the newest matters."""
-    await repo.retire_pending(session, status="superseded", request_id=request.id, kinds=["card"])
+    if supersede:
+        await repo.retire_pending(session, status="superseded", request_id=request.id, kinds=["card"])
     await _owe(
         session,
         request=request,

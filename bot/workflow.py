@@ -36,7 +36,7 @@ from bot.domain import (
     Status,
 )
 from bot.notifications import Kind
-from bot.outbox import owe_card, owe_dm
+from bot.outbox import owe_card, owe_dm, owing_together
 from modals import forms
 from storage import mentor_profiles
 from storage import repository as repo
@@ -143,15 +143,22 @@ class Mentorship:
         return authorize(act, actor, view) or view
 
     async def _card_changed(
-        self, session: AsyncSession, request_id: int, now: datetime, *, after: RequestView | None = None
+        self,
+        session: AsyncSession,
+        request_id: int,
+        now: datetime,
+        *,
+        after: RequestView | None = None,
+        new: bool = False,
     ) -> RequestView:
         """The request after a transition (read again unless the caller knows it: `after`), with
         its feed card update owed (and, once it left open, the edits that take the Claim button
-        off its other messages). The card itself is drawn from the row when it is delivered."""
+        off its other messages). The card itself is drawn from the row when it is delivered.
+        `new`: the request was just inserted, so it has no older card rows to supersede."""
         if after is None:
             after = await repo.request_view(session, request_id)
         assert after is not None
-        await owe_card(session, request=after, now=now)
+        await owe_card(session, request=after, now=now, supersede=not new)
         await escalation.retire_claims(session, after, now)
         return after
 
@@ -262,20 +269,22 @@ class Mentorship:
             **escalation.ladder_start(self.settings, data.urgency, now, nobody_matched=suggest == []),
             match_note=None if suggest is None else matching.match_note(suggest, data.tags),
         )
-        if suggest:
-            pending = await repo.request_view(session, request.id)
-            assert pending is not None
-            await matching.offer(session, pending, suggest, round_=0, now=now)
-        view = await self._card_changed(session, request.id, now)
-        await owe_dm(
-            session,
-            request=view,
-            to=view.student,
-            kind=Kind.REQUEST_POSTED,
-            now=now,
-            key=f"request:{view.id}",
-            payload=await matching.expectations(session, view, now=now),
-        )
+        view = await repo.request_view(session, request.id)
+        assert view is not None
+        expectations = await matching.expectations(session, view, now=now)
+        async with owing_together(session):  # the mentors' DMs, the card and the student's DM
+            if suggest:
+                await matching.offer(session, view, suggest, round_=0, now=now)
+            await self._card_changed(session, request.id, now, after=view, new=True)
+            await owe_dm(
+                session,
+                request=view,
+                to=view.student,
+                kind=Kind.REQUEST_POSTED,
+                now=now,
+                key=f"request:{view.id}",
+                payload=expectations,
+            )
         return Ok(view)
 
     async def repost(self, actor: Actor, request_id: int) -> Result[RequestView]:
@@ -418,16 +427,17 @@ class Mentorship:
             claimed = replace(
                 view, status=Status.CLAIMED, version=version, claimed_by=repo.member_ref(me), claimed_at=now
             )
-            after = await self._card_changed(session, request_id, now, after=claimed)
-            await owe_dm(
-                session,
-                request=after,
-                to=after.student,
-                kind=Kind.REQUEST_CLAIMED,
-                now=now,
-                key=f"request:{after.id}:v{after.version}",
-            )
-            await conversations.open_for_claim(session, self.settings, after, now)
+            async with owing_together(session):  # card, retirements, DM and opening: one INSERT
+                after = await self._card_changed(session, request_id, now, after=claimed)
+                await owe_dm(
+                    session,
+                    request=after,
+                    to=after.student,
+                    kind=Kind.REQUEST_CLAIMED,
+                    now=now,
+                    key=f"request:{after.id}:v{after.version}",
+                )
+                await conversations.open_for_claim(session, self.settings, after, now)
         self._owed()
         return Ok(after)
 

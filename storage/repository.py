@@ -627,6 +627,17 @@ async def add_notification(session: AsyncSession, **values: Any) -> bool:
     return (await session.execute(_add_notification_stmt(_dialect(session)), values)).scalar() is not None
 
 
+async def add_notifications(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Owe several messages in one statement (one multi-row INSERT); rows whose dedupe key is
+    taken are silently not added. How many were added."""
+    if not rows:
+        return 0
+    if len(rows) == 1:
+        return int(await add_notification(session, **rows[0]))
+    # executemany of an INSERT … RETURNING: SQLAlchemy sends it as one multi-row VALUES.
+    return len((await session.execute(_add_notification_stmt(_dialect(session)), rows)).all())
+
+
 @functools.cache
 def _add_notification_stmt(dialect: str) -> Any:
     # RETURNING, not rowcount: psycopg reports no row count for an INSERT … ON CONFLICT.
