@@ -44,7 +44,7 @@ from bot.outbox import (
 from storage import ladder
 from storage import repository as repo
 from storage.db import Database
-from storage.models import FeedPost, Member, Notification
+from storage.models import Conversation, FeedPost, Member, Notification
 from storage.repository import Leased
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,11 @@ class Delivery:
             views = await repo.request_views_by_id(session, (r.request_id for r in rows if r.request_id))
             readers = await repo.members_by_id(session, (r.member_id for r in rows if r.member_id))
             posts = await repo.feed_posts(session, views)
+            talks = await repo.conversations_by_id(
+                session, (int(r.payload.get("conversation_id") or 0) for r in rows if r.audience == "shared")
+            )
             for row in rows:
-                outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts)
+                outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts, talks)
                 if outgoing is None:
                     skipped.append((row, skip_reason))
                     continue
@@ -161,6 +164,7 @@ class Delivery:
         views: dict[int, RequestView],
         readers: dict[int, MemberRef],
         posts: dict[int, FeedPost],
+        talks: dict[int, Conversation] | None = None,
     ) -> tuple[Outgoing | None, str]:
         """Compose the row against the current state, or say why it is no longer owed."""
         kind = Kind(row.kind)
@@ -207,7 +211,11 @@ class Delivery:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
         conversation: ConversationRef | None = None
         if row.audience == "shared":
-            found = await repo.conversation(session, int(payload.get("conversation_id") or 0))
+            conversation_id = int(payload.get("conversation_id") or 0)
+            if talks is not None:
+                found = talks.get(conversation_id)
+            else:
+                found = await repo.conversation(session, conversation_id)
             if found is None:
                 return None, "conversation is gone"
             if found.status == "failed":

@@ -542,6 +542,22 @@ def _add_conversation_stmt(dialect: str) -> Any:
     return stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]).returning(table.c.id)
 
 
+async def conversations_by_id(
+    session: AsyncSession, conversation_ids: Iterable[int]
+) -> dict[int, Conversation]:
+    """Several conversations in one query (a delivery batch's shared rows)."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        _CONVERSATIONS_BY_ID, {"ids": ids}, execution_options={"populate_existing": True}
+    )
+    return {row.id: row for row in rows}
+
+
+_CONVERSATIONS_BY_ID = select(Conversation).where(Conversation.id.in_(bindparam("ids", expanding=True)))
+
+
 async def conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
     return await session.get(Conversation, conversation_id, populate_existing=True)
 
