@@ -36,7 +36,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +52,7 @@ from bot.config import Settings, load_settings
 from bot.domain import Actor, Ok
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
-from fakes.slack_driver import sign
+from fakes.slack_driver import SlackDriver, find_button, sign
 from handlers.slack_sender import SlackSender
 from storage import migrate
 
@@ -259,7 +259,9 @@ def populate(fake: FakeSlack, students: int) -> None:
         fake.add_user(user, name=f"mentor{user[2:]}")
     for i in range(students):
         fake.add_user(f"US{i:04d}", name=f"student{i}")
-    fake.add_channel(FEED, members=[*mentors(), "UBOT"], name="mentors")
+    for user in FORM_MENTORS:
+        fake.add_user(user, name=f"scheduler{user[3:]}")
+    fake.add_channel(FEED, members=[*mentors(), *FORM_MENTORS, "UBOT"], name="mentors")
 
 
 def cards_of(fake: FakeSlack) -> dict[int, Card]:
@@ -583,6 +585,157 @@ async def measure_bare(server: Server, fake: FakeSlack, plan: list[tuple[int, in
     return levels
 
 
+# Forms: a request posted, a session scheduled ---------------------------------------------------
+
+FORMS = 30  # posts (and as many schedule submits), one at a time: each is a person filling a form
+FORM_MENTORS = [f"UMF{i}" for i in range(4)]  # they claim and schedule the posts, in turn
+
+
+@dataclass
+class Forms:
+    """Request post (form submit → card posted) and schedule submit (→ both DMs sent)."""
+
+    post: Level = field(default_factory=lambda: Level(1))
+    schedule: Level = field(default_factory=lambda: Level(1))
+
+
+async def measure_forms(server: Server, fake: FakeSlack, students: list[str]) -> Forms:
+    """Each student opens the request form and submits it (measured from the submit: its ack,
+    the card in the feed, CPU until the student's DM is out too); then a mentor claims each
+    request and schedules it (measured from the schedule submit until both DMs are out)."""
+    driver = SlackDriver(fake, secret=SECRET, team=TEAM, base_url=server.url.removesuffix("/slack/events"))
+    driver._ids = itertools.count(10_000_000)  # trigger ids unlike the clicks' (the app drops repeats)
+    await driver.open()
+    arrivals = Arrivals(fake)
+    forms = Forms()
+    titles: list[str] = []
+    try:
+        for i, student in enumerate(students):
+            form = await open_view(fake, student, "mm_request", driver.command(student))
+            title = f"Bench form {i}: {FORM['title']}"
+            values = {k: v for k, v in FORM.items() if k != "title"}
+            calls, cpu_before, sent = len(fake.calls), cpu_seconds(server.process.pid), time.monotonic()
+            answer = await driver.submit(student, form, {**values, "title": title})
+            acked = time.monotonic()
+            posted = await first_call(fake, calls, card_posted(title))
+            await first_call(fake, calls, dm_sent)  # the student's "your request is posted"
+            await settle(arrivals, fake)
+            forms.post.cpu += cpu_seconds(server.process.pid) - cpu_before
+            forms.post.acks.append(acked - sent)
+            forms.post.errors += answer.status != 200 or answer.text != ""
+            if posted is None:
+                forms.post.missing_cards += 1
+            else:
+                forms.post.cards.append(posted - sent)
+            titles.append(title)
+        for i, title in enumerate(titles):
+            mentor = FORM_MENTORS[i % len(FORM_MENTORS)]
+            card = next(m for m in fake.messages[FEED] if title in json.dumps(m.get("blocks", [])))
+            await driver.click(
+                mentor, find_button(card["blocks"], "mm_claim"), channel=FEED, message_ts=card["ts"]
+            )
+            ts = card["ts"]
+
+            def claimed(ts: str = ts) -> bool:
+                card = next(m for m in fake.messages[FEED] if m["ts"] == ts)
+                return "mm_schedule" in json.dumps(card.get("blocks", []))
+
+            await arrivals.wait_for(claimed, time.monotonic() + 10, "a claimed card")
+            await settle(arrivals, fake)
+            card = next(m for m in fake.messages[FEED] if m["ts"] == ts)
+            button = find_button(card["blocks"], "mm_schedule")
+            view = await open_view(
+                fake, mentor, "mm_schedule", driver.click(mentor, button, channel=FEED, message_ts=card["ts"])
+            )
+            # The mentors set no weekly availability: they pick a time, a different hour each.
+            starts = (int(time.time()) // 3600 + 24 + i) * 3600
+            calls, cpu_before, sent = len(fake.calls), cpu_seconds(server.process.pid), time.monotonic()
+            answer = await driver.submit(mentor, view, {"starts_at": str(starts)})
+            acked = time.monotonic()
+
+            def both_told(start: int = calls) -> bool:
+                return len([c for c in fake.calls[start:] if dm_sent(c)]) >= 2
+
+            await arrivals.wait_for(both_told, time.monotonic() + 10, "the schedule DMs")
+            await settle(arrivals, fake)
+            dms = [
+                c
+                for c in fake.calls[calls:]
+                if c.method == "chat.postMessage" and c.args.get("channel") != FEED
+            ]
+            forms.schedule.cpu += cpu_seconds(server.process.pid) - cpu_before
+            forms.schedule.acks.append(acked - sent)
+            forms.schedule.errors += answer.status != 200 or answer.text != "" or len(dms) < 2
+            if dms:
+                forms.schedule.cards.append(max(c.at for c in dms[:2]) - sent)
+    finally:
+        await driver.close()
+    return forms
+
+
+def dm_sent(call: Any) -> bool:
+    return bool(call.method == "chat.postMessage" and call.args.get("channel") != FEED)
+
+
+def card_posted(title: str) -> Callable[[Any], bool]:
+    def posted(call: Any) -> bool:
+        return bool(
+            call.method == "chat.postMessage"
+            and call.args.get("channel") == FEED
+            and title in json.dumps(call.args)
+        )
+
+    return posted
+
+
+async def open_view(fake: FakeSlack, user: str, callback_id: str, opener: Awaitable[Any]) -> dict[str, Any]:
+    """Do what opens a form (a command, a click) and return the view the app opened for it."""
+    before = set(fake.views)
+    await opener
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        fresh = [v for k, v in fake.views.items() if k not in before and v.get("callback_id") == callback_id]
+        if fresh:
+            return fresh[-1]
+        await asyncio.sleep(0.005)
+    raise RuntimeError(f"{user}: no {callback_id} view opened")
+
+
+async def first_call(
+    fake: FakeSlack, start: int, match: Callable[[Any], bool], within: float = 10.0
+) -> float | None:
+    """The fake's arrival time of the first call since `start` that `match`es."""
+    deadline = time.monotonic() + within
+    seen = start
+    while time.monotonic() < deadline:
+        calls = fake.calls
+        for call in calls[seen:]:
+            if call.ok and match(call):
+                return float(call.at)
+        seen = len(calls)
+        await asyncio.sleep(0.002)
+    return None
+
+
+def print_forms(forms: Forms, bare: Level) -> None:
+    print("\nforms, one person at a time (pacing off), against the bare ack at c=1 (Bolt's defaults):")
+    for name, level, what in (
+        ("request post", forms.post, "card posted"),
+        ("schedule submit", forms.schedule, "both DMs sent"),
+    ):
+        print(
+            f"  {name:<16} n={len(level.acks):<3} ack p50 {ms(percentile(level.acks, 50))}"
+            f" | {what} p50 {ms(percentile(level.cards, 50))}  p99 {ms(percentile(level.cards, 99))}"
+            f" | server CPU {level.cpu_per_click * 1000:6.2f} ms = {level.cpu_per_click / bare.cpu_per_click:5.1f}×"
+            f" the bare ack's {bare.cpu_per_click * 1000:.2f} ms"
+            + (
+                f"  ({level.errors} errors, {level.missing_cards} never posted)"
+                if level.errors or level.missing_cards
+                else ""
+            )
+        )
+
+
 # The run ------------------------------------------------------------------------------------------
 
 PLANS = {
@@ -616,8 +769,13 @@ async def run(engine: str, pacings: list[str], quick: bool = False) -> None:
             else f"sqlite+aiosqlite:///{folder}/latency.db"
         )
         needed = {p: sum(c * r for c, r in plans[p]) + (0 if quick else WARM_CLAIMS) for p in pacings}
+        form_count = 3 if quick else FORMS
         async with FakeSlack(team_id=TEAM) as fake:
-            populate(fake, sum(needed.values()))
+            populate(fake, sum(needed.values()) + form_count)
+            form_students = [
+                f"US{i:04d}" for i in range(sum(needed.values()), sum(needed.values()) + form_count)
+            ]
+            forms: Forms | None = None
             settings = settings_for(fake, url, max_open_requests_per_student=5)
             started = time.perf_counter()
             seeded: dict[str, list[Card]] = {}
@@ -654,6 +812,8 @@ async def run(engine: str, pacings: list[str], quick: bool = False) -> None:
                         card_timeout=30.0 if pacing == "off" else 120.0,
                     )
                     results[pacing] = measured[1:]  # the warm-up level is not a figure
+                    if pacing == "off":
+                        forms = await measure_forms(server, fake, form_students)
                 finally:
                     await stop_server(server)
                 print(
@@ -686,6 +846,8 @@ async def run(engine: str, pacings: list[str], quick: bool = False) -> None:
                             f"{'ok' if card_ok else 'MISSES'} (≤ {card_bar:g}×)"
                             f"; CPU {cpu_ratio:5.1f}× {'ok' if cpu_ratio <= 10 else 'MISSES'} (≤ 10×)"
                         )
+            if forms is not None:
+                print_forms(forms, bares["bare"][0])
             for pacing, levels in results.items():
                 errors = sum(level.errors for level in levels)
                 print(f"  pacing {pacing:<3}: clicks without a 200 or without 'You claimed': {errors}")
