@@ -80,8 +80,12 @@ async def run(engine: str, races: int, clickers: int) -> None:
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                     await warm_up(http, server, fake)
                     started = time.perf_counter()
-                    for card in cards:
-                        users = mentors()[:clickers]
+                    pool = mentors()
+                    for race, card in enumerate(cards):
+                        # A different half of the 100 mentors each race: nobody clicks in more
+                        # than 10 races, so nobody is ever told they're at their limit of 10
+                        # (the winner of one race would otherwise be, while the next is open).
+                        users = [pool[(race * clickers + i) % len(pool)] for i in range(clickers)]
                         clicks = [Click(f"race-{card.request_id}-{u}", card.ts, 0.0) for u in users]
                         payloads = [
                             claim_payload(fake, u, card, c.key) for u, c in zip(users, clicks, strict=True)
