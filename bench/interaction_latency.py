@@ -603,8 +603,8 @@ async def measure_forms(server: Server, fake: FakeSlack, students: list[str]) ->
     """Each student opens the request form and submits it (measured from the submit: its ack,
     the card in the feed, CPU until the student's DM is out too); then a mentor claims each
     request and schedules it (measured from the schedule submit until both DMs are out)."""
-    driver = SlackDriver(fake, secret=SECRET, team=TEAM, base_url=server.url.removesuffix("/slack/events"))
-    driver._ids = itertools.count(10_000_000)  # trigger ids unlike the clicks' (the app drops repeats)
+    base_url = server.url.removesuffix("/slack/events")
+    driver = SlackDriver(fake, secret=SECRET, team=TEAM, base_url=base_url, first_id=10_000_000)
     await driver.open()
     arrivals = Arrivals(fake)
     forms = Forms()

@@ -80,13 +80,17 @@ def block_text(blocks: list[dict[str, Any]] | None) -> str:
 class SlackDriver:
     """Sends what Slack would send to the app at `base_url`, as the people of `fake`'s workspace."""
 
-    def __init__(self, fake: FakeSlack, *, secret: str, team: str = "T1", base_url: str = "") -> None:
+    def __init__(
+        self, fake: FakeSlack, *, secret: str, team: str = "T1", base_url: str = "", first_id: int = 1
+    ) -> None:
         self.fake = fake
         self.secret = secret
         self.team = team
         self.base_url = base_url
         self._session: aiohttp.ClientSession | None = None
-        self._ids = itertools.count(1)
+        # Trigger and response_url ids; a caller that also sends its own payloads starts these
+        # elsewhere (the app drops an interaction whose trigger id it has seen).
+        self._ids = itertools.count(first_id)
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -164,7 +164,7 @@ class Delivery:
         views: dict[int, RequestView],
         readers: dict[int, MemberRef],
         posts: dict[int, FeedPost],
-        talks: dict[int, Conversation] | None = None,
+        talks: dict[int, Conversation],
     ) -> tuple[Outgoing | None, str]:
         """Compose the row against the current state, or say why it is no longer owed."""
         kind = Kind(row.kind)
@@ -211,11 +211,7 @@ class Delivery:
             in_doubt = await repo.card_maybe_posted(session, request.id, row.id)
         conversation: ConversationRef | None = None
         if row.audience == "shared":
-            conversation_id = int(payload.get("conversation_id") or 0)
-            if talks is not None:
-                found = talks.get(conversation_id)
-            else:
-                found = await repo.conversation(session, conversation_id)
+            found = talks.get(int(payload.get("conversation_id") or 0))
             if found is None:
                 return None, "conversation is gone"
             if found.status == "failed":

@@ -44,18 +44,21 @@ from storage.models import (
 )
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "sqlite"
+
+
+def _insert_for(dialect: str, table: Any) -> Any:
     """A dialect-specific INSERT, for ON CONFLICT clauses (both dialects spell them alike)."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def _insert(session: AsyncSession, table: Any) -> Any:
+    return _insert_for(_dialect(session), table)
+
+
 def _is_postgres(session: AsyncSession) -> bool:
-    return bool(session.bind and session.bind.dialect.name == "postgresql")
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "sqlite"
+    return _dialect(session) == "postgresql"
 
 
 # The statements of the hot paths (a click, a delivery pass) are built once per dialect with
@@ -95,7 +98,7 @@ async def upsert_member(
 @functools.cache
 def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool) -> Any:
     table = table_of(Member)
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = _insert_for(dialect, table)
     # Always DO UPDATE (a no-op write when nothing changed) so RETURNING gives the row in the
     # same statement, whether it was inserted or already there.
     refresh: dict[str, Any] = {"external_id": stmt.excluded.external_id}
@@ -538,7 +541,7 @@ async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
 @functools.cache
 def _add_conversation_stmt(dialect: str) -> Any:
     table = table_of(Conversation)
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = _insert_for(dialect, table)
     return stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]).returning(table.c.id)
 
 
@@ -658,7 +661,7 @@ async def add_notifications(session: AsyncSession, rows: list[dict[str, Any]]) -
 def _add_notification_stmt(dialect: str) -> Any:
     # RETURNING, not rowcount: psycopg reports no row count for an INSERT … ON CONFLICT.
     table = table_of(Notification)
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = _insert_for(dialect, table)
     return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
 
 

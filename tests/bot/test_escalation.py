@@ -327,8 +327,9 @@ async def _prepare(runtime: Runtime, row: Notification) -> tuple[Outgoing, str]:
         views = await repo.request_views_by_id(session, [row.request_id] if row.request_id else [])
         readers = await repo.members_by_id(session, [row.member_id] if row.member_id else [])
         posts = await repo.feed_posts(session, views)
+        talks = await repo.conversations_by_id(session, [int(row.payload.get("conversation_id") or 0)])
         outgoing, reason = await runtime.delivery._prepare(
-            session, row, runtime.clock.now(), views, readers, posts
+            session, row, runtime.clock.now(), views, readers, posts, talks
         )
     assert outgoing is not None, reason
     return outgoing, reason
