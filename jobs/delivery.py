@@ -387,6 +387,19 @@ class Delivery:
         assert outgoing.conversation is not None
         async with self.db.transaction() as session:
             found = await repo.conversation(session, outgoing.conversation.id)
+            # Lines that waited for the conversation may be held by different workers once it
+            # opens: each goes after those written before it (the intro, "scheduled", then
+            # "cancelled"), so the thread reads in the order things happened.
+            behind = (
+                found is not None
+                and found.channel is not None
+                and row.request_id is not None
+                and await repo.earlier_shared_news_owed(session, row.request_id, row.id, row.claim_token)
+            )
+        if behind:
+            await self._postpone(row, CONVERSATION_WAIT)
+            stats.retried += 1
+            return None
         if found is not None and found.channel is not None:
             return replace(outgoing, conversation=replace(outgoing.conversation, channel=found.channel))
         if found is None or found.status == "failed":

@@ -565,6 +565,28 @@ async def conversation(session: AsyncSession, conversation_id: int) -> Conversat
     return await session.get(Conversation, conversation_id, populate_existing=True)
 
 
+async def earlier_shared_news_owed(
+    session: AsyncSession, request_id: int, before_id: int, claim_token: str | None
+) -> bool:
+    """Whether a conversation line of this request written before `before_id` is still owed and
+    not this worker's (its own lease goes out in order, recorded at the end of the batch): news
+    posted in the order it happened, even when two workers hold a line each."""
+    owed = await session.scalar(
+        select(Notification.id)
+        .where(
+            Notification.request_id == request_id,
+            Notification.audience == "shared",
+            Notification.id < before_id,
+            or_(
+                Notification.status == "pending",
+                and_(Notification.status == "sending", Notification.claim_token != claim_token),
+            ),
+        )
+        .limit(1)
+    )
+    return owed is not None
+
+
 async def live_conversation(session: AsyncSession, request_id: int) -> Conversation | None:
     """The conversation of the request's current claim, unless it was closed."""
     return await session.scalar(
