@@ -5,7 +5,8 @@ For each click it measures
   ack          the HTTP answer to the signed POST /slack/events (Slack's 3-second limit), and
   card         click → the moment the fake Slack receives the chat.update of that request's card,
 and, in the same run, the ack of a bare Bolt AsyncApp whose only listener acks (with Bolt's
-defaults, and with process_before_response=True as our app runs). It prints the ratio the bar is
+defaults; with process_before_response=True as our app runs; and with Bolt's defaults on uvloop,
+the event loop our app runs on). It prints the ratio the bar is
 about (docs/quality.md): card p99 against a bare Bolt app's ack p99, at 50 and at 1 click. It also
 prints the CPU time the server process spent per click (/proc/<pid>/stat).
 
@@ -336,7 +337,7 @@ class Server:
 async def start_server(kind: str, settings: Settings, *, post_interval: float = 1.0) -> Server:
     """Start a server in a process of its own and wait until it answers HTTP: "app" is the real
     `mini-mentorship slack --http --port N` (SLACK_CHANNEL_POST_INTERVAL=`post_interval`);
-    "bare" and "bare-pbr" are a bare Bolt AsyncApp (this file, run with --serve)."""
+    the others are a bare Bolt AsyncApp (this file, run with --serve; BARE_KINDS)."""
     port = free_port()
     folder = tempfile.TemporaryDirectory()  # cwd: no stray .env is read, no database file left behind
     if kind == "app" and PROFILE_TO:
@@ -435,7 +436,12 @@ def _serve_bare(kind: str, port: int) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    if kind == "bare-uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # Measuring ----------------------------------------------------------------------------------------
@@ -752,6 +758,7 @@ BARE_PLAN = [(1, 200), (10, 20), (50, 8)]
 BARE_KINDS = {
     "bare": "Bolt's defaults",
     "bare-pbr": "process_before_response=True, as our app",
+    "bare-uvloop": "Bolt's defaults on uvloop, as our app",
 }
 QUICK = {
     "off": [(1, 5), (10, 1), (50, 1)],
@@ -862,7 +869,7 @@ def main() -> None:
     parser.add_argument("--pacing", choices=["both", "off", "on"], default="both")
     parser.add_argument("--quick", action="store_true", help="a few rounds only (a smoke test, not figures)")
     parser.add_argument("--profile", metavar="FILE", help="run the app under cProfile, stats to FILE")
-    parser.add_argument("--serve", choices=["bare", "bare-pbr"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=list(BARE_KINDS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

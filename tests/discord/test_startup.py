@@ -25,6 +25,7 @@ import pytest
 import simcord
 from simcord.builders import ChannelHandle, GuildHandle, RoleHandle
 
+from bot import cli
 from bot.cli import main
 from handlers.discord import MentorBot
 from handlers.discord_preflight import TOKEN_REFUSED
@@ -68,6 +69,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Server:
             await env.shutdown()
 
     monkeypatch.setattr(MentorBot, "start", start)
+    # SimCord drives discord.py through asyncio's own loop internals (its timer heap), which
+    # uvloop has not; the real gateway needs none of them, so production keeps uvloop.
+    monkeypatch.setattr(cli, "event_loop_factory", lambda: None)
     monkeypatch.setenv("DISCORD_TOKEN", "a-token")
     monkeypatch.setenv("DISCORD_GUILD_ID", str(guild.id))
     monkeypatch.setenv("DISCORD_MENTOR_CHANNEL_ID", str(feed.id))
