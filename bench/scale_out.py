@@ -498,12 +498,14 @@ async def database_report(
                     ).all()
                 )
             )
+            # Failed and skipped rows with their reasons: a skip is a message no longer owed
+            # (the state moved on), and the report says which, so none hides a loss.
             failed = Counter(
-                f"{kind}: {reason}"
-                for kind, reason in (
+                f"{status} {kind}: {reason}"
+                for status, kind, reason in (
                     await session.execute(
-                        select(Notification.kind, Notification.failed_reason).where(
-                            Notification.status == "failed"
+                        select(Notification.status, Notification.kind, Notification.failed_reason).where(
+                            Notification.status.in_(("failed", "skipped"))
                         )
                     )
                 ).all()
@@ -778,7 +780,10 @@ def report(
         f"{got}/{expected} (student and mentor of {len(reminded)} sessions)"
     )
     print(f"  outbox rows by status: {dict(outbox)}")
-    print("  failed with reason (outbox rows given up as undeliverable):", dict(failed) or "none")
+    print(
+        "  failed or skipped, with reason (outbox rows given up, or no longer owed):",
+        dict(failed) or "none",
+    )
     print("  clicks retried, by reason:", dict(reasons) or "none")
     faults = Counter(c.error or "" for c in fake.calls if not c.ok)
     print(
