@@ -500,7 +500,7 @@ async def database_report(
             )
             # Failed and skipped rows with their reasons: a skip is a message no longer owed
             # (the state moved on), and the report says which, so none hides a loss.
-            failed = Counter(
+            not_sent = Counter(
                 f"{status} {kind}: {reason}"
                 for status, kind, reason in (
                     await session.execute(
@@ -512,7 +512,7 @@ async def database_report(
             )
     finally:
         await db.dispose()
-    return statuses, outbox, failed
+    return statuses, outbox, not_sent
 
 
 # The runs -----------------------------------------------------------------------------------------
@@ -705,7 +705,7 @@ async def with_faults(args: argparse.Namespace) -> None:
             await asyncio.sleep(3.0)  # anything late and doubled would show now
             at("settled" if settled() else f"gave up waiting after {SETTLE_TIMEOUT:.0f} s")
             await asyncio.gather(*(p.stop() for p in [*webs, *jobs]))
-            statuses, outbox, failed = await database_report(url, claimed_ids)
+            statuses, outbox, not_sent = await database_report(url, claimed_ids)
             report(
                 fake,
                 outcomes,
@@ -717,7 +717,7 @@ async def with_faults(args: argparse.Namespace) -> None:
                 cards,
                 statuses,
                 outbox,
-                failed,
+                not_sent,
             )
     finally:
         await asyncio.gather(*(p.stop() for p in processes))
@@ -736,7 +736,7 @@ def report(
     cards: list[Card],
     statuses: Counter[str],
     outbox: Counter[str],
-    failed: Counter[str],
+    not_sent: Counter[str],
 ) -> None:
     print("\n".join(events))
     counts = tally(fake)
@@ -782,7 +782,7 @@ def report(
     print(f"  outbox rows by status: {dict(outbox)}")
     print(
         "  failed or skipped, with reason (outbox rows given up, or no longer owed):",
-        dict(failed) or "none",
+        dict(not_sent) or "none",
     )
     print("  clicks retried, by reason:", dict(reasons) or "none")
     faults = Counter(c.error or "" for c in fake.calls if not c.ok)

@@ -127,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop where it is installed (a dependency on Linux and macOS), else None for
-    asyncio's own. A click waits on the database and Slack a dozen times; under the standard
-    loop the waiting alone was about a third of a click's CPU (bench/README.md)."""
+    asyncio's own. A click waits on the database and Slack a dozen times; a profile put about a
+    sixth of a click's CPU in asyncio's loop and selector (bench/README.md, "uvloop")."""
     try:
         import uvloop
     except ImportError:

@@ -396,17 +396,13 @@ class Delivery:
                 and row.request_id is not None
                 and await repo.earlier_shared_news_owed(session, row.request_id, row.id, row.claim_token)
             )
-        if behind:
-            await self._postpone(row, CONVERSATION_WAIT)
-            stats.retried += 1
-            return None
-        if found is not None and found.channel is not None:
+        if found is not None and found.channel is not None and not behind:
             return replace(outgoing, conversation=replace(outgoing.conversation, channel=found.channel))
         if found is None or found.status == "failed":
             reason = found.failed_reason if found is not None else "gone"
             await self._finish(row, stats, status="skipped", reason=f"no shared conversation ({reason})")
             return None
-        await self._postpone(row, CONVERSATION_WAIT)
+        await self._postpone(row, CONVERSATION_WAIT)  # not open yet, or earlier news still owed
         stats.retried += 1
         return None
 

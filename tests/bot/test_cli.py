@@ -208,8 +208,8 @@ def test_console_script_and_module_entry_points() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uvloop is not a dependency on Windows")
 def test_commands_run_on_uvloop() -> None:
-    """Every command's coroutine runs on uvloop where it is installed: the event loop's own work
-    was a third of a click's CPU under asyncio's (bench/README.md)."""
+    """Every command's coroutine runs on uvloop where it is installed (bench/README.md says
+    what it saves)."""
     import uvloop
 
     from bot import cli
