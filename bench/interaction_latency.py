@@ -79,6 +79,12 @@ FORM = {
 # Statistics -------------------------------------------------------------------------------------
 
 
+def ratio(part: float, whole: float) -> float:
+    """part / whole, NaN when whole is 0 (a --quick run's few clicks can round a CPU figure to
+    0 at /proc's 10 ms tick)."""
+    return part / whole if whole else float("nan")
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (0-100), linear between the closest ranks; NaN for no values."""
     if not values:
@@ -732,7 +738,7 @@ def print_forms(forms: Forms, bare: Level) -> None:
         print(
             f"  {name:<16} n={len(level.acks):<3} ack p50 {ms(percentile(level.acks, 50))}"
             f" | {what} p50 {ms(percentile(level.cards, 50))}  p99 {ms(percentile(level.cards, 99))}"
-            f" | server CPU {level.cpu_per_click * 1000:6.2f} ms = {level.cpu_per_click / bare.cpu_per_click:5.1f}×"
+            f" | server CPU {level.cpu_per_click * 1000:6.2f} ms = {ratio(level.cpu_per_click, bare.cpu_per_click):5.1f}×"
             f" the bare ack's {bare.cpu_per_click * 1000:.2f} ms"
             + (
                 f"  ({level.errors} errors, {level.missing_cards} never posted)"
@@ -844,8 +850,8 @@ async def run(engine: str, pacings: list[str], quick: bool = False) -> None:
                     )
                     for label, bare in zip(BARE_KINDS.values(), bare_levels, strict=True):
                         bare99 = percentile(bare.acks, 99)
-                        card_ratio = card99 / bare99
-                        cpu_ratio = level.cpu_per_click / bare.cpu_per_click
+                        card_ratio = ratio(card99, bare99)
+                        cpu_ratio = ratio(level.cpu_per_click, bare.cpu_per_click)
                         card_ok = card_ratio <= card_bar and not level.missing_cards
                         print(
                             f"      vs bare ({label}; ack p99 {bare99 * 1000:.1f} ms, CPU "
