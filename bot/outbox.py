@@ -263,6 +263,9 @@ class Delivered:
     # Where a new message was posted (channel or DM channel + message ref): remembered for
     # messages with a Claim button, so they can be edited once the request is taken.
     posted: FeedRef | None = None
+    # The shared conversation this post was the first line of, opened on the way (a Slack group
+    # DM: opening again returns the same one, so it is recorded with the rest of the batch).
+    opened: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,9 @@ class Undeliverable:
 class Opened:
     """The shared conversation now exists at `channel`, and nothing is posted in it yet: the
     outbox records the channel first, then hands the same row back to post its message. So a
-    crash after this never makes a second conversation."""
+    crash after this never makes a second conversation. For platforms whose "open" makes a new
+    one each time (a Discord thread); where opening is idempotent, post and answer
+    `Delivered(opened=...)` instead, one transaction fewer."""
 
     channel: str
 

@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.notifications import Kind
-from bot.outbox import Delivered, DeliveryResult, FeedRef, Opened, Outgoing, RetryLater, Undeliverable
+from bot.outbox import Delivered, DeliveryResult, FeedRef, Outgoing, RetryLater, Undeliverable
 from handlers.slack_http import SharedSessionWebClient, SlackHTTP
 from modals import forms
 from modals.slack import fallback_text, message_blocks
@@ -278,30 +278,32 @@ class SlackSender:
 
     async def _shared(self, outgoing: Outgoing) -> DeliveryResult:
         """The group DM of student, mentor and bot. conversations.open with the same people
-        always answers the same channel, so opening again after a crash is harmless; the post
+        always answers the same channel, so opening again after a crash is harmless: the first
+        line is posted at once and the channel recorded with it (`Delivered.opened`). The post
         itself is checked for (in doubt) like any DM."""
         conversation = outgoing.conversation
         if conversation is None:
             return Undeliverable("no conversation")
-        if conversation.channel is None:
+        channel, opened = conversation.channel, None
+        if channel is None:
             users = ",".join(member.external_id for member in conversation.members)
             try:
                 response = await self.client.conversations_open(users=users)
             except SlackApiError as exc:
                 return _group_dm_failed(exc)
-            return Opened(str((response.get("channel") or {})["id"]))
+            channel = opened = str((response.get("channel") or {})["id"])
         zone = forms.zone(self.settings.default_timezone)
-        found = await self._already_posted(conversation.channel, outgoing) if outgoing.in_doubt else None
+        found = await self._already_posted(channel, outgoing) if outgoing.in_doubt else None
         if found is None:
             await self.client.chat_postMessage(
-                channel=conversation.channel,
+                channel=channel,
                 text=fallback_text(outgoing.message),
                 blocks=message_blocks(outgoing.message, zone),
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata=_metadata(outgoing),
             )
-        return Delivered()
+        return Delivered(opened=opened)
 
     async def _already_posted(
         self, channel: str, outgoing: Outgoing, *, same_request_card: bool = False

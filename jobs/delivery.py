@@ -260,8 +260,9 @@ class Delivery:
     async def _record_sent(
         self, sent: list[tuple[Leased, Outgoing, Delivered]], stats: DeliveryStats
     ) -> None:
-        """Record the deliveries made so far in one transaction (and empty `sent`): new cards'
-        places, where each Claim message went, then the plain rows of a lease in one statement."""
+        """Record the deliveries made so far in one transaction (and empty `sent`): the channels
+        of shared conversations opened on the way, new cards' places, where each Claim message
+        went, then the plain rows of a lease in one statement."""
         if not sent:
             return
         # In request order: two workers locking the same requests (below) never deadlock.
@@ -270,6 +271,8 @@ class Delivery:
         async with self.db.transaction() as session:
             plain: dict[str | None, list[int]] = defaultdict(list)
             for row, outgoing, result in done:
+                if result.opened is not None and outgoing.conversation is not None:
+                    await self._record_channel(session, outgoing.conversation.id, result.opened)
                 if result.feed_ref is not None and row.request_id is not None and outgoing.feed_ref is None:
                     await repo.record_feed_post(
                         session,
@@ -339,7 +342,10 @@ class Delivery:
                 await asyncio.sleep(wait)
             waiting = outgoing.conversation is not None and outgoing.conversation.channel is None
             if waiting and outgoing.kind is not Kind.CONVERSATION_OPENED:
-                # News for a conversation not opened yet (maybe just now, earlier in this group).
+                # News for a conversation not opened yet (maybe just now, earlier in this group:
+                # then its channel is recorded first, with what is out so far).
+                if any(result.opened for _, _, result in sent):
+                    await self._record_sent(sent, stats)
                 ready = await self._conversation_ready(row, outgoing, stats)
                 if ready is None:
                     continue
@@ -365,19 +371,23 @@ class Delivery:
             return RetryLater(f"{type(exc).__name__}: {exc}"[:300])
 
     async def _opened(self, row: Leased, outgoing: Outgoing, channel: str) -> Outgoing:
+        """A conversation that is not idempotent to open (a thread): its channel is recorded
+        in a transaction of its own before anything is posted there."""
         assert outgoing.conversation is not None
         async with self.db.transaction() as session:
-            winner = await repo.record_conversation_channel(
-                session, outgoing.conversation.id, channel, self.clock.now()
-            )
-        if winner != channel:
+            winner = await self._record_channel(session, outgoing.conversation.id, channel)
+        return replace(outgoing, conversation=replace(outgoing.conversation, channel=winner))
+
+    async def _record_channel(self, session: AsyncSession, conversation_id: int, channel: str) -> str:
+        winner = await repo.record_conversation_channel(session, conversation_id, channel, self.clock.now())
+        if winner is not None and winner != channel:
             log.warning(
-                "conversation %s was already opened at %s; %s is not used",
-                outgoing.conversation.id,
+                "conversation %s was opened at %s already; %s is not used",
+                conversation_id,
                 winner,
                 channel,
             )
-        return replace(outgoing, conversation=replace(outgoing.conversation, channel=winner or channel))
+        return winner or channel
 
     async def _conversation_ready(
         self, row: Leased, outgoing: Outgoing, stats: DeliveryStats
