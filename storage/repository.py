@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from bot.domain import (
@@ -259,68 +258,95 @@ async def count_active_for_student(session: AsyncSession, student_id: int, statu
 
 
 @functools.cache  # built once: a Select is immutable, and building it costs ~30% of a click's CPU
-def _request_views_query() -> Select[Request, Member, Member, MentorSession, Member]:
-    student = aliased(Member)
-    claimer = aliased(Member)
-    mentor = aliased(Member)
+def _request_views_query() -> Select[Any]:
+    """The request with its student, claimer, latest session and that session's mentor: a Core
+    select of the five rows' columns side by side (no ORM objects are loaded for a view)."""
+    requests, members, sessions = table_of(Request), table_of(Member), table_of(MentorSession)
+    student, claimer, mentor = members.alias("student"), members.alias("claimer"), members.alias("mentor")
     # The latest session of each request (a release or cancel may have closed earlier ones).
     latest = (
-        select(func.max(MentorSession.id))
-        .where(MentorSession.request_id == Request.id)
-        .correlate(Request)
+        select(func.max(sessions.c.id))
+        .where(sessions.c.request_id == requests.c.id)
+        .correlate(requests)
         .scalar_subquery()
     )
     return (
-        select(Request, student, claimer, MentorSession, mentor)
-        .join(student, student.id == Request.student_id)
-        .outerjoin(claimer, claimer.id == Request.claimed_by_id)
-        .outerjoin(MentorSession, MentorSession.id == latest)
-        .outerjoin(mentor, mentor.id == MentorSession.mentor_id)
+        select(*requests.c, *student.c, *claimer.c, *sessions.c, *mentor.c)
+        .select_from(requests)
+        .join(student, student.c.id == requests.c.student_id)
+        .outerjoin(claimer, claimer.c.id == requests.c.claimed_by_id)
+        .outerjoin(sessions, sessions.c.id == latest)
+        .outerjoin(mentor, mentor.c.id == sessions.c.mentor_id)
     )
 
 
+@functools.cache
+def _view_slices() -> tuple[tuple[list[str], slice], ...]:
+    """Where each of the five rows' columns sit in a view row: (column keys, positions)."""
+    out: list[tuple[list[str], slice]] = []
+    at = 0
+    for model in (Request, Member, Member, MentorSession, Member):
+        keys = table_of(model).c.keys()
+        out.append((keys, slice(at, at + len(keys))))
+        at += len(keys)
+    return tuple(out)
+
+
 def _to_view(row: Any) -> RequestView:
-    request, student, claimer, mentor_session, mentor = row
+    request, student, claimer, mentor_session, mentor = (
+        dict(zip(names, row[part], strict=True)) for names, part in _view_slices()
+    )
     session_view = None
-    if mentor_session is not None:
+    if mentor_session["id"] is not None:
         session_view = SessionView(
-            id=mentor_session.id,
-            mentor=member_ref(mentor),
-            starts_at=mentor_session.starts_at,
-            ends_at=mentor_session.ends_at,
-            meeting_url=mentor_session.meeting_url,
-            note=mentor_session.note,
-            status=SessionStatus(mentor_session.status),
-            schedule_version=mentor_session.schedule_version,
-            rating=mentor_session.rating,
-            review=mentor_session.review,
+            id=mentor_session["id"],
+            mentor=_member_ref(mentor),
+            starts_at=mentor_session["starts_at"],
+            ends_at=mentor_session["ends_at"],
+            meeting_url=mentor_session["meeting_url"],
+            note=mentor_session["note"],
+            status=SessionStatus(mentor_session["status"]),
+            schedule_version=mentor_session["schedule_version"],
+            rating=mentor_session["rating"],
+            review=mentor_session["review"],
         )
     return RequestView(
-        id=request.id,
-        platform=request.platform,
-        workspace=request.workspace,
-        student=member_ref(student),
-        title=request.title,
-        session_type=SessionType(request.session_type),
-        description=request.description,
-        duration_minutes=request.duration_minutes,
-        available_from=request.available_from,
-        available_until=request.available_until,
-        urgency=Urgency(request.urgency),
-        tags=tuple(request.tags or ()),
-        status=Status(request.status),
-        version=request.version,
-        created_at=request.created_at,
-        expires_at=request.expires_at,
-        claimed_by=member_ref(claimer) if claimer is not None else None,
-        claimed_at=request.claimed_at,
-        closed_at=request.cancelled_at or request.expired_at or request.completed_at,
+        id=request["id"],
+        platform=request["platform"],
+        workspace=request["workspace"],
+        student=_member_ref(student),
+        title=request["title"],
+        session_type=SessionType(request["session_type"]),
+        description=request["description"],
+        duration_minutes=request["duration_minutes"],
+        available_from=request["available_from"],
+        available_until=request["available_until"],
+        urgency=Urgency(request["urgency"]),
+        tags=tuple(request["tags"] or ()),
+        status=Status(request["status"]),
+        version=request["version"],
+        created_at=request["created_at"],
+        expires_at=request["expires_at"],
+        claimed_by=_member_ref(claimer) if claimer["id"] is not None else None,
+        claimed_at=request["claimed_at"],
+        closed_at=request["cancelled_at"] or request["expired_at"] or request["completed_at"],
         session=session_view,
-        proposal_id=request.proposal_id,
-        waiting_since=request.waiting_since,
-        claim_target_at=request.claim_target_at,
-        cancelled_by=request.cancelled_by,
-        **_match_fields(request.match_note),
+        proposal_id=request["proposal_id"],
+        waiting_since=request["waiting_since"],
+        claim_target_at=request["claim_target_at"],
+        cancelled_by=request["cancelled_by"],
+        **_match_fields(request["match_note"]),
+    )
+
+
+def _member_ref(member: dict[str, Any]) -> MemberRef:
+    return MemberRef(
+        id=member["id"],
+        platform=member["platform"],
+        workspace=member["workspace"],
+        external_id=member["external_id"],
+        display_name=member["display_name"],
+        timezone=member["timezone"],
     )
 
 
@@ -337,13 +363,13 @@ async def request_view(session: AsyncSession, request_id: int) -> RequestView | 
 
 
 @functools.cache
-def _request_view_by_id() -> Select[Request, Member, Member, MentorSession, Member]:
-    return _request_views_query().where(Request.id == bindparam("request_id"))
+def _request_view_by_id() -> Select[Any]:
+    return _request_views_query().where(table_of(Request).c.id == bindparam("request_id"))
 
 
 @functools.cache
-def _request_views_by_ids() -> Select[Request, Member, Member, MentorSession, Member]:
-    return _request_views_query().where(Request.id.in_(bindparam("ids", expanding=True)))
+def _request_views_by_ids() -> Select[Any]:
+    return _request_views_query().where(table_of(Request).c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def request_views_by_id(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, RequestView]:
