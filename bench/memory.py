@@ -396,7 +396,12 @@ async def run(engine: str, discord: str, open_loop: bool) -> None:
             log_lines: list[bytes] = []
             reader = asyncio.ensure_future(_collect(process, log_lines))
             try:
-                await wait_healthy(process)
+                try:
+                    await wait_healthy(process)
+                except RuntimeError:
+                    await asyncio.wait_for(reader, 5.0)  # what it said before it stopped
+                    sys.stderr.write(b"".join(log_lines[-40:]).decode(errors="replace"))
+                    raise
                 print(
                     f"`mini-mentorship run`: Slack (HTTP) + {DISCORD_MODES[discord]} + jobs; engine {engine}"
                     f"{'; open loop' if open_loop else ''}; healthy after {time.monotonic() - started:.1f} s"
@@ -484,6 +489,7 @@ def launch_with_simcord() -> None:
     (a guild with a mentors' channel, a Mentor role and 50 members) that lives in this process."""
     import simcord
 
+    import bot.cli
     import handlers.discord
     from bot.cli import main as cli
     from bot.runtime import Runtime
@@ -502,6 +508,9 @@ def launch_with_simcord() -> None:
             await asyncio.Event().wait()
 
     handlers.discord.serve = serve_on_simcord
+    # SimCord drives its clock through asyncio's own loop (its timer heap), which uvloop does not
+    # have: this run is on asyncio's loop, the one without uvloop installed.
+    bot.cli.event_loop_factory = lambda: None
     raise SystemExit(cli(["run"]))
 
 
