@@ -339,15 +339,12 @@ def _to_view(row: Any) -> RequestView:
     )
 
 
+_MEMBER_REF_FIELDS = tuple(field.name for field in fields(MemberRef))  # each a `members` column
+
+
 def _member_ref(member: dict[str, Any]) -> MemberRef:
-    return MemberRef(
-        id=member["id"],
-        platform=member["platform"],
-        workspace=member["workspace"],
-        external_id=member["external_id"],
-        display_name=member["display_name"],
-        timezone=member["timezone"],
-    )
+    """`member_ref` for a member read as columns (a view row) rather than as an ORM object."""
+    return MemberRef(**{name: member[name] for name in _MEMBER_REF_FIELDS})
 
 
 def _match_fields(note: dict[str, Any] | None) -> dict[str, Any]:
