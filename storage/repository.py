@@ -126,15 +126,11 @@ async def set_member_timezone(session: AsyncSession, member_id: int, timezone: s
     await session.execute(update(Member).where(Member.id == member_id).values(timezone=timezone))
 
 
+_MEMBER_REF_FIELDS = tuple(field.name for field in fields(MemberRef))  # each a `members` column
+
+
 def member_ref(member: Member) -> MemberRef:
-    return MemberRef(
-        id=member.id,
-        platform=member.platform,
-        workspace=member.workspace,
-        external_id=member.external_id,
-        display_name=member.display_name,
-        timezone=member.timezone,
-    )
+    return MemberRef(**{name: getattr(member, name) for name in _MEMBER_REF_FIELDS})
 
 
 # Proposals ----------------------------------------------------------------------------------
@@ -337,9 +333,6 @@ def _to_view(row: Any) -> RequestView:
         cancelled_by=request["cancelled_by"],
         **_match_fields(request["match_note"]),
     )
-
-
-_MEMBER_REF_FIELDS = tuple(field.name for field in fields(MemberRef))  # each a `members` column
 
 
 def _member_ref(member: dict[str, Any]) -> MemberRef:
