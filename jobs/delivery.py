@@ -229,10 +229,19 @@ class Delivery:
                     ref = repo.member_ref(member)
                 if ref is not None:
                     pair.append(ref)
+            channel = found.channel
+            if (
+                channel is not None
+                and kind is not Kind.CONVERSATION_OPENED
+                and await repo.earlier_shared_news_owed(session, request.id, row.id, row.claim_token)
+            ):
+                # An earlier line is another worker's or still due: this one waits for it, through
+                # the same path as news waiting for the conversation to open.
+                channel = None
             conversation = ConversationRef(
                 id=found.id,
                 members=tuple(pair),
-                channel=found.channel,
+                channel=channel,
                 title=f"Mentorship #{request.id} · c{found.id}",
             )
             message = compose_shared(kind, payload, request, now)
