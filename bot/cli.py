@@ -65,17 +65,17 @@ def _parser() -> argparse.ArgumentParser:
         "Slack uses Socket Mode when SLACK_APP_TOKEN is set, else serves HTTP on --port.",
     )
     run.add_argument(
-        "--port", type=int, default=3000, help="Slack HTTP port without SLACK_APP_TOKEN (default 3000)"
+        "--port", type=_port, default=3000, help="Slack HTTP port without SLACK_APP_TOKEN (default 3000)"
     )
     slack = commands.add_parser(
         "slack",
         parents=[common],
         help="Slack alone (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)",
         description="Run the Slack app alone. Socket Mode when SLACK_APP_TOKEN is set; with --http "
-        "(or without an app token) serve POST /slack/events and GET /healthz.",
+        "(or without an app token) serve POST /slack/events, GET /healthz and GET /metrics.",
     )
     slack.add_argument("--http", action="store_true", help="serve HTTP even if SLACK_APP_TOKEN is set")
-    slack.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    slack.add_argument("--port", type=_port, default=3000, help="HTTP port (default 3000)")
     commands.add_parser(
         "discord",
         parents=[common],
@@ -87,14 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser(
         "jobs",
         parents=[common],
-        help="the scheduled sweeps: expiry, reminders, nudges, rating prompts, delivery",
+        help="the scheduled sweeps: expiry, nudges and escalation, completion and rating prompts, "
+        "withdrawing past proposals, the daily digest, and delivery (reminders included)",
         description="Run the sweeps on a timer. With --once, run each sweep once and exit.",
     )
     jobs.add_argument("--once", action="store_true", help="run each due sweep once, then exit")
     jobs.add_argument(
         "--now",
         metavar="ISO-8601",
-        help="act as if it were this instant; needs --once, e.g. 2030-01-07T09:00Z",
+        help="act as if it were this instant; needs --once, e.g. 2030-01-07T09:00Z (a rehearsal: "
+        "not recorded as a run for /healthz)",
     )
     commands.add_parser(
         "migrate",
@@ -185,13 +187,15 @@ def _manifest(http_url: str | None) -> int:
 
     if http_url is not None:
         parts = urlsplit(http_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
             print(
-                f"--http-url {http_url!r} needs a scheme and a host, like https://bot.example.org "
-                "(Slack only calls https:// URLs).",
+                f"--http-url {http_url!r} needs to be an https:// address with a host and no query, "
+                "like https://bot.example.org (Slack only calls https:// URLs).",
                 file=sys.stderr,
             )
             return 2
+        # The bot's address or its events URL itself: either way the manifest names /slack/events once.
+        http_url = http_url.rstrip("/").removesuffix("/slack/events")
     print(manifest(None, base_url=http_url))
     return 0
 
@@ -327,11 +331,20 @@ async def _discord(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """--port: a TCP port number (0: any free one), said so by argparse (exit 2) rather than
+    bound to something else."""
+    if not (text.isascii() and text.isdigit() and 0 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to 65535")
+    return int(text)
+
+
 def _parse_now(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise SystemExit(f"--now {text!r} is not an ISO-8601 instant like 2030-01-07T09:00:00Z") from None
+        print(f"--now {text!r} is not an ISO-8601 instant like 2030-01-07T09:00:00Z", file=sys.stderr)
+        raise SystemExit(2) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
@@ -369,7 +382,7 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
             closers.append(close)
         if not runtime.delivery.senders:
             log.warning("no platform credentials: state sweeps run, messages stay queued until one is set")
-        sweeps = Sweeps(runtime)
+        sweeps = Sweeps(runtime, record=not args.now)
         if args.once:
             counts = await sweeps.run_all_once()
             print(" ".join(f"{name}={count}" for name, count in counts.items()))
@@ -398,12 +411,20 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     runtime = Runtime(settings)
     try:
-        await migrate.upgrade(runtime.db)
+        newer = await migrate.upgrade(runtime.db)
     except Exception as exc:  # unreachable or missing database: say so, no traceback
         raise StartupError(describe_connection_error(settings.database_url, exc)) from None
     finally:
         await runtime.close()
-    print(f"Database is up to date ({settings.database_url.split('@')[-1]}).")
+    where = settings.database_url.split("@")[-1]
+    if newer is not None:
+        print(
+            f"Database is at schema revision {newer}, newer than this version knows ({where}): a newer "
+            "release has migrated it. Nothing was changed; this version keeps working with it. To go "
+            "back, run `alembic downgrade` from the newer release (docs/operations.md, Upgrading)."
+        )
+        return 0
+    print(f"Database is up to date ({where}).")
     return 0
 
 

@@ -281,7 +281,7 @@ class Settings(BaseSettings):
         unless CLAIM_TARGET_HOURS names normal itself."""
         targets = parse_claim_targets(self.claim_target_hours)
         explicit_normal = (
-            "claim_target_hours" in self.model_fields_set and "normal" in self.claim_target_hours
+            "claim_target_hours" in self.model_fields_set and "normal" in self.claim_target_hours.lower()
         )
         if "nudge_after_hours" in self.model_fields_set and not explicit_normal:
             targets["normal"] = self.nudge_after

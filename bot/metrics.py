@@ -158,5 +158,9 @@ async def serve_ops(runtime: Runtime, port: int, host: str = "0.0.0.0") -> None:
         await web.TCPSite(runner, host, port).start()
         log.info("metrics: listening on http://%s:%s/metrics (and /healthz)", host, port)
         await asyncio.get_running_loop().create_future()
+    except OSError as exc:
+        from bot.preflight import cannot_listen
+
+        raise cannot_listen(port, "METRICS_PORT", exc) from None
     finally:
         await runner.cleanup()

@@ -9,6 +9,8 @@ the gateway is ready) raise `StartupError`, which the CLI treats the same way.
 
 from __future__ import annotations
 
+import logging
+
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
@@ -16,11 +18,21 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.config import mask_url
 from storage.db import Database
-from storage.migrate import alembic_config
+from storage.migrate import alembic_config, known_revision
+
+log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
     """A start-up check failed; the message says what to fix. The CLI prints it and exits 2."""
+
+
+def cannot_listen(port: int, setting: str, exc: OSError) -> StartupError:
+    """A port that is taken (or not ours to take), said as what to change."""
+    reason = exc.strerror or str(exc)
+    return StartupError(
+        f"Cannot listen on port {port} ({reason}). Choose another with {setting}, or stop what is using it."
+    )
 
 
 def _where(url: str) -> str:
@@ -66,8 +78,18 @@ async def check_database(db: Database) -> str | None:
     if current is None:
         return f"The {_where(db.url)} has no tables yet: run `mini-mentorship migrate` first."
     if current != head:
+        if not known_revision(db.url, current):
+            # A newer release migrated it (a rolling upgrade): migrations only add, so this
+            # version keeps working until it is replaced.
+            log.warning(
+                "the %s is at schema revision %s, newer than this version (%s); starting anyway",
+                _where(db.url),
+                current,
+                head,
+            )
+            return None
         return (
-            f"The {_where(db.url)} is at schema revision {current}, this version needs {head}: "
-            "run `mini-mentorship migrate`."
+            f"The {_where(db.url)} is at an older schema revision ({current}) than this version "
+            f"needs ({head}): run `mini-mentorship migrate`."
         )
     return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -47,6 +48,22 @@ LEADS = "S0LEADS"  # the demo's SLACK_ESCALATION_USERGROUP, shown as @mentor-lea
 FENCE = re.compile(r"```(.*?)```", re.DOTALL)  # Slack draws a code block; here, indented rows
 # Where the demo leaves the admin's charts (it says so at the end).
 CHARTS_FOLDER = Path(tempfile.gettempdir()) / "mini-mentorship-demo-charts"
+
+
+class DemoSettings(Settings):
+    """The demo's own settings: what it is given, never the environment or a `.env` (a
+    REMINDER_OFFSETS set for the real bot would change, or break, the story)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 class DemoDriver(SlackDriver):
@@ -226,8 +243,7 @@ async def run_demo() -> None:
         fake.add_channel(FEED, members=[MIA, MAX, "UBOT"], name="mentors")
         fake.add_channel(GENERAL, members=[*PEOPLE, "UBOT"], name="general")
         with tempfile.TemporaryDirectory() as folder:
-            settings = Settings(  # type: ignore[call-arg]
-                _env_file=None,
+            settings = DemoSettings(
                 database_url=f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}",
                 slack_bot_token="xoxb-demo",
                 slack_signing_secret=SECRET,

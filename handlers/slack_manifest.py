@@ -71,7 +71,7 @@ def manifest(settings: Settings | None = None, *, base_url: str | None = None) -
         lines.append(f"      url: {_quote(events_url)}")
     lines += [
         "      description: Ask a mentor for a 30–60 minute session",
-        f"      usage_hint: {_quote('[request | list | availability | stats | help]')}",
+        f"      usage_hint: {_quote('[request | list | availability | profile | stats | help]')}",
         "      should_escape: false",
         "oauth_config:",
         "  scopes:",

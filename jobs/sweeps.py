@@ -22,8 +22,11 @@ SWEEP_ORDER = ("expire", "nudge", "complete", "withdraw_proposals", "digest", "d
 
 
 class Sweeps:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, record: bool = True) -> None:
+        """`record=False` (a `--now` run at a pretend instant): nothing is written to the job
+        runs that /healthz judges freshness by, so a rehearsal cannot make a dead clock look alive."""
         self.runtime = runtime
+        self.record = record
         self._sweeps: dict[str, Callable[[], Awaitable[int]]] = {
             "expire": runtime.mentorship.expire_due,
             "nudge": runtime.mentorship.nudge_due,
@@ -46,8 +49,9 @@ class Sweeps:
             count = await self._sweeps[name]()
             seconds = time.perf_counter() - started
             duration_ms = int(seconds * 1000)
-            async with self.runtime.db.transaction() as session:
-                await repo.record_job_run(session, name, self.runtime.clock.now(), count, duration_ms)
+            if self.record:
+                async with self.runtime.db.transaction() as session:
+                    await repo.record_job_run(session, name, self.runtime.clock.now(), count, duration_ms)
         except Exception:
             metrics.sweep_runs.labels(sweep=name, outcome="failed").inc()
             raise

@@ -197,6 +197,77 @@ def test_manifest_for_socket_mode_and_http(capsys: pytest.CaptureFixture[str]) -
     assert main(["manifest", "--http-url", "https://bot.example.org"]) == 0
     http = capsys.readouterr().out
     assert "socket_mode_enabled: false" in http and "https://bot.example.org/slack/events" in http
+    # The events URL itself is taken as the bot's address: /slack/events once, not twice.
+    assert main(["manifest", "--http-url", "https://bot.example.org/slack/events/"]) == 0
+    pasted = capsys.readouterr().out
+    assert pasted == http
+    for wrong in ("http://bot.example.org", "https://bot.example.org/?a=b", "bot.example.org"):
+        assert main(["manifest", "--http-url", wrong]) == 2
+        assert "https://" in capsys.readouterr().err
+
+
+def test_a_port_that_is_no_port_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["slack", "--http", "--port", "70000"])
+    assert exited.value.code == 2
+    assert "not a port number from 1 to 65535" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_startup_error_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    from bot.metrics import serve_ops
+    from bot.preflight import StartupError
+
+    async def serve_on_taken_port(port: int) -> None:
+        runtime = Runtime(
+            make_settings(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"), clock=ManualClock(START)
+        )
+        try:
+            await serve_ops(runtime, port, host="127.0.0.1")
+        finally:
+            await runtime.close()
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=f"Cannot listen on port {port} .*METRICS_PORT"):
+            asyncio.run(serve_on_taken_port(port))
+
+
+def test_a_rehearsal_with_now_leaves_the_health_records_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`jobs --once --now` in the future must not make a stopped clock process look alive."""
+    from sqlalchemy import func, select
+
+    from storage.models import JobRun
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    async def job_runs() -> int:
+        runtime = Runtime(make_settings(url), clock=ManualClock(START))
+        async with runtime.db.transaction() as session:
+            count = await session.scalar(select(func.count()).select_from(JobRun))
+        await runtime.close()
+        return int(count or 0)
+
+    assert main(["jobs", "--once", "--now", "2030-01-10T09:00:00Z"]) == 0
+    assert asyncio.run(job_runs()) == 0
+    assert main(["jobs", "--once"]) == 0
+    assert asyncio.run(job_runs()) > 0
+
+
+def test_the_demo_ignores_the_bots_own_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REMINDER_OFFSETS", "not-an-offset")
+    monkeypatch.setenv("CLAIM_TARGET_HOURS", "normal=1")
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "That's the whole flow" in out and "Traceback" not in out
 
 
 def test_console_script_and_module_entry_points() -> None:

@@ -62,6 +62,38 @@ def test_missing_postgres_database_says_create_then_migrate(
     assert "s3cret" not in err
 
 
+@needs_postgres
+def test_a_database_a_newer_release_migrated_still_serves_this_one(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rolling upgrade: the new release migrated to a revision this code does not know. This
+    release's processes still start (migrations only add), and its `migrate` changes nothing."""
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{empty_database}")
+    assert main(["migrate"]) == 0
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={empty_database}", autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    capsys.readouterr()
+    assert main(["jobs", "--once"]) == 0
+    assert main(["migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "schema revision 9999, newer than this version knows" in out and "Nothing was changed" in out
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={empty_database}") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
+
+
+def test_a_newer_sqlite_file_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "bot.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    assert main(["migrate"]) == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    assert main(["jobs", "--once"]) == 0  # SQLite migrates on start: a newer file is left alone
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
+
+
 def test_database_server_down_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -143,7 +175,9 @@ def test_manifest_needs_no_database_nor_valid_settings(
 @pytest.mark.parametrize("url", ["example.org", "ftp://example.org", "https://"])
 def test_manifest_http_url_without_scheme_is_refused(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     captured = _fails(["manifest", "--http-url", url], capsys)
-    assert "needs a scheme and a host, like https://bot.example.org" in captured
+    assert (
+        "needs to be an https:// address with a host and no query, like https://bot.example.org" in captured
+    )
     assert "/slack/events" not in capsys.readouterr().out
 
 
