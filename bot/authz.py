@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from bot.domain import Actor, Refused, RequestView
+from bot.domain import Actor, Refused, RequestView, Status
 
 
 class Act(enum.StrEnum):
@@ -79,6 +79,17 @@ def authorize(act: Act, actor: Actor, request: RequestView | None = None) -> Ref
             return Refused(
                 "not_claimer",
                 f"Only {request.claimed_by.display_name}, who claimed this request, can do that.",
+                request,
+            )
+        if (
+            request is not None
+            and request.status is not Status.CLAIMED
+            and request.status is not Status.SCHEDULED
+        ):
+            # Nobody holds it (released, expired, cancelled): a stale button, not someone else's.
+            return Refused(
+                "wrong_state",
+                f"This request is {request.status.value} now, so there's nothing to do here.",
                 request,
             )
         return Refused("not_claimer", "Only the mentor who claimed this request can do that.", request)

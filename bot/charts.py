@@ -137,6 +137,15 @@ def draw(f: Figures) -> ChartSet:
 
 
 def _render(drawer: Any, f: Figures) -> bytes | None:
+    from matplotlib import rc_context
+
+    # Tags and names are user text: "$x^2$" or a lone "$" is drawn as typed, never parsed as TeX
+    # (an unbalanced one would raise and take every chart down).
+    with rc_context({"text.parse_math": False}):
+        return _draw(drawer, f)
+
+
+def _draw(drawer: Any, f: Figures) -> bytes | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

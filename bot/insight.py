@@ -125,7 +125,7 @@ def parse_range(text: str | None) -> int | None:
     if not text:
         return DEFAULT_WEEKS
     word = text.strip().lower().removesuffix("w").removesuffix(" weeks")
-    return int(word) if word.isdigit() and int(word) in RANGES else None
+    return int(word) if word.isascii() and word.isdigit() and int(word) in RANGES else None
 
 
 def week_start(moment: datetime) -> date:

@@ -28,7 +28,9 @@ from bot.messages import (
     t,
 )
 
-CARD_DESCRIPTION_LIMIT = 600
+# The form's own maximum: a mentor reads the whole description before claiming (Slack folds a
+# long message behind "Show more" itself); older, longer rows are still cut.
+CARD_DESCRIPTION_LIMIT = 2000
 
 
 class Kind(enum.StrEnum):
@@ -286,7 +288,12 @@ def dashboard_item(request: RequestView, *, viewer_id: str, problems: tuple[str,
     messages we could not deliver (e.g. DMs closed), so nobody waits for a DM that never came."""
     if request.student.external_id == viewer_id:
         buttons = student_buttons(request)
-        if request.session and request.status is Status.COMPLETED and request.session.rating is None:
+        if (
+            request.session
+            and request.status is Status.COMPLETED
+            and request.session.status is SessionStatus.COMPLETED  # a no-show is not rated
+            and request.session.rating is None
+        ):
             buttons = tuple(_rating_buttons(request))[:5]
     elif request.claimed_by is not None and request.claimed_by.external_id == viewer_id:
         buttons = mentor_buttons(request)

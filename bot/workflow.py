@@ -51,6 +51,7 @@ COMPLETE_AFTER_END = timedelta(minutes=10)
 SLOT_STEP = timedelta(minutes=30)
 SLOT_LEAD = timedelta(hours=1)  # don't suggest a slot starting sooner than this
 MAX_SLOTS = 25
+DASHBOARD_LIMIT = 10  # requests a dashboard section lists; it counts the rest
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 
 
@@ -65,6 +66,12 @@ class Dashboard:
     # request id -> messages we could not deliver about it (e.g. "Couldn't DM Sam: DMs closed")
     problems: dict[int, tuple[str, ...]] = field(default_factory=dict)
     profile: profiles.ProfileView | None = None  # mentors only: skills, capacity, current load
+    # section ("mine", "claimed", "open") -> how many requests it has; it lists DASHBOARD_LIMIT
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def total(self, section: str) -> int:
+        listed = {"mine": self.mine, "claimed": self.claimed, "open": self.open}[section]
+        return max(self.totals.get(section, 0), len(listed))
 
 
 class _RepostLost(Exception):
@@ -125,6 +132,14 @@ class Mentorship:
             now=self.clock.now(),
         )
 
+    async def _zone_of(self, actor: Actor) -> str:
+        """The actor's zone; Discord gives none, so the one the member set, if any."""
+        if actor.timezone is not None:
+            return self.tz_of(None, actor)
+        async with self.db.transaction() as session:
+            stored = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+        return self.tz_of(stored, actor)
+
     def tz_of(self, member: MemberRef | Member | None, actor: Actor | None = None) -> str:
         name = (actor.timezone if actor else None) or (member.timezone if member else None)
         return name if name and forms.is_timezone(name) else self.settings.default_timezone
@@ -163,9 +178,16 @@ class Mentorship:
         return after
 
     def _refuse_state(self, view: RequestView, wanted: str) -> Refused:
-        if view.status in (Status.CLAIMED, Status.SCHEDULED) and view.claimed_by is not None:
+        # "Already claimed by …" answers a claim; the claimer's own stale buttons (Mark done on a
+        # session never booked, a second Cancel) get the state instead, not their own name.
+        if (
+            wanted == "claimed"
+            and view.claimed_by is not None
+            and view.status in (Status.CLAIMED, Status.SCHEDULED)
+        ):
             return Refused("already_claimed", f"Already claimed by {view.claimed_by.display_name}.", view)
-        return Refused("wrong_state", f"This request is {view.status.value}, so it can't be {wanted}.", view)
+        state = "claimed but not scheduled yet" if view.status is Status.CLAIMED else view.status.value
+        return Refused("wrong_state", f"This request is {state}, so it can't be {wanted}.", view)
 
     @staticmethod
     def _window(view: RequestView, tz_name: str) -> tuple[datetime, datetime]:
@@ -174,6 +196,11 @@ class Mentorship:
         start = datetime.combine(view.available_from, time(0), zone)
         end = datetime.combine(view.available_until + timedelta(days=1), time(0), zone)
         return start, end
+
+    def _open_until(self, view: RequestView) -> datetime:
+        """When an open request stops being claimable: its expiry, or the end of the student's
+        dates (requests posted before expiry was capped at the dates may still have a later one)."""
+        return min(view.expires_at, self._window(view, self.tz_of(view.student))[1])
 
     async def _replayed(self, session: AsyncSession, actor: Actor, once: str) -> Result[RequestView] | None:
         """The answer to a submission that already took effect (what the first one got), or None."""
@@ -190,11 +217,7 @@ class Mentorship:
     ) -> Result[RequestView]:
         """`once`: the platform's id for this submission; a replay of it changes nothing."""
         now = self.clock.now()
-        tz_name = self.tz_of(None, actor)
-        if actor.timezone is None:  # Discord gives no zone: use the one the member set, if any
-            async with self.db.transaction() as session:
-                stored = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
-            tz_name = self.tz_of(stored, actor)
+        tz_name = await self._zone_of(actor)
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
@@ -241,13 +264,8 @@ class Mentorship:
         now: datetime,
         suggest: list[CandidateRow] | None = None,
     ) -> Result[RequestView]:
-        cap = self.settings.max_open_requests_per_student
-        if await repo.count_active_for_student(session, me.id, ACTIVE_STATUSES) >= cap:
-            return Refused(
-                "too_many_open",
-                f"You already have {cap} active request{'s' if cap != 1 else ''}. Cancel one or "
-                "wait until it's done before posting another.",
-            )
+        if refused := await self._over_request_cap(session, me.id):
+            return refused
         request = await repo.add_request(
             session,
             platform=actor.platform,
@@ -264,7 +282,11 @@ class Mentorship:
             status=Status.OPEN.value,
             version=1,
             created_at=now,
-            expires_at=now + self.settings.expiry,
+            # After its expiry days, or once the student's last free day is over if sooner: a
+            # request no session can fit any more is not left claimable.
+            expires_at=min(
+                now + self.settings.expiry, _dates_end(data.available_until, self.tz_of(me, actor))
+            ),
             # The escalation ladder; nobody matched (an empty suggestion): escalated at once.
             **escalation.ladder_start(self.settings, data.urgency, now, nobody_matched=suggest == []),
             match_note=None if suggest is None else matching.match_note(suggest, data.tags),
@@ -287,6 +309,23 @@ class Mentorship:
             )
         return Ok(view)
 
+    async def request_refusal(self, actor: Actor) -> Refused | None:
+        """Why a new request would be refused, asked before the form opens so nobody fills in a
+        form only to lose it (submitting checks again)."""
+        async with self.db.transaction() as session:
+            me = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+            return None if me is None else await self._over_request_cap(session, me.id)
+
+    async def _over_request_cap(self, session: AsyncSession, student_id: int) -> Refused | None:
+        cap = self.settings.max_open_requests_per_student
+        if await repo.count_active_for_student(session, student_id, ACTIVE_STATUSES) < cap:
+            return None
+        return Refused(
+            "too_many_open",
+            f"You already have {cap} active request{'s' if cap != 1 else ''}. Cancel one or "
+            "wait until it's done before posting another.",
+        )
+
     async def repost(self, actor: Actor, request_id: int) -> Result[RequestView]:
         """Post an expired or cancelled request again, with its dates moved to the future.
 
@@ -296,6 +335,15 @@ class Mentorship:
         """
         now = self.clock.now()
         final = (Status.EXPIRED.value, Status.CANCELLED.value)
+        # The copy is matched like a new request; matching reads in a transaction of its own, so
+        # it runs on what the old request says now, and the insert below checks everything again.
+        async with self.db.transaction() as session:
+            seen = await self._load(session, actor, request_id, Act.CANCEL)
+            stored = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+        suggest = None
+        if not isinstance(seen, Refused) and seen.status in (Status.EXPIRED, Status.CANCELLED):
+            tz_name = self.tz_of(stored, actor)
+            suggest = await self._suggest(actor, _repost_input(seen, self.today_for(tz_name)), tz_name)
         try:
             async with self.db.transaction() as session:
                 old = await self._load(session, actor, request_id, Act.CANCEL)
@@ -309,21 +357,8 @@ class Mentorship:
                 copy = await session.scalar(select(Request.reposted_as_id).where(Request.id == old.id))
                 if copy is not None:
                     return _already_reposted(old, copy)
-                today = self.today_for(self.tz_of(me, actor))
-                start = max(old.available_from, today)
-                span = (old.available_until - old.available_from).days
-                end = max(old.available_until, start + timedelta(days=max(span, 7)))
-                data = forms.RequestInput(
-                    title=old.title,
-                    session_type=old.session_type,
-                    description=old.description,
-                    duration_minutes=old.duration_minutes,
-                    available_from=start,
-                    available_until=min(end, start + timedelta(days=forms.MAX_RANGE_DAYS)),
-                    urgency=old.urgency,
-                    tags=old.tags,
-                )
-                result = await self._insert_request(session, me, actor, data, now)
+                data = _repost_input(old, self.today_for(self.tz_of(me, actor)))
+                result = await self._insert_request(session, me, actor, data, now, suggest)
                 if isinstance(result, Ok):
                     won = await session.execute(
                         update(Request)
@@ -358,27 +393,31 @@ class Mentorship:
     async def dashboard(self, actor: Actor) -> Dashboard:
         async with self.db.transaction() as session:
             me = await self._me(session, actor)
-            mine = await repo.request_views(session, Request.student_id == me.id, limit=10)
+            mine_where = [Request.student_id == me.id]
+            mine = await repo.request_views(session, *mine_where, limit=DASHBOARD_LIMIT)
+            totals = {"mine": await self._total(session, mine, mine_where)}
             claimed: list[RequestView] = []
             open_: list[RequestView] = []
             windows: list[Availability] = []
             if actor.is_mentor:
-                claimed = await repo.request_views(
-                    session,
+                claimed_where = [
                     Request.claimed_by_id == me.id,
                     Request.status.in_([Status.CLAIMED.value, Status.SCHEDULED.value]),
-                    newest_first=False,
-                    limit=10,
+                ]
+                claimed = await repo.request_views(
+                    session, *claimed_where, newest_first=False, limit=DASHBOARD_LIMIT
                 )
-                open_ = await repo.request_views(
-                    session,
+                open_where = [
                     Request.platform == actor.platform,
                     Request.workspace == actor.workspace,
                     Request.status == Status.OPEN.value,
                     Request.student_id != me.id,
-                    newest_first=False,
-                    limit=10,
+                ]
+                open_ = await repo.request_views(
+                    session, *open_where, newest_first=False, limit=DASHBOARD_LIMIT
                 )
+                totals["claimed"] = await self._total(session, claimed, claimed_where)
+                totals["open"] = await self._total(session, open_, open_where)
                 windows = await repo.availability(session, me.id)
             profile = (
                 await profiles.profile_of(session, me, default_capacity=self.settings.mentor_default_capacity)
@@ -388,8 +427,15 @@ class Mentorship:
             failed = await repo.undelivered_dms(session, [r.id for r in (*mine, *claimed)])
         problems = {rid: tuple(texts) for rid, texts in failed.items()}
         return Dashboard(
-            mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems, profile
+            mine, claimed, open_, windows, self.tz_of(me, actor), actor.is_mentor, problems, profile, totals
         )
+
+    @staticmethod
+    async def _total(session: AsyncSession, listed: list[RequestView], where: list[Any]) -> int:
+        """All the requests a section has, not only the ones it lists (a count only when full)."""
+        if len(listed) < DASHBOARD_LIMIT:
+            return len(listed)
+        return await repo.request_count(session, *where)
 
     # Claiming ------------------------------------------------------------------------------
 
@@ -402,6 +448,13 @@ class Mentorship:
             me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
+            if view.status is Status.OPEN and now >= self._open_until(view):
+                return Refused(
+                    "dates_passed",
+                    "The student's dates for this request have passed, so it can't be claimed; "
+                    "it will expire and they can post it again.",
+                    view,
+                )
             # The capacity check is part of the guarded claim statement itself; `_me`'s upsert
             # holds the mentor's row, which serialises their claims.
             version = await mentor_profiles.claim_within_capacity(
@@ -456,8 +509,12 @@ class Mentorship:
                 claimed_by_id=None,
                 claimed_at=None,
                 proposal_id=None,
-                # Back in the feed: keep it open at least a day; the ladder starts again.
-                expires_at=max(view.expires_at, now + timedelta(days=1)),
+                # Back in the feed: keep it open at least a day (not past the student's dates,
+                # which may already be over: then it expires at the next sweep); the ladder starts again.
+                expires_at=min(
+                    max(view.expires_at, now + timedelta(days=1)),
+                    self._window(view, self.tz_of(view.student))[1],
+                ),
                 **escalation.ladder_start(self.settings, view.urgency, now),
             )
             if not won:
@@ -502,10 +559,18 @@ class Mentorship:
     # Scheduling ----------------------------------------------------------------------------
 
     async def schedule(
-        self, actor: Actor, request_id: int, values: forms.Values, *, once: str | None = None
+        self,
+        actor: Actor,
+        request_id: int,
+        values: forms.Values,
+        *,
+        once: str | None = None,
+        opened_for: str | None = None,
     ) -> Result[RequestView]:
         """Schedule a claimed request, or move a scheduled one (a reschedule). Moving it to the
-        time and link it already has changes nothing; `once` as for create_request."""
+        time and link it already has changes nothing; `once` as for create_request. `opened_for`:
+        the `booking_token` the form was opened with; a form opened before the booking changed
+        (the student picked a proposed time meanwhile) is refused instead of overriding it."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
@@ -515,6 +580,14 @@ class Mentorship:
                 return view
             if view.status not in (Status.CLAIMED, Status.SCHEDULED):
                 return self._refuse_state(view, "scheduled")
+            if opened_for is not None and opened_for != booking_token(view):
+                return Refused(
+                    "booking_changed",
+                    "The session's time changed since you opened this form (the student may have "
+                    "picked one of your proposed times). Nothing was changed; see the card, and "
+                    "use Reschedule if you still want to move it.",
+                    view,
+                )
             me = await self._me(session, actor)
             parsed = forms.parse_schedule(values, tz=forms.zone(self.tz_of(me, actor)), now=now)
             if isinstance(parsed, dict):
@@ -832,12 +905,13 @@ class Mentorship:
         self, actor: Actor, request_id: int, act: Act, outcome: SessionStatus
     ) -> Result[RequestView]:
         now = self.clock.now()
+        wanted = "marked done" if outcome is SessionStatus.COMPLETED else "reported as a no-show"
         async with self.db.transaction() as session:
             view = await self._load(session, actor, request_id, act)
             if isinstance(view, Refused):
                 return view
             if view.status is not Status.SCHEDULED or view.session is None:
-                return self._refuse_state(view, "marked done")
+                return self._refuse_state(view, wanted)
             if now < view.session.starts_at:
                 return Refused(
                     "too_early", "The session hasn't started yet; you can mark it after it starts.", view
@@ -846,7 +920,7 @@ class Mentorship:
             if after is None:
                 current = await repo.request_view(session, request_id)
                 assert current is not None
-                return self._refuse_state(current, "marked done")
+                return self._refuse_state(current, wanted)
         self._owed()
         return Ok(after)
 
@@ -914,7 +988,7 @@ class Mentorship:
             if view.status is not Status.COMPLETED or s is None or s.status is not SessionStatus.COMPLETED:
                 return Refused("not_rateable", "You can rate a session once it has taken place.", view)
             if not await repo.rate_session(session, s.id, rating, review, now):
-                if review and await repo.add_review(session, s.id, review, now):
+                if review and await repo.add_review(session, s.id, review, rating, now):
                     pass  # rated earlier from the buttons; this adds the review
                 else:
                     return Refused("already_rated", "You've already rated this session. Thank you!", view)
@@ -947,7 +1021,8 @@ class Mentorship:
     async def save_profile(self, actor: Actor, values: forms.Values) -> Result[profiles.ProfileView]:
         if refused := authorize(Act.PROFILE, actor):
             return refused
-        parsed = forms.parse_profile(values, today=self.today_for(self.tz_of(None, actor)))
+        # "Away until" is a date in the mentor's own zone, not the server's default.
+        parsed = forms.parse_profile(values, today=self.today_for(await self._zone_of(actor)))
         if isinstance(parsed, dict):
             return Invalid(parsed)
         async with self.db.transaction() as session:
@@ -1061,6 +1136,36 @@ def day_before_offset(offsets: list[timedelta]) -> timedelta | None:
     return max((o for o in offsets if o <= DAY_BEFORE), default=None)
 
 
+def _repost_input(old: RequestView, today: date) -> forms.RequestInput:
+    """The copy of an expired or cancelled request: the same request, its dates moved on so
+    they start today at the earliest and span at least a week (at most the form's range)."""
+    start = max(old.available_from, today)
+    span = (old.available_until - old.available_from).days
+    end = max(old.available_until, start + timedelta(days=max(span, 7)))
+    return forms.RequestInput(
+        title=old.title,
+        session_type=old.session_type,
+        description=old.description,
+        duration_minutes=old.duration_minutes,
+        available_from=start,
+        available_until=min(end, start + timedelta(days=forms.MAX_RANGE_DAYS)),
+        urgency=old.urgency,
+        tags=old.tags,
+    )
+
+
+def booking_token(view: RequestView) -> str:
+    """The booked session and its version ("0" if none): a schedule form carries it from opening
+    to submitting, so it can tell whether the booking changed in between."""
+    live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
+    return f"{live.id}_{live.schedule_version}" if live else "0"  # fits Discord's custom-id pattern
+
+
+def _dates_end(available_until: date, tz_name: str) -> datetime:
+    """The end of the student's last free day, in their zone."""
+    return datetime.combine(available_until + timedelta(days=1), time(0), forms.zone(tz_name)).astimezone(UTC)
+
+
 def compute_slots(
     windows: list[Availability],
     start: datetime,
@@ -1076,6 +1181,7 @@ def compute_slots(
     slots: list[Slot] = []
     if not windows:
         return slots
+    seen: set[datetime] = set()  # windows saved before overlaps were merged may repeat a slot
     day = (start - timedelta(days=1)).date()
     while day <= end.date() and len(slots) < MAX_SLOTS:
         for window in windows:
@@ -1091,8 +1197,10 @@ def compute_slots(
                     cursor >= start
                     and slot_end <= end
                     and cursor >= earliest
+                    and cursor not in seen
                     and not any(b_start < slot_end and b_end > cursor for b_start, b_end in busy)
                 ):
+                    seen.add(cursor)
                     slots.append(Slot(cursor.astimezone(UTC), slot_end.astimezone(UTC)))
                 cursor += SLOT_STEP
         day += timedelta(days=1)

@@ -24,7 +24,7 @@ import discord
 from bot.authz import NOT_FOUND, Act, authorize
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, Slot
 from bot.messages import Action, Button
-from bot.workflow import Mentorship
+from bot.workflow import Mentorship, booking_token
 from modals import forms
 from modals.discord import (
     NO_PINGS,
@@ -67,6 +67,12 @@ FORMS = {
         forms.CANT_MAKE_IT_FORM,
     )
 }
+
+
+def _opened_for(parts: list[str]) -> str | None:
+    """The booking token after a schedule form's request id ("schedule:<id>:<token>"), if any."""
+    token = parts[1] if len(parts) > 1 else ""
+    return token if token and all(p.isdigit() for p in token.split("_")) else None
 
 
 class Replies:
@@ -220,6 +226,15 @@ class Components:
                     member = None  # left the server: acts with no roles
         return self.make_actor(scope[1], interaction.user, member)
 
+    async def quick_refusal(self, actor: Actor) -> Refused | None:
+        """Whether a new request would be refused (at the cap), if the database answers at once;
+        if not, the form opens and submitting it checks."""
+        try:
+            return await asyncio.wait_for(self.mentorship.request_refusal(actor), PREPARE_TIMEOUT / 4)
+        except Exception:
+            log.warning("no request-cap check for %s in time; opening the form", actor.user_id, exc_info=True)
+            return None
+
     async def quick_timezone(self, actor: Actor) -> str:
         """The member's zone if the database answers at once; the default otherwise."""
         try:
@@ -358,7 +373,10 @@ class Components:
         if kind == "request" and (choices := RequestChoices.parse(parts)) is not None:
             work = self.open_request(interaction, choices, values)
         elif kind == "schedule" and parts and parts[0].isdigit():
-            work = self.open_schedule(interaction, int(parts[0]), values)
+            opened = _opened_for(parts)  # a booked session's token: it was the Reschedule form
+            work = self.open_schedule(
+                interaction, int(parts[0]), values, rescheduling=opened not in (None, "0"), opened_for=opened
+            )
         elif kind == "review" and parts and parts[0].isdigit():
             work = interaction.response.send_modal(review_modal(int(parts[0]), values))
         elif kind == "propose" and parts and all(p.isdigit() for p in parts[:2]):
@@ -392,6 +410,9 @@ class Components:
         if home is not None and interaction.guild_id != home:
             await Replies.send(interaction, "This server isn't set up for Mini Mentorship.")
             return
+        if refused := await self.quick_refusal(actor):
+            await Replies.send(interaction, refused.message)  # before the form, not after it is filled in
+            return
         tz = await self.quick_timezone(actor)
         today = self.mentorship.today_for(tz)
         await interaction.response.send_modal(request_modal(choices, values, tz=tz, today=today))
@@ -403,19 +424,25 @@ class Components:
         values: Mapping[str, str],
         *,
         rescheduling: bool = False,
+        opened_for: str | None = None,
     ) -> None:
         """Suggested slots (the mentor's availability ∩ the student's dates) or a typed time.
-        Who may schedule is checked now and again on submit."""
+        Who may schedule is checked now and again on submit; so is the booking the form was
+        opened for (`opened_for`, kept when the form comes back to be fixed)."""
         try:
-            prepared = await asyncio.wait_for(self._schedule_prep(interaction, request_id), PREPARE_TIMEOUT)
+            prepared = await asyncio.wait_for(
+                self._schedule_prep(interaction, request_id, booking=opened_for is None), PREPARE_TIMEOUT
+            )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone)
+            prepared = ([], self.bot.settings.default_timezone, None)
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return
-        slots, tz = prepared
-        modal = schedule_modal(request_id, slots, values, tz=tz, rescheduling=rescheduling)
+        slots, tz, booked = prepared
+        modal = schedule_modal(
+            request_id, slots, values, tz=tz, rescheduling=rescheduling, opened_for=opened_for or booked
+        )
         await interaction.response.send_modal(modal)
 
     async def open_propose(
@@ -434,16 +461,22 @@ class Components:
             )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone)
+            prepared = ([], self.bot.settings.default_timezone, None)
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return
-        slots, tz = prepared
+        slots, tz, _ = prepared
         await interaction.response.send_modal(propose_modal(request_id, slots, values, tz=tz, ask_id=ask_id))
 
     async def _schedule_prep(
-        self, interaction: discord.Interaction[Any], request_id: int, ask_id: int | None = None
-    ) -> tuple[list[Slot], str] | Refused:
+        self,
+        interaction: discord.Interaction[Any],
+        request_id: int,
+        ask_id: int | None = None,
+        *,
+        booking: bool = False,
+    ) -> tuple[list[Slot], str, str | None] | Refused:
+        """Slots and zone for the form; with `booking`, also the booking it is opened for."""
         actor = await self.actor_for(interaction, request_id)
         if actor is None:
             return NOT_FOUND
@@ -456,7 +489,10 @@ class Components:
         )
         if isinstance(suggested, Refused):
             return suggested
-        return (list(suggested.value) if isinstance(suggested, Ok) else []), str(tz)
+        booked = None
+        if booking and isinstance(found := await self.mentorship.get_request(actor, request_id), Ok):
+            booked = booking_token(found.value)
+        return (list(suggested.value) if isinstance(suggested, Ok) else []), str(tz), booked
 
     async def _allowed(self, interaction: discord.Interaction[Any], act: Act) -> Actor | None:
         """The actor, if they may open this form; else they are told why and None is returned."""
@@ -523,7 +559,7 @@ class Components:
             if kind == "request" and (choices := RequestChoices.parse(parts)) is not None:
                 await self._submit_request(interaction, choices, values)
             elif kind == "schedule" and parts and parts[0].isdigit():
-                await self._submit_schedule(interaction, int(parts[0]), values)
+                await self._submit_schedule(interaction, int(parts[0]), values, _opened_for(parts))
             elif kind == "review" and parts and parts[0].isdigit():
                 await self._submit_review(interaction, int(parts[0]), values)
             elif kind == "propose" and parts and all(p.isdigit() for p in parts[:2]):
@@ -577,23 +613,37 @@ class Components:
         await self.reply_result(interaction, actor, result, confirmation)
 
     async def _submit_schedule(
-        self, interaction: discord.Interaction[Any], request_id: int, values: dict[str, str]
+        self,
+        interaction: discord.Interaction[Any],
+        request_id: int,
+        values: dict[str, str],
+        opened_for: str | None,
     ) -> None:
         actor = await self.actor_for(interaction, request_id)
         if actor is None:
             await Replies.send(interaction, NOT_FOUND.message)
             return
-        result = await self.mentorship.schedule(actor, request_id, values, once=submission_key(interaction))
+        result = await self.mentorship.schedule(
+            actor, request_id, values, once=submission_key(interaction), opened_for=opened_for
+        )
         if isinstance(result, Invalid):
-            await self._rejected(interaction, f"schedule:{request_id}", result.errors, values)
+            form = f"schedule:{request_id}" + (f":{opened_for}" if opened_for else "")
+            await self._rejected(interaction, form, result.errors, values)
             return
         confirmation = ""
         if isinstance(result, Ok) and result.value.session is not None:
             starts = result.value.session.starts_at
-            confirmation = (
-                f"Scheduled request #{request_id} for {timestamp(starts)} ({timestamp(starts, 'R')}). "
-                "You'll both get a DM with the link and a calendar file."
-            )
+            if opened_for not in (None, "0") and booking_token(result.value) == opened_for:
+                # The same time, link and note it already had: the core changed nothing, sent nothing.
+                confirmation = (
+                    f"Nothing changed: request #{request_id} is already at {timestamp(starts)} "
+                    "with that link, so nobody was messaged."
+                )
+            else:
+                confirmation = (
+                    f"Scheduled request #{request_id} for {timestamp(starts)} ({timestamp(starts, 'R')}). "
+                    "You'll both get a DM with the link and a calendar file."
+                )
         await self.reply_result(interaction, actor, result, confirmation)
 
     async def _submit_proposal(

@@ -48,7 +48,7 @@ from bot.messages import Action
 from bot.metrics import healthz_view, metrics_view
 from bot.profiles import ProfileView
 from bot.runtime import Runtime
-from bot.workflow import Mentorship
+from bot.workflow import Mentorship, booking_token
 from handlers.slack_directory import Directory
 from handlers.slack_http import SlackHTTP
 from handlers.slack_manifest import manifest
@@ -408,7 +408,7 @@ class SlackBot:
         actor = await self.actor(context, body)
         trigger_id = str(body.get("trigger_id") or "")
         if word in ("", "request", "new"):
-            await self.open_request_modal(actor, trigger_id, from_home=False)
+            await self.open_request_modal(actor, trigger_id, reply, from_home=False)
         elif word in ("list", "dashboard", "status"):
             board = await self.mentorship.dashboard(actor)
             blocks = ui.list_blocks(board, actor.user_id, feed_channel=self.settings.slack_mentor_channel)
@@ -427,7 +427,17 @@ class SlackBot:
             )
             await self.tell(reply, "How to use Mini Mentorship", blocks=blocks)
 
-    async def open_request_modal(self, actor: Actor, trigger_id: str, *, from_home: bool) -> None:
+    async def open_request_modal(
+        self, actor: Actor, trigger_id: str, reply: Reply, *, from_home: bool
+    ) -> None:
+        try:
+            refused = await self.mentorship.request_refusal(actor)
+        except Exception:  # the submit checks again (and says what is wrong); the form opens
+            log.warning("no request-cap check for %s; opening the form", actor.user_id, exc_info=True)
+            refused = None
+        if refused is not None:
+            await self.tell(reply, refused.message)  # before the form, not after it is filled in
+            return
         today = self.mentorship.today_for(self.mentorship.tz_of(None, actor))
         view = ui.request_modal(today, metadata={"home": from_home})
         await self.client.views_open(trigger_id=trigger_id, view=view)
@@ -635,7 +645,7 @@ class SlackBot:
             (request.available_from, request.available_until),
             slots.value,
             forms.zone(timezone),
-            metadata={"r": request.id, "home": reply.home},
+            metadata={"r": request.id, "home": reply.home, "o": booking_token(request)},
             current=live.starts_at if live else None,
         )
         await self.client.views_open(trigger_id=trigger_id, view=view)
@@ -755,7 +765,9 @@ class SlackBot:
 
         async def work() -> None:
             actor = await self.actor(context, body)
-            await self.open_request_modal(actor, str(body.get("trigger_id") or ""), from_home=reply.home)
+            await self.open_request_modal(
+                actor, str(body.get("trigger_id") or ""), reply, from_home=reply.home
+            )
 
         self.spawn(work(), reply)
 
@@ -849,7 +861,14 @@ class SlackBot:
         async def run(
             actor: Actor, values: dict[str, str | None], metadata: dict[str, Any], once: str | None
         ) -> Any:
-            return await self.mentorship.schedule(actor, self._request_id(metadata), values, once=once)
+            opened = metadata.get("o")  # absent in forms opened before the check existed
+            return await self.mentorship.schedule(
+                actor,
+                self._request_id(metadata),
+                values,
+                once=once,
+                opened_for=opened if isinstance(opened, str) else None,
+            )
 
         await self.submitted(ack, body, context, forms.SCHEDULE_FORM, run)
 
@@ -1174,10 +1193,14 @@ async def serve(runtime: Runtime, *, http: bool, port: int) -> None:
         else:
             runner = web.AppRunner(web_app(app), access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, "0.0.0.0", port).start()
-            log.info("slack: listening on http://0.0.0.0:%s/slack/events", port)
             try:
+                await web.TCPSite(runner, "0.0.0.0", port).start()
+                log.info("slack: listening on http://0.0.0.0:%s/slack/events", port)
                 await forever
+            except OSError as exc:
+                from bot.preflight import cannot_listen  # alembic with it: only on this path
+
+                raise cannot_listen(port, "--port", exc) from None
             finally:
                 await runner.cleanup()
     finally:

@@ -514,10 +514,13 @@ def schedule_modal(
     *,
     tz: str,
     rescheduling: bool = False,
+    opened_for: str | None = None,
 ) -> FormModal:
+    """`opened_for`: the booking the form is opened for, checked on submit (see booking_token)."""
     spec = forms.SCHEDULE_FORM
     title = f"{'Reschedule' if rescheduling else 'Schedule'} request #{request_id}"
-    modal = FormModal(title=title, custom_id=form_custom_id(f"schedule:{request_id}"))
+    form = f"schedule:{request_id}" + (f":{opened_for}" if opened_for else "")
+    modal = FormModal(title=title, custom_id=form_custom_id(form))
     if slots:
         options = [(slot.starts_at.isoformat(), slot_label(slot, tz), tz) for slot in slots]
         modal.add_item(select_input(spec.field("slot"), options, values.get("slot")))
@@ -673,38 +676,22 @@ class DashboardView:
 
 def render_dashboard(dashboard: Dashboard, viewer_id: str) -> DashboardView:
     """`/mini-session list`: one embed per section, buttons for the first five actionable items."""
-    sections: list[tuple[str, list[RequestView], str]] = [
+    sections: list[tuple[str, list[RequestView], int, str]] = [
         (
             "Your requests",
             dashboard.mine,
+            dashboard.total("mine"),
             "You have no requests yet. Start one with `/mini-session request`.",
         ),
     ]
     if dashboard.is_mentor:
-        sections.append(("You're mentoring", dashboard.claimed, "Nothing claimed right now."))
-        sections.append(("Open requests", dashboard.open, "No open requests. 🎉"))
-    budget = EMBEDS_TOTAL - 600
-    embeds: list[discord.Embed] = []
-    rows: list[tuple[int, tuple[Button, ...]]] = []
-    seen: set[int] = set()
-    for title, requests, empty in sections:
-        parts: list[str] = []
-        for index, request in enumerate(requests):
-            item = dashboard_item(
-                request, viewer_id=viewer_id, problems=dashboard.problems.get(request.id, ())
-            )
-            text = _compact(item)
-            if len(text) + 2 > budget or sum(len(p) + 2 for p in parts) + len(text) > EMBED_DESCRIPTION - 60:
-                parts.append(f"…and {len(requests) - index} more")
-                break
-            parts.append(text)
-            budget -= len(text) + 2
-            if item.buttons and request.id not in seen and len(rows) < 5:
-                rows.append((request.id, item.buttons[:5]))
-                seen.add(request.id)
-        description = "\n\n".join(parts) or empty
-        budget -= len(title) + (0 if parts else len(empty))
-        embeds.append(discord.Embed(title=title, description=description, colour=DEFAULT_ACCENT))
+        sections.append(
+            ("You're mentoring", dashboard.claimed, dashboard.total("claimed"), "Nothing claimed right now.")
+        )
+        sections.append(("Open requests", dashboard.open, dashboard.total("open"), "No open requests. 🎉"))
+    # The mentor's availability and profile and the footer first: the request sections share
+    # what is left of Discord's 6,000 characters for all of a message's embeds.
+    tail: list[discord.Embed] = []
     if dashboard.is_mentor:
         windows = forms.format_availability(dashboard.availability)
         text = (
@@ -712,22 +699,49 @@ def render_dashboard(dashboard: Dashboard, viewer_id: str) -> DashboardView:
             if windows
             else "None yet — set it with `/mini-session availability` to get suggested times."
         )
-        embeds.append(
-            discord.Embed(title="Your weekly availability", description=text, colour=DEFAULT_ACCENT)
-        )
+        tail.append(discord.Embed(title="Your weekly availability", description=text, colour=DEFAULT_ACCENT))
         if dashboard.profile is not None:
             hint = "" if dashboard.profile.saved else "\nSet it with `/mini-session profile`."
-            embeds.append(
+            tail.append(
                 discord.Embed(
                     title="Your mentor profile",
                     description=escape(dashboard.profile.summary) + hint,
                     colour=DEFAULT_ACCENT,
                 )
             )
-    embeds[-1].set_footer(
-        text=f"Times show in your own time zone. Dates you type are read in {dashboard.timezone} "
+    footer = (
+        f"Times show in your own time zone. Dates you type are read in {dashboard.timezone} "
         "(change it with /mini-session timezone)."
     )
+    budget = (
+        EMBEDS_TOTAL - sum(len(e.title or "") + len(e.description or "") for e in tail) - len(footer) - 100
+    )
+    embeds: list[discord.Embed] = []
+    rows: list[tuple[int, tuple[Button, ...]]] = []
+    seen: set[int] = set()
+    for title, requests, total, empty in sections:
+        parts: list[str] = []
+        for index, request in enumerate(requests):
+            item = dashboard_item(
+                request, viewer_id=viewer_id, problems=dashboard.problems.get(request.id, ())
+            )
+            text = _compact(item)
+            if len(text) + 2 > budget or sum(len(p) + 2 for p in parts) + len(text) > EMBED_DESCRIPTION - 60:
+                parts.append(f"…and {total - index} more")
+                break
+            parts.append(text)
+            budget -= len(text) + 2
+            if item.buttons and request.id not in seen and len(rows) < 5:
+                rows.append((request.id, item.buttons[:5]))
+                seen.add(request.id)
+        else:
+            if total > len(requests):  # the section lists the first few; say how many more there are
+                parts.append(f"…and {total - len(requests)} more")
+        description = "\n\n".join(parts) or empty
+        budget -= len(title) + (0 if parts else len(empty))
+        embeds.append(discord.Embed(title=title, description=description, colour=DEFAULT_ACCENT))
+    embeds += tail
+    embeds[-1].set_footer(text=footer)
     view: discord.ui.View | None = None
     for row, (request_id, buttons) in enumerate(rows):  # one row per request, at most five
         view = view or discord.ui.View(timeout=None)

@@ -8,8 +8,9 @@ id, phrased for the person filling the form.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -277,7 +278,7 @@ def parse_profile(values: Values, *, today: date) -> ProfileInput | Errors:
         errors["skills"] = problem
     low, high = CAPACITY_RANGE
     raw = _text(values, "capacity")
-    capacity = int(raw) if raw.isdigit() else None
+    capacity = int(raw) if raw.isascii() and raw.isdigit() else None  # int("²") raises
     if capacity is None or not low <= capacity <= high:
         errors["capacity"] = f"Please give a whole number from {low} to {high}."
     away_text = _text(values, "away_until")
@@ -356,8 +357,14 @@ def _text(values: Values, field_id: str) -> str:
     return (values.get(field_id) or "").strip()
 
 
+def _blank(text: str) -> bool:
+    """Nothing a reader would see: spaces, or only invisible format characters (zero-width
+    spaces and joiners, a BOM)."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+
+
 def _check_length(spec: Field, text: str, errors: Errors) -> None:
-    if not text:
+    if _blank(text):
         if spec.required:
             errors[spec.id] = "Please fill this in."
         return
@@ -653,7 +660,20 @@ def parse_availability(values: Values) -> list[Availability] | Errors:
         windows.append(Availability(weekday=day, start=start, end=end, timezone=tz))
     if len(windows) > 28:
         errors["windows"] = "Please give at most 28 weekly windows."
-    return errors or sorted(set(windows), key=lambda w: (w.weekday, w.start))
+    return errors or _merged(windows)
+
+
+def _merged(windows: list[Availability]) -> list[Availability]:
+    """Overlapping or touching windows of one day as one ("Mon 10-12, Mon 11-13" is Mon 10-13),
+    so no time is suggested twice."""
+    merged: list[Availability] = []
+    for window in sorted(windows, key=lambda w: (w.weekday, w.start, w.end)):
+        last = merged[-1] if merged else None
+        if last is not None and last.weekday == window.weekday and window.start <= last.end:
+            merged[-1] = replace(last, end=max(last.end, window.end))
+        else:
+            merged.append(window)
+    return merged
 
 
 def format_availability(windows: list[Availability]) -> str:

@@ -522,20 +522,25 @@ def dashboard_blocks(
     section says what to do instead."""
     zone = forms.zone(board.timezone)
 
-    def listing(title: str, items: Sequence[Any], empty: str) -> list[Block]:
+    def listing(title: str, items: Sequence[Any], total: int, empty: str, elsewhere: str = "") -> list[Block]:
         blocks: list[Block] = [header(title)]
         if not items:
             return [*blocks, context(empty)]
-        for request in items[:per_section]:
+        shown = items[:per_section]
+        for request in shown:
             item = dashboard_item(request, viewer_id=viewer_id, problems=board.problems.get(request.id, ()))
             blocks += compact_blocks(item, zone)
-        if len(items) > per_section:
-            blocks.append(context(f"…and {len(items) - per_section} more. Open my App Home tab to see them."))
+        more = total - len(shown)
+        if more > 0:
+            # The App Home lists more than this message; beyond that, say where the rest are.
+            hint = " Open my App Home tab to see more." if len(shown) < len(items) else elsewhere
+            blocks.append(context(f"…and {more} more.{hint}"))
         return blocks
 
     blocks = listing(
         "My requests",
         board.mine,
+        board.total("mine"),
         "You have no requests yet. Type `/mini-session` to ask a mentor for a 30–60 minute session.",
     )
     if board.is_mentor:
@@ -543,12 +548,15 @@ def dashboard_blocks(
         blocks += listing(
             "Claimed by me · upcoming",
             board.claimed,
+            board.total("claimed"),
             "Nothing claimed right now. Claim an open request below or from the mentors' feed.",
         )
         blocks += listing(
             "Open requests",
             board.open,
+            board.total("open"),
             f"No open requests right now. New ones are posted{where} as they come in.",
+            f" The oldest are listed here; every open request is{where or ' in the feed'}.",
         )
         blocks += [header("My availability"), section(_availability_text(board.availability, board.timezone))]
         if board.profile is not None:

@@ -385,6 +385,11 @@ async def request_views(
     return [_to_view(row) for row in (await session.execute(query)).all()]
 
 
+async def request_count(session: AsyncSession, *conditions: ColumnElement[bool]) -> int:
+    """How many requests match: a dashboard lists a few and says how many more there are."""
+    return int(await session.scalar(select(func.count()).select_from(Request).where(*conditions)) or 0)
+
+
 # Sessions -----------------------------------------------------------------------------------
 
 
@@ -423,7 +428,9 @@ async def rate_session(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def add_review(session: AsyncSession, session_id: int, review: str, now: datetime) -> bool:
+async def add_review(session: AsyncSession, session_id: int, review: str, rating: int, now: datetime) -> bool:
+    """The review of a session rated from the star buttons, once; the form's stars (which start
+    at the earlier rating) are the ones kept."""
     result = await session.execute(
         update(MentorSession)
         .where(
@@ -431,7 +438,7 @@ async def add_review(session: AsyncSession, session_id: int, review: str, now: d
             MentorSession.rating.is_not(None),
             MentorSession.review.is_(None),
         )
-        .values(review=review, updated_at=now)
+        .values(review=review, rating=rating, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)

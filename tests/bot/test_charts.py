@@ -70,6 +70,24 @@ def test_each_chart_is_a_drawn_png_with_its_numbers_in_the_alt_text() -> None:
     assert {c.key: c.title for c in charts.charts}["tags"] == "Requests per tag (top 10)"
 
 
+def test_user_text_with_dollar_signs_is_drawn_as_text_not_tex() -> None:
+    """A tag like "$\\frac{$" or a name with "$" once made matplotlib's TeX parser raise, and
+    every admin's stats failed with it."""
+    f = sample()
+    f = Figures(
+        f.weeks,
+        f.since,
+        f.weekly,
+        f.claim_times,
+        [TagDemand("$\\frac{$", 3), TagDemand("$x^2$", 1)],
+        [MentorLoad("U1", "Mia $\\frac{$", 2, 0, 5.0, 2)],
+    )
+    charts = draw(f)
+    assert [c.key for c in charts.charts] == ["volume", "claim_time", "tags", "mentors"]
+    assert all(decoded(c.png).format == "PNG" for c in charts.charts)
+    assert "$\\frac{$ 3" in {c.key: c.alt_text for c in charts.charts}["tags"]
+
+
 def test_supply_and_targets_once_they_are_passed_in() -> None:
     figures = sample()
     with_supply = Figures(

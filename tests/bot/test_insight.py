@@ -237,6 +237,7 @@ async def test_change_stamp_moves_with_the_data(database: Database) -> None:
 
 def test_ranges_and_percentiles() -> None:
     assert [parse_range(t) for t in ("", None, "4", "12w", "52", "7", "x")] == [12, 12, 4, 12, 52, None, None]
+    assert parse_range("²") is None and parse_range("４") is None  # int() would take or choke on these
     assert percentile_cont([1.0, 2.0, 3.0, 10.0], 0.5) == 2.5
     assert percentile_cont([7.0], 0.9) == 7.0
 

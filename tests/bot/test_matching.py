@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from bot.clock import ManualClock
 from bot.domain import Actor, Ok
 from bot.matching import rank
 from bot.notifications import card as draw_card
@@ -131,6 +132,25 @@ async def test_suggested_mentors_named_on_card_and_dmd(runtime: Runtime) -> None
             )
         ).all()
     assert len(dms) == 3
+
+
+async def test_a_request_posted_again_is_matched_like_a_new_one(runtime: Runtime, clock: ManualClock) -> None:
+    """Post again after expiry: the copy names and DMs the mentors who fit, as the first post did."""
+    await profile(runtime, MIA, "python, interviews")
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags="python, interviews"))
+    assert isinstance(created, Ok)
+    clock.set(created.value.expires_at)
+    assert await runtime.mentorship.expire_due() == 1
+    again = await runtime.mentorship.repost(STUDENT, created.value.id)
+    assert isinstance(again, Ok)
+    assert [name for _, name in again.value.suggested] == ["Mia"]
+    async with runtime.db.transaction() as session:
+        offered = (
+            await session.scalars(
+                select(Notification.request_id).where(Notification.kind == "match_suggested")
+            )
+        ).all()
+    assert sorted(offered) == [created.value.id, again.value.id]
 
 
 async def test_the_student_is_never_suggested_and_nobody_matching_says_so(runtime: Runtime) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -24,7 +25,7 @@ def ok(result: Any) -> Any:
 
 async def owed(runtime: Runtime, **filters: Any) -> list[Notification]:
     """Owed cards and DMs; the shared conversation's rows only when asked for by `audience`
-    (tests/bot/test_conversations.py is about those)."""
+    (tests/jobs/test_conversations.py and the platforms' own are about those)."""
     async with runtime.db.transaction() as session:
         query = select(Notification).order_by(Notification.id)
         if "audience" not in filters:
@@ -48,7 +49,11 @@ async def test_create_request_stores_it_and_owes_card_and_dm(runtime: Runtime) -
     request = await create(runtime)
     assert request.status is Status.OPEN
     assert request.tags == ("python", "interviews")
-    assert request.expires_at - request.created_at == timedelta(days=7)
+    # Seven days, unless the student's dates end sooner: then at the end of their last day.
+    last_day_over = datetime.combine(
+        request.available_until + timedelta(days=1), time(0), ZoneInfo(STUDENT.timezone or "UTC")
+    )
+    assert request.expires_at == min(request.created_at + timedelta(days=7), last_day_over)
     notes = await owed(runtime, request_id=request.id)
     assert [(n.kind, n.audience, n.status) for n in notes] == [
         ("card", "feed", "pending"),
@@ -216,6 +221,12 @@ async def test_no_show(runtime: Runtime, clock: ManualClock) -> None:
     assert await owed(runtime, kind="rating_prompt") == []
     cannot_rate = await runtime.mentorship.rate(STUDENT, request.id, 5)
     assert isinstance(cannot_rate, Refused)
+    # Nor does the student's dashboard offer stars for it.
+    from bot.messages import Action
+    from bot.notifications import dashboard_item
+
+    [row] = (await runtime.mentorship.dashboard(STUDENT)).mine
+    assert Action.RATE not in {b.action for b in dashboard_item(row, viewer_id=STUDENT.user_id).buttons}
 
 
 async def test_expiry_sweep_at_the_boundary(runtime: Runtime, clock: ManualClock) -> None:
@@ -237,7 +248,8 @@ async def test_repost_expired_request_moves_dates(runtime: Runtime, clock: Manua
     again = ok(await runtime.mentorship.repost(STUDENT, request.id))
     assert again.id != request.id and again.status is Status.OPEN
     assert again.title == request.title
-    assert again.available_from == clock.now().date()
+    # The dates start on the student's today (in Berlin, where the old request's last day just ended).
+    assert again.available_from == clock.now().astimezone(ZoneInfo("Europe/Berlin")).date()
     assert again.available_until >= again.available_from + timedelta(days=4)
     not_expired = await runtime.mentorship.repost(STUDENT, again.id)
     assert isinstance(not_expired, Refused)
@@ -405,3 +417,130 @@ async def test_dashboard_sections(runtime: Runtime) -> None:
 async def test_set_timezone(runtime: Runtime) -> None:
     assert isinstance(await runtime.mentorship.set_timezone(STUDENT, "Nowhere/Land"), Invalid)
     ok(await runtime.mentorship.set_timezone(STUDENT, "Asia/Tokyo"))
+
+
+# What users hit at the edges ---------------------------------------------------------------
+
+
+async def test_a_request_expires_when_the_students_dates_are_over(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Dates of two days: the request is not left claimable for seven, since no session fits."""
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-08")
+    end_of_dates = datetime(2030, 1, 9, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert request.expires_at == end_of_dates
+    clock.set(end_of_dates)
+    assert await runtime.mentorship.expire_due() == 1
+    late = await runtime.mentorship.claim(MENTOR, request.id)
+    assert isinstance(late, Refused) and late.code == "wrong_state"
+
+
+async def test_a_claim_after_the_dates_is_refused_even_before_the_sweep(
+    runtime: Runtime, clock: ManualClock, database: Database
+) -> None:
+    """A request posted before expiry was capped (its expiry still 7 days out) is not claimable
+    once the student's last day is over; nothing changes and the mentor is told why."""
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-07")
+    async with database.transaction() as session:
+        await session.execute(
+            update(Request)
+            .where(Request.id == request.id)
+            .values(expires_at=request.created_at + timedelta(days=7))
+        )
+    clock.set(datetime(2030, 1, 8, 1, tzinfo=ZoneInfo("Europe/Berlin")))
+    refused = await runtime.mentorship.claim(MENTOR, request.id)
+    assert isinstance(refused, Refused) and refused.code == "dates_passed"
+    assert "dates" in refused.message
+    assert ok(await runtime.mentorship.get_request(STUDENT, request.id)).status is Status.OPEN
+
+
+async def test_release_after_the_dates_lets_the_request_expire(runtime: Runtime, clock: ManualClock) -> None:
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-08")
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    clock.set(datetime(2030, 1, 10, 9, tzinfo=ZoneInfo("UTC")))
+    released = ok(await runtime.mentorship.release(MENTOR, request.id))
+    assert released.status is Status.OPEN and released.expires_at <= clock.now()
+    assert await runtime.mentorship.expire_due() == 1
+
+
+async def test_the_request_cap_is_known_before_the_form_opens(runtime: Runtime) -> None:
+    assert await runtime.mentorship.request_refusal(STUDENT) is None  # never posted: no member yet
+    await create(runtime)
+    assert await runtime.mentorship.request_refusal(STUDENT) is None
+    await create(runtime, title="A second request for help")
+    refused = await runtime.mentorship.request_refusal(STUDENT)
+    assert refused is not None and refused.code == "too_many_open"
+    assert "You already have 2 active requests" in refused.message
+
+
+async def test_the_review_forms_stars_are_kept_after_a_star_click(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Three stars from the DM, then the review form with five: five is what the student chose last."""
+    request = await scheduled(runtime)
+    clock.set(request.session.starts_at + timedelta(minutes=5))
+    ok(await runtime.mentorship.complete(MENTOR, request.id))
+    ok(await runtime.mentorship.rate(STUDENT, request.id, 3))
+    reviewed = ok(await runtime.mentorship.rate(STUDENT, request.id, 5, "Better than I first thought"))
+    assert (reviewed.session.rating, reviewed.session.review) == (5, "Better than I first thought")
+    told = await owed(runtime, kind="rated")
+    assert [n.payload["rating"] for n in told] == [3, 5]
+
+
+async def test_the_claimers_stale_buttons_say_the_state_not_their_own_name(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    done = await runtime.mentorship.complete(MENTOR, request.id)
+    assert isinstance(done, Refused)
+    assert done.message == "This request is claimed but not scheduled yet, so it can't be marked done."
+    absent = await runtime.mentorship.no_show(MENTOR, request.id)
+    assert isinstance(absent, Refused) and absent.message.endswith("so it can't be reported as a no-show.")
+    ok(await runtime.mentorship.release(MENTOR, request.id))
+    again = await runtime.mentorship.release(MENTOR, request.id)
+    assert isinstance(again, Refused)
+    assert again.message == "This request is open now, so there's nothing to do here."
+    taken = ok(await runtime.mentorship.claim(MENTOR_2, request.id))
+    lost = await runtime.mentorship.claim(MENTOR, taken.id)
+    assert isinstance(lost, Refused) and lost.message == "Already claimed by Max Mentor."
+
+
+async def test_a_schedule_form_opened_before_the_students_pick_changes_nothing(runtime: Runtime) -> None:
+    """The mentor opens Schedule directly, proposes times, the student picks one; the old form,
+    submitted with another time, is refused instead of moving the session."""
+    from bot.workflow import booking_token
+
+    request = await create(runtime)
+    claimed = ok(await runtime.mentorship.claim(MENTOR, request.id))
+    opened = booking_token(claimed)
+    assert opened == "0"
+    proposed = ok(
+        await runtime.mentorship.propose_times(
+            MENTOR, request.id, {"time_1": "2030-01-08 10:00", "time_2": "2030-01-09 10:00"}
+        )
+    )
+    picked = ok(await runtime.mentorship.pick_time(STUDENT, request.id, proposed.proposal_id, 1))
+    assert picked.status is Status.SCHEDULED
+    stale = await runtime.mentorship.schedule(
+        MENTOR, request.id, {"starts_at": "2030-01-10 10:00"}, opened_for=opened
+    )
+    assert isinstance(stale, Refused) and stale.code == "booking_changed"
+    now = ok(await runtime.mentorship.get_request(STUDENT, request.id))
+    assert now.session is not None and now.session.starts_at == picked.session.starts_at
+    # Opened for the booking as it is now, the same form moves it (a reschedule).
+    moved = ok(
+        await runtime.mentorship.schedule(
+            MENTOR, request.id, {"starts_at": "2030-01-10 10:00"}, opened_for=booking_token(now)
+        )
+    )
+    assert moved.session is not None and moved.session.starts_at != picked.session.starts_at
+
+
+async def test_dashboards_count_what_they_do_not_list(runtime: Runtime) -> None:
+    for n in range(12):
+        student = STUDENT.__class__("slack", "T1", f"U_S{n}", f"Student {n}", "UTC")
+        ok(await runtime.mentorship.create_request(student, request_form(title=f"Request number {n:02d}")))
+    board = await runtime.mentorship.dashboard(MENTOR)
+    assert len(board.open) == 10 and board.total("open") == 12
+    assert board.total("mine") == 0 and board.total("claimed") == 0

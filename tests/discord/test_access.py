@@ -85,7 +85,7 @@ async def test_schedule_form_is_checked_again_on_submit(world: World) -> None:
     shown = await world.mia.click(await world.card(rid), label="Schedule directly")
     await world.mia.click(await world.card(rid), label="Release")
     late = await world.mia.submit_modal(shown, {"starts_at": "2030-01-09 15:00"})
-    assert late.response.content == "Only the mentor who claimed this request can do that."
+    assert late.response.content == "This request is open now, so there's nothing to do here."
     assert await status_of(world, rid) == (Status.OPEN, None)
 
 

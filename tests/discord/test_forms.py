@@ -106,11 +106,13 @@ async def test_dates_are_read_in_the_members_own_zone(world: World) -> None:
     assert "Please pick today (2030-01-08) or a later date." in late.response.content
 
 
-async def test_open_request_cap_is_a_polite_refusal(world: World) -> None:
+async def test_open_request_cap_is_a_polite_refusal_before_the_form(world: World) -> None:
+    """At the cap the form does not open at all: nobody fills it in only to lose what they typed."""
     await world.post_request(deliver=False)
     await world.post_request(deliver=False)
-    shown = await world.open_request_form(world.sam)
-    third = await world.sam.submit_modal(shown, request_values(available_from="2030-01-07"))
+    third = await world.open_request_form(world.sam)
+    assert third.modal is None
+    assert third.response.ephemeral
     assert third.response.content.startswith("You already have 2 active requests.")
 
 
@@ -134,6 +136,42 @@ async def test_schedule_errors_are_per_field(world: World) -> None:
     assert (
         "Please pick a time inside the student's dates (2030-01-07 – 2030-01-14)." in outside.response.content
     )
+
+
+async def test_a_schedule_form_opened_before_the_students_pick_is_refused(world: World) -> None:
+    """Schedule directly opened, then times proposed and one picked: the old form, even after
+    Edit and resubmit, does not move the session the student chose; a fresh Reschedule does."""
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    stale = await world.mia.click(await world.card(rid), label="Schedule directly")
+    bad = await world.mia.submit_modal(stale, {"starts_at": "next tuesday"})
+    stale = await world.mia.click(bad.response, label="Edit and resubmit")
+    proposed = await world.mia.click(await world.card(rid), label="Propose times")
+    answer = await world.mia.submit_modal(
+        proposed, {"time_1": "2030-01-09 10:00", "time_2": "2030-01-10 10:00"}
+    )
+    assert answer.response is not None
+    await world.deliver()
+    offer = world.last_dm(world.sam)
+    assert offer.content == "Your mentor proposed times"
+    first = offer.components[0].children[0].label
+    picked = await world.sam.user.click(offer, label=first)
+    assert "Booked request" in picked.response.content
+    await world.deliver()
+    before = [n.id for n in await world.outbox()]
+    refused = await world.mia.submit_modal(stale, {"starts_at": "2030-01-11 10:00"})
+    assert "The session's time changed since you opened this form" in refused.response.content
+    assert [n.id for n in await world.outbox()] == before  # nothing owed to anyone
+    # Reschedule, opened now, moves it; leaving the same time again changes (and sends) nothing.
+    moved = await world.mia.click(await world.card(rid), label="Reschedule")
+    assert moved.modal is not None and moved.modal["title"].startswith("Reschedule")
+    done = await world.mia.submit_modal(moved, {"starts_at": "2030-01-11 10:00"})
+    assert done.response.content.startswith(f"Scheduled request #{rid}")
+    await world.deliver()
+    same = await world.mia.click(await world.card(rid), label="Reschedule")
+    unchanged = await world.mia.submit_modal(same, {"starts_at": "2030-01-11 10:00"})
+    assert unchanged.response.content.startswith("Nothing changed")
 
 
 async def test_availability_is_for_mentors_and_validated(world: World) -> None:

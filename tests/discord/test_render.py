@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain import Actor
+from bot.domain import Actor, Ok
 from bot.messages import Action, Attachment, Button, Link, Message, Person, Text, When
 from bot.outbox import RetryLater, Undeliverable
 from bot.runtime import Runtime
@@ -197,8 +197,18 @@ async def test_a_full_dashboard_fits_one_message(runtime: Runtime) -> None:
         student = Actor("discord", "1", str(100 + n), "@everyone " * 5)
         for _ in range(2):
             await runtime.mentorship.create_request(student, request_form(**long))
-    # Capacity 10, so all ten claims are taken (the default is 3 active at once).
-    await runtime.mentorship.save_profile(mentor, {"skills": "", "capacity": "10"})
+    # Capacity 10, so all ten claims are taken (the default is 3 active at once); the longest
+    # profile and availability a mentor can save take their share of the 6,000 characters too.
+    skills = ", ".join(f"{chr(97 + n)}" * 30 for n in range(10))
+    saved = await runtime.mentorship.save_profile(mentor, {"skills": skills, "capacity": "10"})
+    assert isinstance(saved, Ok), saved
+    windows = ", ".join(
+        f"{day} {h:02d}:00-{h:02d}:30" for day in ("Mon", "Tue", "Wed", "Thu") for h in range(8, 15)
+    )
+    saved_windows = await runtime.mentorship.set_availability(
+        mentor, {"windows": windows, "timezone": "America/Argentina/Buenos_Aires"}
+    )
+    assert isinstance(saved_windows, Ok), saved_windows
     for request_id in range(1, 11):
         await runtime.mentorship.claim(mentor, request_id)
     await runtime.mentorship.create_request(mentor, request_form(**long))

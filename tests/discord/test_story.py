@@ -84,7 +84,7 @@ async def test_whole_story_student_to_review(world: World) -> None:
 
     # Schedule: suggested slots (her availability ∩ the student's dates) in a select.
     shown = await mia.click(card, label="Schedule directly")
-    assert shown.modal["custom_id"] == "mm:form:schedule:1"
+    assert shown.modal["custom_id"] == "mm:form:schedule:1:0"  # opened for: no session booked yet
     slot_select = modal_fields(shown.modal)["slot"]
     options = slot_select["options"]
     # Tue 8 Jan 18:00 Berlin is 17:00 UTC; 45-minute slots every 30 minutes inside 18:00-20:00.

@@ -103,6 +103,29 @@ def test_availability_parsing() -> None:
     assert set(forms.parse_availability({"windows": "Mon 25:00-26:00", "timezone": "UTC"})) == {"windows"}  # type: ignore[arg-type]
 
 
+def test_overlapping_windows_of_a_day_are_one_window() -> None:
+    """ "Mon 10-12, Mon 11-13" would otherwise suggest 11:00 twice and pre-fill two equal times."""
+    parsed = forms.parse_availability(
+        {
+            "windows": "Mon 10:00-12:00, Mon 11:00-13:00, Mon 13:00-14:00, Mon 10:00-11:00, Tue 10:00-11:00",
+            "timezone": "UTC",
+        }
+    )
+    assert isinstance(parsed, list)
+    assert forms.format_availability(parsed) == "Mon 10:00-14:00, Tue 10:00-11:00"
+
+
+def test_digits_other_than_ascii_are_refused_on_their_field() -> None:
+    for capacity in ("²", "٣", "３"):
+        errors = forms.parse_profile({"skills": "python", "capacity": capacity}, today=TODAY)
+        assert errors == {"capacity": "Please give a whole number from 1 to 10."}
+
+
+def test_a_title_of_invisible_characters_is_empty() -> None:
+    assert errors_for(title="\u200b" * 6)["title"] == "Please fill this in."
+    assert errors_for(description="\u200b\u200d\ufeff " * 10)["description"] == "Please fill this in."
+
+
 def test_review_parsing() -> None:
     assert forms.parse_review({"rating": "5", "review": " great "}) == (5, "great")
     assert forms.parse_review({"rating": "5", "review": ""}) == (5, None)

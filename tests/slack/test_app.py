@@ -203,7 +203,7 @@ async def test_stale_request_form_is_still_answered(slack_lite: SlackHarness) ->
     answer = await slack.submit(MENTOR, view, {"starts_at": "1894028400"})
     body = answer.json()
     assert body["response_action"] == "update"
-    assert "Only the mentor who claimed this request can do that" in block_text(body["view"]["blocks"])
+    assert "This request is open now, so there's nothing to do here." in block_text(body["view"]["blocks"])
     async with slack.runtime.db.transaction() as session:
         assert (await session.scalars(select(Request.status))).one() == "open"
 
