@@ -61,6 +61,7 @@ class Kind(enum.StrEnum):
     RESCHEDULE_ASKED = "reschedule_asked"
     TIME_KEPT = "time_kept"
     CANT_MAKE_IT = "cant_make_it"
+    CALENDAR_REMOVED = "calendar_removed"  # to whoever called off a booked session themselves
     DIGEST = "digest"  # one feed message listing several requests (bot/digest.py composes it)
 
 
@@ -343,10 +344,14 @@ def _invite(request: RequestView, now: datetime) -> Attachment:
     )
 
 
-def _calendar_cancel(request: RequestView, now: datetime) -> Attachment | None:
-    """The METHOD:CANCEL file for a session this change called off, so calendars drop it."""
+def _calendar_cancel(request: RequestView, now: datetime, reader: MemberRef | None) -> Attachment | None:
+    """The METHOD:CANCEL file for a session this change called off, so calendars drop it; only
+    for the two people who had it (a mentor who claimed after another's session was called off
+    never had that event)."""
     session = request.session
     if session is None or session.status is not SessionStatus.CANCELLED:
+        return None
+    if reader is None or reader.id not in (request.student.id, session.mentor.id):
         return None
     return Attachment(
         filename=f"mentorship-{request.id}-cancelled.ics",
@@ -438,7 +443,7 @@ def compose(
                 (t("It's back in the mentors' feed for someone else to claim."),),
             ),
             buttons=student_buttons(request),
-            attachment=_calendar_cancel(request, now),
+            attachment=_calendar_cancel(request, now, reader),
         )
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
         assert request.session is not None
@@ -468,7 +473,7 @@ def compose(
             headline="Session cancelled",
             lines=tuple(lines),
             buttons=student_buttons(request) if is_student else (),
-            attachment=_calendar_cancel(request, now),
+            attachment=_calendar_cancel(request, now, reader),
         )
     if kind is Kind.REQUEST_CANCELLED:
         return Message(
@@ -478,7 +483,18 @@ def compose(
                 (t("You don't need to do anything; any calendar slot is free again."),),
             ),
             accent="muted",
-            attachment=_calendar_cancel(request, now),
+            attachment=_calendar_cancel(request, now, reader),
+        )
+    if kind is Kind.CALENDAR_REMOVED:
+        # The other person is told why; this one only needs the event gone from their calendar.
+        return Message(
+            headline="Removed from your calendar",
+            lines=(
+                title,
+                (t("You called this session off. The attached file removes it from your calendar."),),
+            ),
+            accent="muted",
+            attachment=_calendar_cancel(request, now, reader),
         )
     if kind is Kind.REQUEST_EXPIRED:
         return Message(
@@ -613,7 +629,7 @@ def compose(
             headline="Session called off" if said_it else "Your session is called off",
             lines=tuple(off),
             buttons=(put_back(request),) if is_student else (),
-            attachment=_calendar_cancel(request, now),
+            attachment=_calendar_cancel(request, now, reader),
             accent="muted",
         )
     if kind is Kind.PROPOSAL_WITHDRAWN:

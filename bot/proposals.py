@@ -75,9 +75,11 @@ async def propose_times(
         errors: dict[str, str] = {}
         for field_id, starts_at in parsed.times:
             if starts_at < window_start or starts_at + duration > window_end:
+                errors[field_id] = m.outside_dates(view, m.tz_of(me, actor))
+            elif live is not None and starts_at == live.starts_at:
+                # Picked, it would "move" the session to where it is: two DMs saying nothing.
                 errors[field_id] = (
-                    "Please pick a time inside the student's dates "
-                    f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
+                    "That is the session's current time; to keep it, use Keep the time instead."
                 )
             elif await repo.mentor_sessions_between(
                 session, me.id, starts_at, starts_at + duration, exclude_session_id=live.id if live else None
@@ -148,7 +150,20 @@ async def _pending(
             "This session is already scheduled; nothing changed. See the invite above.",
             view,
         )
-    if view.proposal_id != proposal_id or view.status not in (Status.CLAIMED, Status.SCHEDULED):
+    if view.status not in (Status.CLAIMED, Status.SCHEDULED):
+        return Refused(
+            OLD_PROPOSAL.code,
+            f"This request is {view.status.value} now, so those times are no longer on offer; "
+            "nothing changed.",
+            view,
+        )
+    if view.proposal_id is None:  # withdrawn (all its times passed) or answered, and none since
+        return Refused(
+            OLD_PROPOSAL.code,
+            "Those times are no longer on offer; nothing changed. Your mentor can propose new ones.",
+            view,
+        )
+    if view.proposal_id != proposal_id:
         return Refused(OLD_PROPOSAL.code, OLD_PROPOSAL.message, view)
     return view
 

@@ -197,6 +197,21 @@ class Mentorship:
         end = datetime.combine(view.available_until + timedelta(days=1), time(0), zone)
         return start, end
 
+    def outside_dates(self, view: RequestView, mentor_tz: str) -> str:
+        """The refusal of a time outside the student's dates; when the mentor's zone makes those
+        dates other days and hours, they are said in the mentor's time too."""
+        text = (
+            "Please pick a time inside the student's dates "
+            f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
+        )
+        start, end = self._window(view, self.tz_of(view.student))
+        zone = forms.zone(mentor_tz)
+        local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        if local_start.utcoffset() == start.utcoffset():
+            return text
+        shown = f"{local_start:%a %d %b %H:%M} – {local_end:%a %d %b %H:%M}"
+        return f"{text} In your time ({mentor_tz}) that is {shown}."
+
     def _open_until(self, view: RequestView) -> datetime:
         """When an open request stops being claimable: its expiry, or the end of the student's
         dates (requests posted before expiry was capped at the dates may still have a later one)."""
@@ -530,12 +545,30 @@ class Mentorship:
                 key=f"request:{after.id}:v{after.version}",
                 payload={"mentor_name": view.claimed_by.display_name if view.claimed_by else ""},
             )
+            if view.session is not None:
+                await self._owe_own_cancel_file(session, after, view, view.session.mentor, now)
             who = view.claimed_by.display_name if view.claimed_by else "The mentor"
             await conversations.close(
                 session, after, f"{who} released the request; it is back in the mentors' feed.", now
             )
         self._owed()
         return Ok(after)
+
+    async def _owe_own_cancel_file(
+        self, session: AsyncSession, after: RequestView, booked: RequestView, to: MemberRef, now: datetime
+    ) -> None:
+        """The person who called off a booked session gets the calendar file that removes it (the
+        other person's DM carries theirs); nothing when there was no booked session."""
+        if booked.session is None or booked.session.status is not SessionStatus.SCHEDULED:
+            return
+        await owe_dm(
+            session,
+            request=after,
+            to=to,
+            kind=Kind.CALENDAR_REMOVED,
+            now=now,
+            key=f"session:{booked.session.id}:v{booked.session.schedule_version}:removed",
+        )
 
     async def _close_session(
         self, session: AsyncSession, view: RequestView, status: SessionStatus, now: datetime
@@ -597,12 +630,7 @@ class Mentorship:
             ends_at = starts_at + timedelta(minutes=view.duration_minutes)
             window_start, window_end = self._window(view, self.tz_of(view.student))
             if starts_at < window_start or ends_at > window_end:
-                return Invalid(
-                    {
-                        field: "Please pick a time inside the student's dates "
-                        f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
-                    }
-                )
+                return Invalid({field: self.outside_dates(view, self.tz_of(me, actor))})
             live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
             if (
                 live is not None
@@ -746,7 +774,7 @@ class Mentorship:
             if not await repo.transition(
                 session, request_id, [Status.SCHEDULED], status=Status.CLAIMED.value
             ):
-                return self._refuse_state(view, "unscheduled")
+                return self._refuse_state(view, "have its session cancelled")
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
             after = await self._card_changed(session, request_id, now)
             await owe_dm(
@@ -758,6 +786,8 @@ class Mentorship:
                 key=f"request:{after.id}:v{after.version}",
                 payload={"by": "mentor", "by_name": view.claimed_by.display_name if view.claimed_by else ""},
             )
+            if view.session is not None:
+                await self._owe_own_cancel_file(session, after, view, view.session.mentor, now)
             await conversations.owe_news(
                 session,
                 after,
@@ -888,6 +918,7 @@ class Mentorship:
                     now=now,
                     key=f"request:{after.id}",
                 )
+            await self._owe_own_cancel_file(session, after, view, view.student, now)
             await conversations.close(
                 session, after, f"{view.student.display_name} cancelled the request.", now
             )

@@ -350,8 +350,10 @@ async def rest_sender(settings: Settings) -> tuple[Sender, Callable[[], Awaitabl
     """A DiscordSender over REST only (no gateway), for the separate jobs process."""
     if not settings.discord_token:
         raise ConfigError("DISCORD_TOKEN is not set")
+    # No gateway, so intents change nothing here; without `guilds` discord.py warns at start
+    # that its state may be wrong, which reads to an operator like a setup mistake.
     client = discord.Client(
-        intents=discord.Intents.none(), allowed_mentions=NO_PINGS, max_ratelimit_timeout=30.0
+        intents=discord.Intents(guilds=True), allowed_mentions=NO_PINGS, max_ratelimit_timeout=30.0
     )
     try:
         await client.login(settings.discord_token)

@@ -1118,6 +1118,11 @@ async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | N
     try:
         me = await client.auth_test()
     except SlackApiError as exc:
+        if settings.slack_api_url and exc.response.status_code == 404:
+            return (
+                f"SLACK_API_URL={settings.slack_api_url} answered 404 to auth.test: is it the Web API's "
+                "base URL, ending in /api/? Unset it to use Slack's own."
+            )
         if busy := _unavailable(exc):
             return f"Slack could not check SLACK_BOT_TOKEN just now ({busy}); start again in a moment."
         error = exc.response.get("error", "error")
@@ -1126,6 +1131,11 @@ async def preflight(settings: Settings, *, socket_mode: bool = False) -> str | N
             '"OAuth & Permissions", and reinstall the app to the workspace if it was removed.'
         )
     except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+        if settings.slack_api_url:  # a set API URL is the likelier culprit than the network
+            return (
+                f"Cannot reach Slack at SLACK_API_URL={settings.slack_api_url} to check SLACK_BOT_TOKEN "
+                f"({type(exc).__name__}): check that URL (it ends in /api/), or unset it to use Slack's own."
+            )
         return f"Cannot reach Slack to check SLACK_BOT_TOKEN ({type(exc).__name__}): is the network up?"
     bot_name = me.get("user") or "the bot"
     try:

@@ -339,3 +339,15 @@ async def test_two_answers_to_one_ask_at_once_make_one_proposal(runtime: Runtime
     proposals = await owed(runtime, request_id=request.id, kind=Kind.TIMES_PROPOSED.value)
     kept = await owed(runtime, request_id=request.id, kind=Kind.TIME_KEPT.value)
     assert len(proposals) + len(kept) == 1
+
+
+async def test_the_booked_time_is_not_proposed_as_a_new_one(runtime: Runtime) -> None:
+    """Picked, it would tell both people of a "new time" that is the old one."""
+    request, ask_id = await asked(runtime)
+    same = await runtime.mentorship.propose_for_ask(
+        MENTOR, request.id, ask_id, {"time_1": "2030-01-08 15:00", "time_2": "2030-01-09 10:00"}
+    )
+    assert same == Invalid(
+        {"time_1": "That is the session's current time; to keep it, use Keep the time instead."}
+    )
+    assert (await view_of(runtime, request.id)).proposal_id is None

@@ -544,3 +544,62 @@ async def test_dashboards_count_what_they_do_not_list(runtime: Runtime) -> None:
     board = await runtime.mentorship.dashboard(MENTOR)
     assert len(board.open) == 10 and board.total("open") == 12
     assert board.total("mine") == 0 and board.total("claimed") == 0
+
+
+async def test_a_mentor_who_claims_after_a_release_gets_no_cancel_file_for_the_old_session(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia's session was called off when she released; Max claims; the student cancels. Max is
+    told, without a calendar file for Mia's event (he never had it)."""
+    from bot.notifications import Kind, compose
+
+    request = await scheduled(runtime)
+    ok(await runtime.mentorship.release(MENTOR, request.id))
+    ok(await runtime.mentorship.claim(MENTOR_2, request.id))
+    cancelled = ok(await runtime.mentorship.cancel(STUDENT, request.id))
+    [row] = await owed(runtime, kind=Kind.REQUEST_CANCELLED.value)
+    assert cancelled.claimed_by is not None and row.member_id == cancelled.claimed_by.id
+    told = compose(Kind.REQUEST_CANCELLED, row.payload, cancelled, cancelled.claimed_by, clock.now())
+    assert told.attachment is None
+    # The student got the file for that event when Mia released.
+    released = await owed(runtime, kind=Kind.CLAIM_RELEASED.value)
+    assert released and all(n.member_id == cancelled.student.id for n in released)
+
+
+async def test_a_time_outside_the_dates_is_explained_in_the_mentors_own_zone(runtime: Runtime) -> None:
+    """Sam's dates are Berlin days; Mia types New York times: the refusal says the window in hers."""
+    request = await create(runtime, available_from="2030-01-09", available_until="2030-01-09")
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    refused = await runtime.mentorship.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 20:00"})
+    assert refused == Invalid(
+        {
+            "starts_at": "Please pick a time inside the student's dates (2030-01-09 – 2030-01-09). "
+            "In your time (America/New_York) that is Tue 08 Jan 18:00 – Wed 09 Jan 18:00."
+        }
+    )
+
+
+@pytest.mark.parametrize("who", ["mentor releases", "mentor cancels the session", "student cancels"])
+async def test_whoever_calls_off_a_booked_session_gets_the_file_that_removes_it(
+    runtime: Runtime, clock: ManualClock, who: str
+) -> None:
+    from bot.notifications import Kind, compose
+
+    request = await scheduled(runtime)
+    m = runtime.mentorship
+    if who == "mentor releases":
+        after, actor = ok(await m.release(MENTOR, request.id)), MENTOR
+    elif who == "mentor cancels the session":
+        after, actor = ok(await m.cancel_session(MENTOR, request.id)), MENTOR
+    else:
+        after, actor = ok(await m.cancel(STUDENT, request.id)), STUDENT
+    [row] = await owed(runtime, kind=Kind.CALENDAR_REMOVED.value)
+    acted = request.session.mentor if actor is MENTOR else request.student
+    assert row.member_id == acted.id
+    message = compose(Kind.CALENDAR_REMOVED, row.payload, after, acted, clock.now())
+    assert message.attachment is not None and b"METHOD:CANCEL" in message.attachment.content
+    # Not for a request with nothing booked: releasing a claim only.
+    fresh = await create(runtime, title="Nothing booked yet here")
+    ok(await m.claim(MENTOR, fresh.id))
+    ok(await m.release(MENTOR, fresh.id))
+    assert len(await owed(runtime, kind=Kind.CALENDAR_REMOVED.value)) == 1

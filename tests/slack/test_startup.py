@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.config import Settings
 from fakes.slack_api import FakeSlack
 from tests.bot.test_cli import CONTRACT_VARIABLES
 
@@ -112,3 +113,34 @@ async def test_all_right_serves_logs_json_and_stops_cleanly_on_sigterm(
     for name in ("expire", "nudge", "complete", "digest", "deliver"):
         assert f'Added job "sweep {name}"' in messages
     assert "run_safely" not in messages and "`token` will be unused" not in messages
+
+
+async def test_a_wrong_slack_api_url_is_named_not_blamed_on_the_network(tmp_path: Path) -> None:
+    """A dead SLACK_API_URL, or one missing /api/, is said to be the setting to check."""
+    from aiohttp import web
+
+    from handlers.slack import preflight
+    from tests.conftest import make_settings
+
+    def settings(url: str) -> Settings:
+        return make_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+            slack_bot_token="xoxb-good",
+            slack_signing_secret="secret",
+            slack_mentor_channel=MENTORS,
+            slack_api_url=url,
+        )
+
+    dead = await preflight(settings("http://127.0.0.1:9/api/"))
+    assert dead is not None and "SLACK_API_URL=http://127.0.0.1:9/api/" in dead and "network" not in dead
+    app = web.Application()  # a web server, but not Slack's Web API: every path is a 404
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        missing = await preflight(settings(f"http://127.0.0.1:{port}/"))
+    finally:
+        await runner.cleanup()
+    assert missing is not None and "answered 404" in missing and "ending in /api/" in missing
