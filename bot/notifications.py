@@ -434,13 +434,21 @@ def compose(
             buttons=student_buttons(request),
         )
     if kind is Kind.CLAIM_RELEASED:
+        dates_over = bool(payload.get("dates_over"))
         return Message(
-            headline="Your request is open again",
+            headline="Your request expired" if dates_over else "Your request is open again",
             lines=(
                 (t(str(payload.get("mentor_name", "Your mentor"))), t(" can't take "))
                 + title
                 + (t(" after all."),),
-                (t("It's back in the mentors' feed for someone else to claim."),),
+                (
+                    t(
+                        "Your dates are over, so no other mentor can take it: post it again with "
+                        "one click, with new dates."
+                    )
+                    if dates_over
+                    else t("It's back in the mentors' feed for someone else to claim."),
+                ),
             ),
             buttons=student_buttons(request),
             attachment=_calendar_cancel(request, now, reader),
@@ -487,6 +495,9 @@ def compose(
         )
     if kind is Kind.CALENDAR_REMOVED:
         # The other person is told why; this one only needs the event gone from their calendar.
+        # The file was made when the session was called off: by delivery the request may have
+        # a newer session (rescheduled, or claimed again), which is not the one to remove.
+        ics = payload.get("ics")
         return Message(
             headline="Removed from your calendar",
             lines=(
@@ -494,7 +505,14 @@ def compose(
                 (t("You called this session off. The attached file removes it from your calendar."),),
             ),
             accent="muted",
-            attachment=_calendar_cancel(request, now, reader),
+            attachment=Attachment(
+                filename=f"mentorship-{request.id}-cancelled.ics",
+                content=ics.encode(),
+                mime="text/calendar",
+                title="Remove from calendar",
+            )
+            if isinstance(ics, str) and ics
+            else _calendar_cancel(request, now, reader),
         )
     if kind is Kind.REQUEST_EXPIRED:
         return Message(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import conversations, digest, escalation, matching, profiles, proposals, reschedule
 from bot.authz import NOT_FOUND, Act, authorize
-from bot.calendar import generate_meeting_link
+from bot.calendar import generate_meeting_link, ics_file
 from bot.clock import Clock
 from bot.config import Settings, format_offset
 from bot.domain import (
@@ -177,7 +177,7 @@ class Mentorship:
         await escalation.retire_claims(session, after, now)
         return after
 
-    def _refuse_state(self, view: RequestView, wanted: str) -> Refused:
+    def _refuse_state(self, view: RequestView, wanted: str, subject: str = "it") -> Refused:
         # "Already claimed by …" answers a claim; the claimer's own stale buttons (Mark done on a
         # session never booked, a second Cancel) get the state instead, not their own name.
         if (
@@ -187,7 +187,7 @@ class Mentorship:
         ):
             return Refused("already_claimed", f"Already claimed by {view.claimed_by.display_name}.", view)
         state = "claimed but not scheduled yet" if view.status is Status.CLAIMED else view.status.value
-        return Refused("wrong_state", f"This request is {state}, so it can't be {wanted}.", view)
+        return Refused("wrong_state", f"This request is {state}, so {subject} can't be {wanted}.", view)
 
     @staticmethod
     def _window(view: RequestView, tz_name: str) -> tuple[datetime, datetime]:
@@ -212,10 +212,10 @@ class Mentorship:
         shown = f"{local_start:%a %d %b %H:%M} – {local_end:%a %d %b %H:%M}"
         return f"{text} In your time ({mentor_tz}) that is {shown}."
 
-    def _open_until(self, view: RequestView) -> datetime:
-        """When an open request stops being claimable: its expiry, or the end of the student's
-        dates (requests posted before expiry was capped at the dates may still have a later one)."""
-        return min(view.expires_at, self._window(view, self.tz_of(view.student))[1])
+    def _dates_over(self, view: RequestView, now: datetime) -> bool:
+        """Whether the student's last free day (in their zone) is over: no session fits any more.
+        (A request only past its expiry days stays claimable until the sweep expires it.)"""
+        return now >= self._window(view, self.tz_of(view.student))[1]
 
     async def _replayed(self, session: AsyncSession, actor: Actor, once: str) -> Result[RequestView] | None:
         """The answer to a submission that already took effect (what the first one got), or None."""
@@ -463,7 +463,7 @@ class Mentorship:
             me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
-            if view.status is Status.OPEN and now >= self._open_until(view):
+            if view.status is Status.OPEN and self._dates_over(view, now):
                 return Refused(
                     "dates_passed",
                     "The student's dates for this request have passed, so it can't be claimed; "
@@ -516,21 +516,30 @@ class Mentorship:
             view = await self._load(session, actor, request_id, Act.RELEASE)
             if isinstance(view, Refused):
                 return view
+            # Back in the feed: open at least a day more (not past the student's dates), the
+            # ladder from the start. If the dates are already over, no mentor could fit a session:
+            # it expires now instead, and the student is told so, not "back in the feed".
+            dates_over = self._dates_over(view, now)
+            after_release: dict[str, Any] = (
+                {"status": Status.EXPIRED.value, "expired_at": now, "expires_at": now, "nudge_due_at": None}
+                if dates_over
+                else {
+                    "status": Status.OPEN.value,
+                    "expires_at": min(
+                        max(view.expires_at, now + timedelta(days=1)),
+                        self._window(view, self.tz_of(view.student))[1],
+                    ),
+                    **escalation.ladder_start(self.settings, view.urgency, now),
+                }
+            )
             won = await repo.transition(
                 session,
                 request_id,
                 [Status.CLAIMED, Status.SCHEDULED],
-                status=Status.OPEN.value,
                 claimed_by_id=None,
                 claimed_at=None,
                 proposal_id=None,
-                # Back in the feed: keep it open at least a day (not past the student's dates,
-                # which may already be over: then it expires at the next sweep); the ladder starts again.
-                expires_at=min(
-                    max(view.expires_at, now + timedelta(days=1)),
-                    self._window(view, self.tz_of(view.student))[1],
-                ),
-                **escalation.ladder_start(self.settings, view.urgency, now),
+                **after_release,
             )
             if not won:
                 return self._refuse_state(view, "released")
@@ -543,14 +552,18 @@ class Mentorship:
                 kind=Kind.CLAIM_RELEASED,
                 now=now,
                 key=f"request:{after.id}:v{after.version}",
-                payload={"mentor_name": view.claimed_by.display_name if view.claimed_by else ""},
+                payload={
+                    "mentor_name": view.claimed_by.display_name if view.claimed_by else "",
+                    "dates_over": dates_over,
+                },
             )
             if view.session is not None:
                 await self._owe_own_cancel_file(session, after, view, view.session.mentor, now)
             who = view.claimed_by.display_name if view.claimed_by else "The mentor"
-            await conversations.close(
-                session, after, f"{who} released the request; it is back in the mentors' feed.", now
+            where = (
+                "the dates are over, so it has expired" if dates_over else "it is back in the mentors' feed"
             )
+            await conversations.close(session, after, f"{who} released the request; {where}.", now)
         self._owed()
         return Ok(after)
 
@@ -568,6 +581,8 @@ class Mentorship:
             kind=Kind.CALENDAR_REMOVED,
             now=now,
             key=f"session:{booked.session.id}:v{booked.session.schedule_version}:removed",
+            # This session's file, made now: by delivery the request may have a newer session.
+            payload={"ics": ics_file(booked, booked.session, now, cancel=True).decode()},
         )
 
     async def _close_session(
@@ -774,7 +789,7 @@ class Mentorship:
             if not await repo.transition(
                 session, request_id, [Status.SCHEDULED], status=Status.CLAIMED.value
             ):
-                return self._refuse_state(view, "have its session cancelled")
+                return self._refuse_state(view, "cancelled", subject="its session")
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
             after = await self._card_changed(session, request_id, now)
             await owe_dm(

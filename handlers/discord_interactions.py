@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from bot.authz import NOT_FOUND, Act, authorize
-from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, Slot
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, Slot, Status
 from bot.messages import Action, Button
 from bot.workflow import Mentorship, booking_token
 from modals import forms
@@ -143,6 +143,10 @@ class Drafts:
         return dict(self._items.get(token, {}))
 
 
+# A release once the student's dates are over expires the request rather than reopening it.
+RELEASED_AFTER_DATES = (
+    "You released request #{id}. The student's dates are over, so it has expired; they can post it again."
+)
 CONFIRMATIONS = {
     Action.CLAIM: "You claimed request #{id}. Next, **Propose times** or **Schedule directly**.",
     Action.RELEASE: "You released request #{id}; it's back in the mentors' feed.",
@@ -235,6 +239,22 @@ class Components:
             log.warning("no request-cap check for %s in time; opening the form", actor.user_id, exc_info=True)
             return None
 
+    async def quick_rating(self, interaction: discord.Interaction[Any], request_id: int) -> int | None:
+        """The stars already given to this session, if the database answers at once."""
+        try:
+            actor = await asyncio.wait_for(self.actor_for(interaction, request_id), PREPARE_TIMEOUT / 4)
+            if actor is None:
+                return None
+            found = await asyncio.wait_for(
+                self.mentorship.get_request(actor, request_id), PREPARE_TIMEOUT / 4
+            )
+        except Exception:
+            log.warning("no rating for request %s in time; the review form starts empty", request_id)
+            return None
+        if isinstance(found, Ok) and found.value.session is not None:
+            return found.value.session.rating
+        return None
+
     async def quick_timezone(self, actor: Actor) -> str:
         """The member's zone if the database answers at once; the default otherwise."""
         try:
@@ -300,7 +320,9 @@ class Components:
             )
             return
         if action is Action.REVIEW:
-            await self.guarded(interaction, interaction.response.send_modal(review_modal(rid, {})))
+            stars = await self.quick_rating(interaction, rid)  # the form starts at the stars given
+            values = {"rating": str(stars)} if stars else {}
+            await self.guarded(interaction, interaction.response.send_modal(review_modal(rid, values)))
             return
         if action is Action.PROPOSE:
             await self.guarded(interaction, self.open_propose(interaction, rid, {}))
@@ -364,6 +386,8 @@ class Components:
             result = await calls[action](actor, rid)
         new_id = result.value.id if isinstance(result, Ok) else rid
         confirmation = CONFIRMATIONS[action].format(id=new_id, stars=stars)
+        if action is Action.RELEASE and isinstance(result, Ok) and result.value.status is Status.EXPIRED:
+            confirmation = RELEASED_AFTER_DATES.format(id=new_id)
         await self.reply_result(interaction, actor, result, confirmation, extra_buttons=extra_buttons)
 
     async def on_fix(self, interaction: discord.Interaction[Any], token: str, form: str) -> None:

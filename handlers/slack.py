@@ -43,7 +43,7 @@ from bot import insight
 from bot.authz import Act, authorize
 from bot.charts import ChartSet
 from bot.config import Settings
-from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus, Status
 from bot.messages import Action
 from bot.metrics import healthz_view, metrics_view
 from bot.profiles import ProfileView
@@ -85,6 +85,10 @@ MAX_CONCURRENT_WORK = 20
 MAX_ID = 2**31 - 1
 
 # What the clicker is told after a use case succeeds (the card and DMs tell everyone else).
+# A release once the student's dates are over expires the request rather than reopening it.
+RELEASED_AFTER_DATES = (
+    "You released “{title}”. The student's dates are over, so it has expired; they can post it again."
+)
 CONFIRMATIONS: dict[Action, str] = {
     Action.CLAIM: "✅ You claimed “{title}”. Propose times on the card or schedule directly; "
     "the student has been told.",
@@ -621,6 +625,8 @@ class SlackBot:
             }[action]
             result = await use_case(actor, request_id)
             message = CONFIRMATIONS[action]
+            if action is Action.RELEASE and isinstance(result, Ok) and result.value.status is Status.EXPIRED:
+                message = RELEASED_AFTER_DATES
         if isinstance(result, Ok):
             await self.tell(reply, message.format(title=result.value.title, id=result.value.id))
         else:

@@ -56,6 +56,8 @@ LEASE = timedelta(minutes=2)
 LATE_AFTER = timedelta(minutes=2)  # a reminder this much past its moment says it is late
 # News for a shared conversation still being opened waits this long (no attempt counted).
 CONVERSATION_WAIT = 5.0
+# What this code can compose; rows of a newer release's kinds are left for that release.
+KNOWN_KINDS = tuple(sorted(kind.value for kind in Kind))
 
 
 @dataclass
@@ -128,7 +130,7 @@ class Delivery:
         # lease taken) before anything is sent.
         async with self.db.transaction() as session:
             rows = await repo.claim_due_notifications(
-                session, now, now + LEASE, self.batch_size, platforms=list(self.senders)
+                session, now, now + LEASE, self.batch_size, platforms=list(self.senders), kinds=KNOWN_KINDS
             )
             if not rows:
                 return

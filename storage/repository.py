@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
@@ -809,10 +809,17 @@ _LEASED_FIELDS = [f.name for f in fields(Leased)]
 
 
 async def claim_due_notifications(
-    session: AsyncSession, now: datetime, lease_until: datetime, limit: int, platforms: Iterable[str]
+    session: AsyncSession,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    platforms: Iterable[str],
+    kinds: tuple[str, ...] | None = None,
 ) -> list[Leased]:
     """Lease up to `limit` due notifications to this worker. A lease that ran out (a worker died
-    between claiming and recording) makes the row due again."""
+    between claiming and recording) makes the row due again. `kinds`: only rows of these kinds
+    (the ones this code can compose; during a rolling upgrade, a newer release's new kinds are
+    left to it instead of failing this worker's batches)."""
     values = {
         "now": now,
         "new_lease": lease_until,
@@ -820,24 +827,27 @@ async def claim_due_notifications(
         "limit": limit,
         "platforms": list(platforms),
     }
-    rows = await session.execute(_lease_stmt(_dialect(session)), values)
+    rows = await session.execute(_lease_stmt(_dialect(session), kinds), values)
     return sorted((Leased(**row._mapping) for row in rows), key=lambda row: row.id)
 
 
 @functools.cache
-def _lease_stmt(dialect: str) -> Any:
+def _lease_stmt(dialect: str, kinds: tuple[str, ...] | None = None) -> Any:
     table = table_of(Notification)
     now: BindParameter[datetime] = bindparam("now")
     due = or_(
         and_(table.c.status == "pending", table.c.next_attempt_at <= now),
         and_(table.c.status == "sending", table.c.lease_until <= now),
     )
+    conditions: list[Any] = [due, table.c.platform.in_(bindparam("platforms", expanding=True))]
+    if kinds is not None:
+        # Written into the statement once (the kinds are this code's own constants), so no
+        # parameters are expanded per lease.
+        assert all(kind.replace("_", "").isalnum() for kind in kinds)
+        conditions.append(text(f"notifications.kind IN ({', '.join(repr(kind) for kind in kinds)})"))
     # Two index range scans (pending by next_attempt_at, sending by lease) keep this cheap.
     candidates = (
-        select(table.c.id)
-        .where(due, table.c.platform.in_(bindparam("platforms", expanding=True)))
-        .order_by(table.c.next_attempt_at)
-        .limit(bindparam("limit"))
+        select(table.c.id).where(*conditions).order_by(table.c.next_attempt_at).limit(bindparam("limit"))
     )
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)

@@ -273,16 +273,19 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
     claimer = next((a for a in MENTORS if a.user_id == target.claimer), None)
     actor = claimer if who == 0 and claimer is not None else MENTORS[max(who - 1, 0)]
     is_claimer = target.claimer == actor.user_id
+    # From stage 1 on the students' dates (7-11 January) are over: no claim, and a release
+    # expires the request instead of reopening it.
     if name == "claim":
         result = await m.claim(actor, rid)
-        allowed = target.status is Status.OPEN
+        allowed = target.status is Status.OPEN and model.stage == 0
         if allowed:
             target.status, target.claimer = Status.CLAIMED, actor.user_id
     elif name == "release":
         result = await m.release(actor, rid)
         allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED)
         if allowed:
-            target.status, target.claimer, target.proposed, target.asked = Status.OPEN, None, False, False
+            reopened = Status.OPEN if model.stage == 0 else Status.EXPIRED
+            target.status, target.claimer, target.proposed, target.asked = reopened, None, False, False
     elif name == "schedule":
         # A distinct hour per request, so one mentor's sessions never overlap.
         when = (datetime(2030, 1, 8, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
@@ -295,13 +298,19 @@ async def _step(runtime: Runtime, clock: ManualClock, model: Model, step: tuple[
         # Another day, a distinct hour per request: never overlapping a scheduled session.
         when = (datetime(2030, 1, 10, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
         result = await m.propose_times(actor, rid, {"time_1": when})
-        allowed = is_claimer and target.status in (Status.CLAIMED, Status.SCHEDULED) and model.stage == 0
+        booked_then = target.status is Status.SCHEDULED and target.when == when  # not a new time
+        allowed = (
+            is_claimer
+            and target.status in (Status.CLAIMED, Status.SCHEDULED)
+            and model.stage == 0
+            and not booked_then
+        )
         if allowed:
             target.proposed, target.offered = True, when
     elif name == "propose_ask":
         when = (datetime(2030, 1, 10, tzinfo=UTC) + timedelta(hours=rid)).strftime("%Y-%m-%d %H:%M")
         result = await m.propose_for_ask(actor, rid, await _latest_ask(runtime, rid), {"time_1": when})
-        allowed = is_claimer and target.asked and model.stage == 0
+        allowed = is_claimer and target.asked and model.stage == 0 and target.when != when
         if allowed:
             target.proposed, target.offered, target.asked = True, when, False
     elif name == "keep":

@@ -454,13 +454,33 @@ async def test_a_claim_after_the_dates_is_refused_even_before_the_sweep(
     assert ok(await runtime.mentorship.get_request(STUDENT, request.id)).status is Status.OPEN
 
 
-async def test_release_after_the_dates_lets_the_request_expire(runtime: Runtime, clock: ManualClock) -> None:
+async def test_release_after_the_dates_expires_the_request_and_says_so(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Released once the student's dates are over: not "back in the feed" (nobody could fit a
+    session), but expired at once, the student told so once, with Post again."""
+    from bot.notifications import Kind, compose
+
     request = await create(runtime, available_from="2030-01-07", available_until="2030-01-08")
     ok(await runtime.mentorship.claim(MENTOR, request.id))
     clock.set(datetime(2030, 1, 10, 9, tzinfo=ZoneInfo("UTC")))
     released = ok(await runtime.mentorship.release(MENTOR, request.id))
-    assert released.status is Status.OPEN and released.expires_at <= clock.now()
-    assert await runtime.mentorship.expire_due() == 1
+    assert released.status is Status.EXPIRED
+    assert await runtime.mentorship.expire_due() == 0  # already expired: no second DM
+    [row] = await owed(runtime, kind=Kind.CLAIM_RELEASED.value)
+    told = compose(Kind.CLAIM_RELEASED, row.payload, released, released.student, clock.now())
+    assert told.headline == "Your request expired"
+    assert [b.label for b in told.buttons] == ["Post again"]
+    assert await owed(runtime, kind=Kind.REQUEST_EXPIRED.value) == []
+
+
+async def test_a_request_past_its_expiry_days_but_inside_its_dates_stays_claimable(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Until the sweep expires it, a late claim on a request whose dates are ahead is welcome."""
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-30")
+    clock.set(request.expires_at + timedelta(minutes=1))
+    assert ok(await runtime.mentorship.claim(MENTOR, request.id)).status is Status.CLAIMED
 
 
 async def test_the_request_cap_is_known_before_the_form_opens(runtime: Runtime) -> None:
@@ -501,7 +521,16 @@ async def test_the_claimers_stale_buttons_say_the_state_not_their_own_name(
     again = await runtime.mentorship.release(MENTOR, request.id)
     assert isinstance(again, Refused)
     assert again.message == "This request is open now, so there's nothing to do here."
+    cancel_session = await runtime.mentorship.cancel_session(MENTOR, request.id)
+    assert isinstance(cancel_session, Refused)
+    assert cancel_session.message == "This request is open now, so there's nothing to do here."
     taken = ok(await runtime.mentorship.claim(MENTOR_2, request.id))
+    unbooked = await runtime.mentorship.cancel_session(MENTOR_2, request.id)
+    assert isinstance(unbooked, Refused)
+    assert (
+        unbooked.message
+        == "This request is claimed but not scheduled yet, so its session can't be cancelled."
+    )
     lost = await runtime.mentorship.claim(MENTOR, taken.id)
     assert isinstance(lost, Refused) and lost.message == "Already claimed by Max Mentor."
 
@@ -603,3 +632,23 @@ async def test_whoever_calls_off_a_booked_session_gets_the_file_that_removes_it(
     ok(await m.claim(MENTOR, fresh.id))
     ok(await m.release(MENTOR, fresh.id))
     assert len(await owed(runtime, kind=Kind.CALENDAR_REMOVED.value)) == 1
+
+
+async def test_the_removal_file_is_for_the_session_called_off_even_if_a_new_one_is_booked_first(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Cancel the session, then book a new time before the DM goes out: the DM still removes
+    the old event (not nothing, and not the new one)."""
+    from bot.notifications import Kind, compose
+
+    request = await scheduled(runtime)
+    m = runtime.mentorship
+    ok(await m.cancel_session(MENTOR, request.id))
+    rebooked = ok(await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 15:00"}))
+    [row] = await owed(runtime, kind=Kind.CALENDAR_REMOVED.value)
+    message = compose(Kind.CALENDAR_REMOVED, row.payload, rebooked, request.session.mentor, clock.now())
+    assert message.attachment is not None
+    ics = message.attachment.content.decode()
+    unfolded = ics.replace("\r\n ", "")
+    assert "METHOD:CANCEL" in ics and f"UID:session-{request.session.id}-request-{request.id}@" in unfolded
+    assert rebooked.session is not None and rebooked.session.id != request.session.id

@@ -154,6 +154,8 @@ async def test_whole_story_student_to_review(world: World) -> None:
 
     shown = await sam.user.click(prompt, label="Write a review")
     assert shown.modal["custom_id"] == "mm:form:review:1"
+    stars = modal_fields(shown.modal)["rating"]["options"]  # the form starts at the stars given
+    assert [o["value"] for o in stars if o.get("default")] == ["5"]
     reviewed = await sam.user.submit_modal(shown, {"rating": ["5"], "review": "Clear and kind, thank you!"})
     assert reviewed.response.content == "Thank you for your feedback!"
     await world.deliver()

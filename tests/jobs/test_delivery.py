@@ -247,3 +247,36 @@ async def test_owing_a_message_says_whether_it_was_new(
             select(func.count()).select_from(Notification).where(Notification.dedupe_key == "once-only")
         )
     assert count == 1
+
+
+async def test_a_newer_releases_kind_is_left_to_it_not_failing_the_batch(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """During a rolling upgrade the outbox may hold a kind this code cannot compose: this
+    worker leaves that row pending (for the release that wrote it) and delivers the rest."""
+    runtime = slack_runtime(database, clock, fake_slack)
+    await owe_many_dms(runtime, 3)
+    now = runtime.clock.now()
+    async with runtime.db.transaction() as session:
+        [student] = {n.member_id for n in (await session.scalars(select(Notification))).all()}
+        await repo.add_notification(
+            session,
+            platform="slack",
+            workspace="T1",
+            audience="dm",
+            member_id=student,
+            request_id=None,
+            session_id=None,
+            kind="some_newer_kind",
+            payload={},
+            dedupe_key="newer:1",
+            status="pending",
+            due_at=now,
+            next_attempt_at=now - timedelta(minutes=1),  # due first
+            attempts=0,
+            created_at=now,
+        )
+    stats = await runtime.delivery.run_once()
+    assert stats.sent == 3 and stats.failed == 0
+    assert await statuses(runtime) == {"sent": 3, "pending": 1}
+    assert posted(fake_slack) == 3
