@@ -456,7 +456,13 @@ def compose(
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
         assert request.session is not None
         other = request.session.mentor if is_student else request.student
-        verb = "is scheduled" if kind is Kind.SESSION_SCHEDULED else "has a new time"
+        verb = (
+            "is scheduled"
+            if kind is Kind.SESSION_SCHEDULED
+            else "has a new link or note"
+            if payload.get("same_time")
+            else "has a new time"
+        )
         buttons = (
             (ask_to_reschedule(request), *student_buttons(request))
             if is_student
@@ -737,7 +743,9 @@ def compose_shared(kind: Kind, payload: dict[str, Any], request: RequestView, no
         if at is None:
             return Message(headline="Session time changed", lines=((t("See your DMs for the details."),),))
         if kind is Kind.SESSION_RESCHEDULED:
-            headline = "Session moved to a new time"
+            headline = (
+                "New link or note, same time" if payload.get("same_time") else "Session moved to a new time"
+            )
         elif payload.get("picked"):
             headline = "Time picked, session scheduled"
         else:
@@ -809,12 +817,15 @@ def _expectation_lines(request: RequestView, payload: dict[str, Any]) -> list[Li
 
 def _in_words(delta: timedelta) -> str:
     minutes = max(1, round(delta.total_seconds() / 60))
-    if minutes < 90:
+    if minutes < 60:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = round(minutes / 60)
-    if hours < 48:
-        return f"{hours} hours"
-    return f"{round(hours / 24)} days"
+    if minutes < 48 * 60:
+        # To the nearest half hour: a 90-minute reminder says "1 hour 30 minutes", not "2 hours".
+        halves = round(minutes / 30)
+        hours, half = divmod(halves, 2)
+        said = f"{hours} hour{'s' if hours != 1 else ''}"
+        return f"{said} 30 minutes" if half else said
+    return f"{round(minutes / 1440)} days"
 
 
 __all__ = ["FEED_KINDS", "Kind", "Link", "Message", "Text", "When", "card", "compose", "compose_shared"]

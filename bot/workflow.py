@@ -236,6 +236,16 @@ class Mentorship:
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
+        left = _dates_end(parsed.available_until, tz_name) - now
+        if left < timedelta(minutes=parsed.duration_minutes):
+            # "Today only" at 23:50: accepted, it would expire before any session could fit.
+            return Invalid(
+                {
+                    "available_until": f"Your dates end in {max(1, int(left.total_seconds() // 60))} "
+                    f"minutes, too soon for a {parsed.duration_minutes}-minute session; "
+                    "please pick a later date."
+                }
+            )
         suggest = await self._suggest(actor, parsed, tz_name)
         async with self.db.transaction() as session:
             if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
@@ -718,7 +728,11 @@ class Mentorship:
                 return self._refuse_state(current, "scheduled")
             after = await repo.request_view(session, request_id)
             assert after is not None and after.session is not None
-            await self._owe_schedule_messages(session, after, session_id, rescheduling, now)
+            # Only the link or note changed: said so, not "a new time" that is the old one.
+            same_time = live is not None and live.starts_at == starts_at
+            await self._owe_schedule_messages(
+                session, after, session_id, rescheduling, now, news={"same_time": True} if same_time else None
+            )
             if once is not None:
                 await repo.record_submission(session, once, request_id, now)
         self._owed()
@@ -757,6 +771,7 @@ class Mentorship:
                 now=now,
                 session_id=session_id,
                 key=f"session:{session_id}:v{version}",
+                payload={"same_time": True} if (news or {}).get("same_time") else None,
             )
             # Reminders are outbox rows due in the future; the delivery sweep sends them when due.
             for offset in offsets:
@@ -1183,11 +1198,14 @@ def day_before_offset(offsets: list[timedelta]) -> timedelta | None:
 
 
 def _repost_input(old: RequestView, today: date) -> forms.RequestInput:
-    """The copy of an expired or cancelled request: the same request, its dates moved on so
-    they start today at the earliest and span at least a week (at most the form's range)."""
-    start = max(old.available_from, today)
-    span = (old.available_until - old.available_from).days
-    end = max(old.available_until, start + timedelta(days=max(span, 7)))
+    """The copy of an expired or cancelled request: the same request, on the student's own dates
+    from today while those last (never past the last day they said they are free); once those
+    are over, the same span again from today, at least a week (at most the form's range)."""
+    if old.available_until >= today:
+        start, end = max(old.available_from, today), old.available_until
+    else:
+        span = (old.available_until - old.available_from).days
+        start, end = today, today + timedelta(days=max(span, 7))
     return forms.RequestInput(
         title=old.title,
         session_type=old.session_type,
@@ -1234,8 +1252,10 @@ def compute_slots(
             if window.weekday != day.weekday():
                 continue
             zone = forms.zone(window.timezone)
-            w_start = datetime.combine(day, time.fromisoformat(window.start), zone)
-            w_end = datetime.combine(day, time.fromisoformat(window.end), zone)
+            # Stepped in UTC: aware arithmetic in one zone is wall-clock arithmetic, which on a
+            # daylight-saving night gives repeated slots and slots that end before they start.
+            w_start = datetime.combine(day, time.fromisoformat(window.start), zone).astimezone(UTC)
+            w_end = datetime.combine(day, time.fromisoformat(window.end), zone).astimezone(UTC)
             cursor = w_start
             while cursor + duration <= w_end:
                 slot_end = cursor + duration

@@ -53,6 +53,9 @@ MAX_ATTEMPTS = 8
 BASE_BACKOFF = 2.0  # seconds; doubles per attempt
 MAX_BACKOFF = 15 * 60.0
 LEASE = timedelta(minutes=2)
+# A group still sending this close to its lease's end hands the rest back instead: after the
+# lease another worker may take the rows, and both would post them (a send can take ~20 s).
+LEASE_MARGIN = timedelta(seconds=30)
 LATE_AFTER = timedelta(minutes=2)  # a reminder this much past its moment says it is late
 # News for a shared conversation still being opened waits this long (no attempt counted).
 CONVERSATION_WAIT = 5.0
@@ -141,7 +144,13 @@ class Delivery:
             talks = await repo.conversations_by_id(
                 session, (int(r.payload.get("conversation_id") or 0) for r in rows if r.audience == "shared")
             )
+            stale, inherit = _reminders_overtaken(rows)
             for row in rows:
+                if row.id in stale:
+                    skipped.append((row, "a later reminder for the session is due as well"))
+                    continue
+                if row.id in inherit:
+                    row = replace(row, payload={**(row.payload or {}), "cant_make_it": True})
                 outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts, talks)
                 if outgoing is None:
                     skipped.append((row, skip_reason))
@@ -153,7 +162,10 @@ class Delivery:
         sent: list[tuple[Leased, Outgoing, Delivered]] = []
         try:
             await asyncio.gather(
-                *(self._deliver_group(key, items, stats, sent) for key, items in groups.items())
+                *(
+                    self._deliver_group(key, items, stats, sent, deadline=now + LEASE - LEASE_MARGIN)
+                    for key, items in groups.items()
+                )
             )
         finally:
             await self._record_sent(sent, stats)
@@ -334,10 +346,19 @@ class Delivery:
         items: list[tuple[Leased, Outgoing | None]],
         stats: DeliveryStats,
         sent: list[tuple[Leased, Outgoing, Delivered]],
+        *,
+        deadline: datetime,
     ) -> None:
         for index, (row, outgoing) in enumerate(items):
             assert outgoing is not None
             sender = self.senders[row.platform]
+            if self.clock.now() >= deadline:
+                # A long paced group: the lease is nearly over. The rest go back, due now (no
+                # attempt counted), for the next pass to lease afresh; nothing is posted twice.
+                for rest, _ in items[index:]:
+                    await self._postpone(rest, 0)
+                    stats.retried += 1
+                return
             paused_until = self._paused_until.get(key)
             paused = (paused_until - self.clock.now()).total_seconds() if paused_until else 0.0
             if paused > 0:
@@ -550,3 +571,23 @@ class Delivery:
                     log.exception("outbox delivery pass failed; retrying on the next tick")
             else:
                 self.outage.succeeded()
+
+
+def _reminders_overtaken(rows: list[Leased]) -> tuple[set[int], set[int]]:
+    """Reminders due together for the same person and session (the jobs were down through the
+    24-hour one): only the latest is sent, not two "starts in 10 minutes" at once. Returns the
+    ids to skip, and the ids of kept ones that take over an overtaken one's Can't make it."""
+    by_key: dict[tuple[int | None, int | None, object], list[Leased]] = defaultdict(list)
+    for row in rows:
+        if row.kind == Kind.REMINDER.value:
+            by_key[(row.session_id, row.member_id, (row.payload or {}).get("schedule_version"))].append(row)
+    stale: set[int] = set()
+    inherit: set[int] = set()
+    for group in by_key.values():
+        if len(group) < 2:
+            continue
+        kept = max(group, key=lambda row: row.due_at)
+        stale.update(row.id for row in group if row is not kept)
+        if any((row.payload or {}).get("cant_make_it") for row in group):
+            inherit.add(kept.id)
+    return stale, inherit

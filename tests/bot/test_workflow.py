@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.clock import ManualClock
-from bot.domain import Invalid, Ok, Refused, RequestView, SessionStatus, Status
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus, Status
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import MentorSession, Notification, Request
@@ -652,3 +652,88 @@ async def test_the_removal_file_is_for_the_session_called_off_even_if_a_new_one_
     unfolded = ics.replace("\r\n ", "")
     assert "METHOD:CANCEL" in ics and f"UID:session-{request.session.id}-request-{request.id}@" in unfolded
     assert rebooked.session is not None and rebooked.session.id != request.session.id
+
+
+async def test_post_again_keeps_the_students_last_day_while_it_is_ahead(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Free 7-31 January, expired after a week: the copy runs from today to the 31st, not past it."""
+    from datetime import date
+
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-31")
+    clock.set(request.expires_at)
+    assert await runtime.mentorship.expire_due() == 1
+    copy = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    assert (copy.available_from, copy.available_until) == (date(2030, 1, 14), date(2030, 1, 31))
+
+
+async def test_a_request_no_session_can_fit_in_any_more_is_refused_on_its_dates(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """23:50 in Kiritimati, "today only", 60 minutes: refused on the date field, not posted to expire."""
+    far = Actor("slack", "T1", "U_KIRI", "Kiri", "Pacific/Kiritimati")
+    clock.set(datetime(2030, 1, 7, 9, 50, tzinfo=ZoneInfo("UTC")))  # 23:50 there
+    refused = await runtime.mentorship.create_request(
+        far, request_form(available_from="2030-01-07", available_until="2030-01-07", duration="60")
+    )
+    assert refused == Invalid(
+        {
+            "available_until": "Your dates end in 10 minutes, too soon for a 60-minute session; "
+            "please pick a later date."
+        }
+    )
+
+
+def test_slots_on_the_night_clocks_go_forward_are_real_and_distinct() -> None:
+    """Berlin, 31 March 2030, 02:00 -> 03:00: a 01:00-04:00 window holds two real hours."""
+    from bot.domain import Availability
+    from bot.workflow import compute_slots
+
+    berlin = ZoneInfo("Europe/Berlin")
+    window = Availability(weekday=6, start="01:00", end="04:00", timezone="Europe/Berlin")
+    slots = compute_slots(
+        [window],
+        datetime(2030, 3, 31, tzinfo=berlin),
+        datetime(2030, 4, 1, tzinfo=berlin),
+        timedelta(minutes=60),
+        [],
+        earliest=datetime(2030, 1, 1, tzinfo=ZoneInfo("UTC")),
+    )
+    shown = [f"{s.starts_at.astimezone(berlin):%H:%M}-{s.ends_at.astimezone(berlin):%H:%M}" for s in slots]
+    assert shown == ["01:00-03:00", "01:30-03:30", "03:00-04:00"]
+    assert all(s.ends_at - s.starts_at == timedelta(minutes=60) for s in slots)
+
+
+def test_a_reminder_says_its_time_to_the_half_hour() -> None:
+    """REMINDER_OFFSETS=90m says "1 hour 30 minutes", not "2 hours"."""
+    from bot.notifications import _in_words
+
+    said = {m: _in_words(timedelta(minutes=m)) for m in (15, 60, 90, 120, 150, 24 * 60, 3 * 24 * 60)}
+    assert said == {
+        15: "15 minutes",
+        60: "1 hour",
+        90: "1 hour 30 minutes",
+        120: "2 hours",
+        150: "2 hours 30 minutes",
+        1440: "24 hours",
+        4320: "3 days",
+    }
+
+
+async def test_a_new_link_at_the_same_time_is_not_called_a_new_time(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    from bot.notifications import Kind, compose
+
+    request = await scheduled(runtime)
+    changed = ok(
+        await runtime.mentorship.schedule(
+            MENTOR, request.id, {"starts_at": "2030-01-08 15:00", "meeting_url": "https://zoom.us/j/42"}
+        )
+    )
+    assert changed.session.starts_at == request.session.starts_at
+    rows = await owed(runtime, kind=Kind.SESSION_RESCHEDULED.value)
+    assert len(rows) == 2
+    for row in rows:
+        told = compose(Kind.SESSION_RESCHEDULED, row.payload, changed, changed.student, clock.now())
+        assert told.headline == "Your mentorship session has a new link or note"

@@ -280,3 +280,50 @@ async def test_a_newer_releases_kind_is_left_to_it_not_failing_the_batch(
     assert stats.sent == 3 and stats.failed == 0
     assert await statuses(runtime) == {"sent": 3, "pending": 1}
     assert posted(fake_slack) == 3
+
+
+class SlowFeed:
+    """The real Slack sender, each feed post taking 2.5 s of the (injected) clock, as a paced and
+    rate-limited channel does; `on_post` runs after each one."""
+
+    def __init__(self, inner: SlackSender, clock: ManualClock, on_post: Any) -> None:
+        self.inner, self.clock, self.on_post, self.posts = inner, clock, on_post, 0
+        self.platform = inner.platform
+        self.min_interval = 0.0
+
+    def channel_key(self, outgoing: Any) -> str:
+        return self.inner.channel_key(outgoing)
+
+    async def deliver(self, outgoing: Any) -> Any:
+        if outgoing.audience == "feed":
+            self.posts += 1
+            self.clock.advance(seconds=2.5)
+            await self.on_post(self.posts)
+        return await self.inner.deliver(outgoing)
+
+
+async def test_a_group_outliving_its_lease_hands_the_rest_back_instead_of_racing_a_second_worker(
+    database: Database, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """100 cards into one paced feed take longer than the 2-minute lease. A second worker that
+    takes over expired leases must not post a card the first is about to post: every card once."""
+    first = slack_runtime(database, clock, fake_slack, max_open_requests_per_student=100)
+    second = slack_runtime(database, clock, fake_slack, max_open_requests_per_student=100)
+
+    async def second_worker(posts: int) -> None:
+        if posts in (40, 49, 60):  # around and after the first worker's lease ran out
+            await second.delivery.run_once()
+
+    first.delivery.senders["slack"] = SlowFeed(first.delivery.senders["slack"], clock, second_worker)  # type: ignore[arg-type]
+    for n in range(100):
+        student = Actor("slack", "T1", f"U_S{n}", f"Student {n}", "UTC")
+        fake_slack.add_user(student.user_id, name=student.display_name, tz="UTC")
+        created = await first.mentorship.create_request(
+            student, request_form(title=f"Request number {n:02d}")
+        )
+        assert isinstance(created, Ok)
+    await first.delivery.run_once()
+    await second.delivery.run_once()
+    cards = [str(m.get("text")) for m in fake_slack.messages.get(FEED, [])]
+    titles = [c for c in cards if "New mentorship request" in c]
+    assert len(titles) == 100 and len(set(titles)) == 100

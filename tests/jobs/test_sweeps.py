@@ -109,6 +109,29 @@ async def test_late_reminder_says_so_and_none_after_start(
     assert {n.failed_reason for n in skipped} == {"session already started"}
 
 
+async def test_down_through_both_reminders_sends_one_with_cant_make_it(
+    jobs_runtime: Runtime, sweeps: Sweeps, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """Jobs down from before the 24 h reminder until 10 minutes before the start: each person gets
+    one (late) reminder, not two identical ones, and it keeps the 24 h one's Can't make it."""
+    request = await scheduled(jobs_runtime)
+    assert request.session is not None
+    await sweeps.run_all_once()
+    clock.set(request.session.starts_at - timedelta(minutes=10))
+    await sweeps.run_all_once()
+    for user in (STUDENT.user_id, MENTOR.user_id):
+        [reminder] = [t for t in dm_texts(fake_slack, user) if "Reminder" in t]
+        assert "10 minutes" in reminder and "late" in reminder and "mm_cant_make_it" in reminder
+    async with jobs_runtime.db.transaction() as session:
+        skipped = (
+            await session.scalars(
+                select(Notification).where(Notification.kind == "reminder", Notification.status == "skipped")
+            )
+        ).all()
+    assert len(skipped) == 2
+    assert {n.failed_reason for n in skipped} == {"a later reminder for the session is due as well"}
+
+
 async def test_reschedule_resets_and_cancel_stops_reminders(
     jobs_runtime: Runtime, sweeps: Sweeps, clock: ManualClock, fake_slack: FakeSlack
 ) -> None:
