@@ -199,10 +199,10 @@ class Traffic:
         await self.post(urlencode(body).encode(), "application/x-www-form-urlencoded")
         if text:
             await self.replied(key)
-        else:  # the form opens, or an error is told
+        else:  # the form opens, or the reason it does not is told (at the request cap)
             await self.until(
                 lambda: trigger in self.outcomes.opened or key in self.outcomes.replies,
-                lambda: key in self.outcomes.replies,
+                lambda: ui.GENERIC_ERROR in self.outcomes.replies.get(key, ""),
             )
 
     async def interact(self, payload: dict[str, Any]) -> None:

@@ -510,6 +510,20 @@ async def database_report(
                     )
                 ).all()
             )
+            # Rows still owed at the end (a retry due later, with backoff): what they are and why.
+            not_sent.update(
+                f"still {status} {kind} after {attempts} attempt(s), last error: {reason}"
+                for status, kind, attempts, reason in (
+                    await session.execute(
+                        select(
+                            Notification.status,
+                            Notification.kind,
+                            Notification.attempts,
+                            Notification.failed_reason,
+                        ).where(Notification.status.in_(("pending", "sending")))
+                    )
+                ).all()
+            )
     finally:
         await db.dispose()
     return statuses, outbox, not_sent
@@ -781,7 +795,7 @@ def report(
     )
     print(f"  outbox rows by status: {dict(outbox)}")
     print(
-        "  failed or skipped, with reason (outbox rows given up, or no longer owed):",
+        "  failed, skipped or still owed, with reason (outbox rows given up, no longer owed, or retried later):",
         dict(not_sent) or "none",
     )
     print("  clicks retried, by reason:", dict(reasons) or "none")
