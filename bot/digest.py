@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.domain import RequestView, Status
 from bot.messages import Action, Button, Line, Message, t
@@ -70,13 +70,24 @@ async def owe_due(mentorship: Mentorship) -> int:
                 .limit(MAX_ITEMS)
             )
             ids = list(oldest)
+            # How many wait in all, for the headline: the digest lists only the oldest few.
+            total = len(ids)
+            if total == MAX_ITEMS:
+                total = int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(Request)
+                        .where(*waiting, Request.platform == platform, Request.workspace == workspace)
+                    )
+                    or 0
+                )
             if ids and await owe_digest(
                 session,
                 platform=platform,
                 workspace=workspace,
                 request_ids=ids,
                 key=key,
-                payload={"requests": ids, "day": day.isoformat(), "targets": targets},
+                payload={"requests": ids, "day": day.isoformat(), "targets": targets, "waiting": total},
                 now=now,
             ):
                 count += 1
@@ -124,8 +135,14 @@ def compose(requests: Sequence[RequestView], payload: Mapping[str, Any], now: da
             )
         )
     count = len(lines)
+    waiting = int(payload.get("waiting") or 0)
+    headline = (
+        f"☀️ Daily digest: the {count} oldest of {waiting} requests waiting for a mentor"
+        if waiting > count
+        else f"☀️ Daily digest: {count} request{'s' if count != 1 else ''} waiting for a mentor"
+    )
     return Message(
-        headline=f"☀️ Daily digest: {count} request{'s' if count != 1 else ''} waiting for a mentor",
+        headline=headline,
         lines=(*lines, (t("Oldest first. Claim one if you can take it."),)),
         buttons=tuple(
             Button(f"Claim #{request.id}", Action.CLAIM, str(request.id), "primary" if n == 0 else None)

@@ -657,11 +657,14 @@ class Mentorship:
             if starts_at < window_start or ends_at > window_end:
                 return Invalid({field: self.outside_dates(view, self.tz_of(me, actor))})
             live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
+            # A form opened for this booking shows its note, so what comes back is the note
+            # (empty: removed); an older form without it leaves the note as it was when empty.
+            shows_note = opened_for not in (None, "0")
             if (
                 live is not None
                 and starts_at == live.starts_at
                 and parsed.meeting_url in (None, live.meeting_url)
-                and parsed.note in ("", live.note)
+                and (parsed.note == live.note if shows_note else parsed.note in ("", live.note))
             ):
                 return Ok(view)  # already so: no new version, no DMs, no reminders re-queued
             clashes = await repo.mentor_sessions_between(
@@ -684,7 +687,7 @@ class Mentorship:
                     starts_at=starts_at,
                     ends_at=ends_at,
                     meeting_url=url,
-                    note=parsed.note or live.note,
+                    note=parsed.note if shows_note else (parsed.note or live.note),
                     schedule_version=live.schedule_version + 1,
                     updated_at=now,
                 )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from bot.authz import NOT_FOUND, Act, authorize
-from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, Slot, Status
+from bot.domain import Actor, Invalid, Ok, Refused, RequestView, Result, SessionStatus, Slot, Status
 from bot.messages import Action, Button
 from bot.workflow import Mentorship, booking_token
 from modals import forms
@@ -459,11 +459,13 @@ class Components:
             )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone, None)
+            prepared = ([], self.bot.settings.default_timezone, None, "")
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return
-        slots, tz, booked = prepared
+        slots, tz, booked, note = prepared
+        if note and not values:  # a reschedule shows the session's note, to keep, change or empty
+            values = {"note": note}
         modal = schedule_modal(
             request_id, slots, values, tz=tz, rescheduling=rescheduling, opened_for=opened_for or booked
         )
@@ -485,11 +487,11 @@ class Components:
             )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone, None)
+            prepared = ([], self.bot.settings.default_timezone, None, "")
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return
-        slots, tz, _ = prepared
+        slots, tz, _, _ = prepared
         await interaction.response.send_modal(propose_modal(request_id, slots, values, tz=tz, ask_id=ask_id))
 
     async def _schedule_prep(
@@ -499,8 +501,9 @@ class Components:
         ask_id: int | None = None,
         *,
         booking: bool = False,
-    ) -> tuple[list[Slot], str, str | None] | Refused:
-        """Slots and zone for the form; with `booking`, also the booking it is opened for."""
+    ) -> tuple[list[Slot], str, str | None, str] | Refused:
+        """Slots and zone for the form; with `booking`, also the booking it is opened for and
+        that session's note."""
         actor = await self.actor_for(interaction, request_id)
         if actor is None:
             return NOT_FOUND
@@ -513,10 +516,14 @@ class Components:
         )
         if isinstance(suggested, Refused):
             return suggested
-        booked = None
+        booked, note = None, ""
         if booking and isinstance(found := await self.mentorship.get_request(actor, request_id), Ok):
             booked = booking_token(found.value)
-        return (list(suggested.value) if isinstance(suggested, Ok) else []), str(tz), booked
+            live = found.value.session
+            if live is not None and live.status is SessionStatus.SCHEDULED:
+                note = live.note
+        slots = list(suggested.value) if isinstance(suggested, Ok) else []
+        return slots, str(tz), booked, note
 
     async def _allowed(self, interaction: discord.Interaction[Any], act: Act) -> Actor | None:
         """The actor, if they may open this form; else they are told why and None is returned."""

@@ -653,6 +653,7 @@ class SlackBot:
             forms.zone(timezone),
             metadata={"r": request.id, "home": reply.home, "o": booking_token(request)},
             current=live.starts_at if live else None,
+            note=live.note if live else "",
         )
         await self.client.views_open(trigger_id=trigger_id, view=view)
 

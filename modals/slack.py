@@ -367,8 +367,10 @@ def schedule_modal(
     *,
     metadata: Mapping[str, Any],
     current: datetime | None = None,
+    note: str = "",
 ) -> View:
-    """Schedule (or, with `current`, reschedule) one request."""
+    """Schedule (or, with `current`, reschedule) one request; `note`: the booked session's, shown
+    to be kept, changed or emptied."""
     start, end = available
     intro = [
         section(
@@ -391,6 +393,7 @@ def schedule_modal(
         forms.SCHEDULE_FORM,
         callback_id=SCHEDULE_VIEW,
         metadata=metadata,
+        initial={"note": note} if note else None,
         choices={"slot": slot_choices(slots, zone)},
         hints=hints,
         intro=intro,

@@ -737,3 +737,28 @@ async def test_a_new_link_at_the_same_time_is_not_called_a_new_time(
     for row in rows:
         told = compose(Kind.SESSION_RESCHEDULED, row.payload, changed, changed.student, clock.now())
         assert told.headline == "Your mentorship session has a new link or note"
+
+
+async def test_a_reschedule_form_can_empty_the_note_it_shows(runtime: Runtime) -> None:
+    """The Reschedule form shows the session's note; sent back empty, the note is removed (a form
+    from before the booking token keeps the old rule: empty keeps it)."""
+    from bot.workflow import booking_token
+
+    request = await create(runtime)
+    ok(await runtime.mentorship.claim(MENTOR, request.id))
+    booked = ok(
+        await runtime.mentorship.schedule(
+            MENTOR, request.id, {"starts_at": "2030-01-08 15:00", "note": "Bring your CV"}
+        )
+    )
+    kept = ok(await runtime.mentorship.schedule(MENTOR, request.id, {"starts_at": "2030-01-08 16:00"}))
+    assert kept.session.note == "Bring your CV"  # no token: an old form, empty keeps the note
+    emptied = ok(
+        await runtime.mentorship.schedule(
+            MENTOR, request.id, {"starts_at": "2030-01-08 16:00", "note": ""}, opened_for=booking_token(kept)
+        )
+    )
+    assert (
+        emptied.session.note == "" and emptied.session.schedule_version == kept.session.schedule_version + 1
+    )
+    assert booked.session.note == "Bring your CV"

@@ -210,3 +210,22 @@ async def test_profile_is_for_mentors_validated_and_listed(world: World) -> None
     listed = await world.mia.slash(world.lobby, "mini-session list")
     profile = next(e for e in listed.response.embeds if e.title == "Your mentor profile")
     assert "0 of 2 active" in (profile.description or "") and "python" in (profile.description or "")
+
+
+async def test_the_reschedule_form_shows_the_note_and_can_empty_it(world: World) -> None:
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
+    await world.mia.submit_modal(shown, {"starts_at": "2030-01-09 10:00", "note": "Bring your CV"})
+    await world.deliver()
+    again = await world.mia.click(await world.card(rid), label="Reschedule")
+    assert modal_fields(again.modal)["note"]["value"] == "Bring your CV"
+    emptied = await world.mia.submit_modal(again, {"starts_at": "2030-01-09 10:00", "note": ""})
+    assert emptied.response.content.startswith(f"Scheduled request #{rid}")  # the note changed
+    async with world.runtime.db.transaction() as session:
+        from sqlalchemy import select
+
+        from storage.models import MentorSession
+
+        assert (await session.scalars(select(MentorSession.note))).one() == ""

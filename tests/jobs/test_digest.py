@@ -171,7 +171,7 @@ async def test_at_most_ten_and_digest_time_in_the_default_zone(
     assert (await sweeps.run_all_once())["digest"] == 1
     [message] = digests(fake_slack)
     assert claim_values(message) == [str(r.id) for r in made[:10]]
-    assert "10 requests waiting" in message["text"]
+    assert "the 10 oldest of 12 requests waiting" in message["text"]  # not "10 waiting": 12 do
     assert fake_slack.validation_errors == []
 
 

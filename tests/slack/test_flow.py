@@ -256,3 +256,29 @@ async def test_reschedule_and_cancel_from_the_dms(slack: SlackHarness) -> None:
     async with slack.runtime.db.transaction() as session:
         assert (await session.scalars(select(Request.status))).one() == "cancelled"
     assert fake.validation_errors == []
+
+
+async def test_the_reschedule_form_shows_the_note_and_can_empty_it(slack: SlackHarness) -> None:
+    from storage.models import MentorSession
+
+    await _request(slack)
+    await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    await slack.settle()
+    await slack.click_in(MENTOR, MENTORS, "mm_schedule")
+    await slack.settle()
+    await slack.submit(
+        MENTOR, slack.latest_view("mm_schedule"), {"starts_at": "1894114800", "note": "Bring your CV"}
+    )
+    await slack.settle()
+    await slack.click(
+        MENTOR, find_button(slack.dms(MENTOR)[-1]["blocks"], "mm_reschedule"), channel="DUMENTOR"
+    )
+    await slack.settle()
+    view = slack.latest_view("mm_schedule")
+    note = next(b for b in view["blocks"] if b.get("block_id") == "note")
+    assert note["element"]["initial_value"] == "Bring your CV"
+    answer = await slack.submit(MENTOR, view, {"starts_at": "1894114800", "note": ""})
+    assert answer.text == "", answer.text
+    await slack.settle()
+    async with slack.runtime.db.transaction() as session:
+        assert (await session.scalars(select(MentorSession.note))).one() == ""
