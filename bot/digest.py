@@ -135,10 +135,12 @@ def compose(requests: Sequence[RequestView], payload: Mapping[str, Any], now: da
             )
         )
     count = len(lines)
-    waiting = int(payload.get("waiting") or 0)
+    listed = len(payload.get("requests") or [])
+    # "Of M" only when the list was cut short; those taken since it was owed are off M too.
+    waiting = int(payload.get("waiting") or 0) - (listed - count)
     headline = (
         f"☀️ Daily digest: the {count} oldest of {waiting} requests waiting for a mentor"
-        if waiting > count
+        if int(payload.get("waiting") or 0) > listed and waiting > count
         else f"☀️ Daily digest: {count} request{'s' if count != 1 else ''} waiting for a mentor"
     )
     return Message(

@@ -213,9 +213,11 @@ class Mentorship:
         return f"{text} In your time ({mentor_tz}) that is {shown}."
 
     def _dates_over(self, view: RequestView, now: datetime) -> bool:
-        """Whether the student's last free day (in their zone) is over: no session fits any more.
-        (A request only past its expiry days stays claimable until the sweep expires it.)"""
-        return now >= self._window(view, self.tz_of(view.student))[1]
+        """Whether no session of the request's length fits before the student's last free day
+        (in their zone) ends. (A request only past its expiry days stays claimable until the
+        sweep expires it.)"""
+        end = self._window(view, self.tz_of(view.student))[1]
+        return now + timedelta(minutes=view.duration_minutes) > end
 
     async def _replayed(self, session: AsyncSession, actor: Actor, once: str) -> Result[RequestView] | None:
         """The answer to a submission that already took effect (what the first one got), or None."""
@@ -241,9 +243,8 @@ class Mentorship:
             # "Today only" at 23:50: accepted, it would expire before any session could fit.
             return Invalid(
                 {
-                    "available_until": f"Your dates end in {max(1, int(left.total_seconds() // 60))} "
-                    f"minutes, too soon for a {parsed.duration_minutes}-minute session; "
-                    "please pick a later date."
+                    "available_until": f"Your dates end in {_minutes(left)}, too soon for a "
+                    f"{parsed.duration_minutes}-minute session; please pick a later date."
                 }
             )
         suggest = await self._suggest(actor, parsed, tz_name)
@@ -368,7 +369,7 @@ class Mentorship:
         suggest = None
         if not isinstance(seen, Refused) and seen.status in (Status.EXPIRED, Status.CANCELLED):
             tz_name = self.tz_of(stored, actor)
-            suggest = await self._suggest(actor, _repost_input(seen, self.today_for(tz_name)), tz_name)
+            suggest = await self._suggest(actor, _repost_input(seen, now, tz_name), tz_name)
         try:
             async with self.db.transaction() as session:
                 old = await self._load(session, actor, request_id, Act.CANCEL)
@@ -382,7 +383,7 @@ class Mentorship:
                 copy = await session.scalar(select(Request.reposted_as_id).where(Request.id == old.id))
                 if copy is not None:
                     return _already_reposted(old, copy)
-                data = _repost_input(old, self.today_for(self.tz_of(me, actor)))
+                data = _repost_input(old, now, self.tz_of(me, actor))
                 result = await self._insert_request(session, me, actor, data, now, suggest)
                 if isinstance(result, Ok):
                     won = await session.execute(
@@ -476,8 +477,8 @@ class Mentorship:
             if view.status is Status.OPEN and self._dates_over(view, now):
                 return Refused(
                     "dates_passed",
-                    "The student's dates for this request have passed, so it can't be claimed; "
-                    "it will expire and they can post it again.",
+                    "The student's dates for this request are over (no session fits before they "
+                    "end), so it can't be claimed; it will expire and they can post it again.",
                     view,
                 )
             # The capacity check is part of the guarded claim statement itself; `_me`'s upsert
@@ -1200,11 +1201,13 @@ def day_before_offset(offsets: list[timedelta]) -> timedelta | None:
     return max((o for o in offsets if o <= DAY_BEFORE), default=None)
 
 
-def _repost_input(old: RequestView, today: date) -> forms.RequestInput:
+def _repost_input(old: RequestView, now: datetime, tz_name: str) -> forms.RequestInput:
     """The copy of an expired or cancelled request: the same request, on the student's own dates
-    from today while those last (never past the last day they said they are free); once those
-    are over, the same span again from today, at least a week (at most the form's range)."""
-    if old.available_until >= today:
+    from today while a session still fits in them (never past the last day they said they are
+    free); once not, the same span again from today, at least a week (at most the form's range)."""
+    today = now.astimezone(forms.zone(tz_name)).date()
+    fits = _dates_end(old.available_until, tz_name) - now >= timedelta(minutes=old.duration_minutes)
+    if fits:
         start, end = max(old.available_from, today), old.available_until
     else:
         span = (old.available_until - old.available_from).days
@@ -1226,6 +1229,11 @@ def booking_token(view: RequestView) -> str:
     to submitting, so it can tell whether the booking changed in between."""
     live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
     return f"{live.id}_{live.schedule_version}" if live else "0"  # fits Discord's custom-id pattern
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = max(1, int(delta.total_seconds() // 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _dates_end(available_until: date, tz_name: str) -> datetime:

@@ -340,6 +340,9 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     claim = find_button(card["blocks"], "mm_claim")
     for mentor in (MIA, MAX):
         await driver.click(mentor, claim, channel=FEED, message_ts=card["ts"])
+        # Mia's claim lands before Max's click: on a busy machine the two could race the other
+        # way, and the story (Mia proposes times next) is told the same way every time.
+        await idle(app)
     await settle()
 
     await step("Sam posts a second request; Mia (1 of 1 active) clicks Claim and is refused")

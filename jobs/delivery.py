@@ -59,6 +59,7 @@ LEASE_MARGIN = timedelta(seconds=30)
 LATE_AFTER = timedelta(minutes=2)  # a reminder this much past its moment says it is late
 # News for a shared conversation still being opened waits this long (no attempt counted).
 CONVERSATION_WAIT = 5.0
+OVERTAKEN = "a later reminder for the session is due as well"
 # What this code can compose; rows of a newer release's kinds are left for that release.
 KNOWN_KINDS = tuple(sorted(kind.value for kind in Kind))
 
@@ -147,9 +148,11 @@ class Delivery:
             stale, inherit = _reminders_overtaken(rows)
             for row in rows:
                 if row.id in stale:
-                    skipped.append((row, "a later reminder for the session is due as well"))
+                    skipped.append((row, OVERTAKEN))
                     continue
                 if row.id in inherit:
+                    # Stored too: if this one is retried, it still carries Can't make it.
+                    await repo.give_cant_make_it(session, row.id)
                     row = replace(row, payload={**(row.payload or {}), "cant_make_it": True})
                 outgoing, skip_reason = await self._prepare(session, row, now, views, readers, posts, talks)
                 if outgoing is None:
@@ -200,6 +203,12 @@ class Delivery:
                 return None, "session moved or ended"
             if live.starts_at <= now:
                 return None, "session already started"
+            # The jobs were down through this one and a later one is due too (in another batch,
+            # or another worker's): that one is sent instead, and takes over Can't make it.
+            if await repo.overtake_reminder(
+                session, row, now, cant_make_it=bool(payload.get("cant_make_it"))
+            ):
+                return None, OVERTAKEN
             payload["late"] = now - row.due_at > LATE_AFTER
         if kind in CLAIMABLE_KINDS and request.status is not Status.OPEN:
             return None, "request no longer open"  # never post a Claim button for a taken request

@@ -866,6 +866,43 @@ def _lease_stmt(dialect: str, kinds: tuple[str, ...] | None = None) -> Any:
     )
 
 
+async def overtake_reminder(session: AsyncSession, row: Leased, now: datetime, *, cant_make_it: bool) -> bool:
+    """Whether a later reminder of the same session and person is also due (still owed): then
+    `row` is not sent, and the later one is given Can't make it if `row` carried it."""
+    later = (
+        await session.execute(
+            select(Notification.id)
+            .where(
+                Notification.kind == "reminder",
+                Notification.session_id == row.session_id,
+                Notification.member_id == row.member_id,
+                Notification.due_at > row.due_at,
+                Notification.due_at <= now,
+                Notification.status.in_(("pending", "sending")),
+            )
+            .order_by(Notification.due_at.desc())
+            .limit(1)
+        )
+    ).scalar()
+    if later is None:
+        return False
+    if cant_make_it:
+        await give_cant_make_it(session, int(later))
+    return True
+
+
+async def give_cant_make_it(session: AsyncSession, notification_id: int) -> None:
+    """A reminder standing for an overtaken 24-hour one carries its Can't make it."""
+    payload = await session.scalar(select(Notification.payload).where(Notification.id == notification_id))
+    if isinstance(payload, dict) and not payload.get("cant_make_it"):
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(payload={**payload, "cant_make_it": True})
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def finish_notification(
     session: AsyncSession, notification_id: int, claim_token: str | None, **values: Any
 ) -> bool:

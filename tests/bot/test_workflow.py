@@ -762,3 +762,22 @@ async def test_a_reschedule_form_can_empty_the_note_it_shows(runtime: Runtime) -
         emptied.session.note == "" and emptied.session.schedule_version == kept.session.schedule_version + 1
     )
     assert booked.session.note == "Bring your CV"
+
+
+async def test_post_again_or_release_with_no_time_left_on_the_last_day(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """23:50 on the student's last day, 30 minutes needed: Post again moves the dates on (not a
+    copy that expires in 10 minutes), and a release expires the request instead of reopening it."""
+    request = await create(runtime, available_from="2030-01-07", available_until="2030-01-09")
+    other = await create(
+        runtime, title="Another request for help", available_from="2030-01-08", available_until="2030-01-10"
+    )
+    ok(await runtime.mentorship.cancel(STUDENT, request.id))
+    ok(await runtime.mentorship.claim(MENTOR, other.id))
+    clock.set(datetime(2030, 1, 9, 23, 50, tzinfo=ZoneInfo("Europe/Berlin")))
+    copy = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    assert (copy.available_from.isoformat(), copy.available_until.isoformat()) == ("2030-01-09", "2030-01-16")
+    clock.set(datetime(2030, 1, 10, 23, 50, tzinfo=ZoneInfo("Europe/Berlin")))
+    released = ok(await runtime.mentorship.release(MENTOR, other.id))
+    assert released.status is Status.EXPIRED

@@ -181,3 +181,17 @@ def test_waited_vs_target_phrase() -> None:
         "waited 30 h · target 24 h (missed)"
     )
     assert digest.waited_vs_target(timedelta(days=4), None) == "waited 4 d"
+
+
+async def test_the_headline_counts_only_what_still_waits(
+    jobs_runtime: Runtime, sweeps: Sweeps, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """Two owed, one claimed before delivery: "1 request waiting", not "the 1 oldest of 2"."""
+    first = await post(jobs_runtime, title="Taken meanwhile")
+    ok(await jobs_runtime.mentorship.create_request(OTHER_STUDENT, request_form(title="Still open")))
+    clock.set(datetime(2030, 1, 8, 9, 0, tzinfo=UTC))
+    assert await sweeps.run("digest") == 1
+    ok(await jobs_runtime.mentorship.claim(MENTOR, first.id))
+    await sweeps.run("deliver")
+    [message] = digests(fake_slack)
+    assert "Daily digest: 1 request waiting for a mentor" in message["text"]

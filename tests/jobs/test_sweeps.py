@@ -197,3 +197,22 @@ async def test_each_sweep_records_its_last_run(jobs_runtime: Runtime, sweeps: Sw
     async with jobs_runtime.db.transaction() as session:
         runs = (await session.scalars(select(JobRun))).all()
     assert all(run.last_success_at == jobs_runtime.clock.now() for run in runs)
+
+
+async def test_overtaken_reminders_across_batches_and_retries_send_one_with_cant_make_it(
+    jobs_runtime: Runtime, sweeps: Sweeps, clock: ManualClock, fake_slack: FakeSlack
+) -> None:
+    """The same outage, with a batch too small to hold both reminders, and the kept one failing
+    its first sends: still one reminder each, and it still has Can't make it."""
+    request = await scheduled(jobs_runtime)
+    assert request.session is not None
+    await sweeps.run_all_once()
+    jobs_runtime.delivery.batch_size = 1
+    clock.set(request.session.starts_at - timedelta(minutes=10))
+    fake_slack.fail_next("chat.postMessage", status=500, times=2)
+    await sweeps.run_all_once()
+    clock.advance(minutes=2)
+    await sweeps.run_all_once()
+    for user in (STUDENT.user_id, MENTOR.user_id):
+        [reminder] = [t for t in dm_texts(fake_slack, user) if "Reminder" in t]
+        assert "late" in reminder and "mm_cant_make_it" in reminder
