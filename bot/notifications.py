@@ -353,9 +353,13 @@ def _calendar_cancel(request: RequestView, now: datetime, reader: MemberRef | No
         return None
     if reader is None or reader.id not in (request.student.id, session.mentor.id):
         return None
+    return _cancel_file(request.id, ics_file(request, session, now, cancel=True))
+
+
+def _cancel_file(request_id: int, content: bytes) -> Attachment:
     return Attachment(
-        filename=f"mentorship-{request.id}-cancelled.ics",
-        content=ics_file(request, session, now, cancel=True),
+        filename=f"mentorship-{request_id}-cancelled.ics",
+        content=content,
         mime="text/calendar",
         title="Remove from calendar",
     )
@@ -511,12 +515,7 @@ def compose(
                 (t("You called this session off. The attached file removes it from your calendar."),),
             ),
             accent="muted",
-            attachment=Attachment(
-                filename=f"mentorship-{request.id}-cancelled.ics",
-                content=ics.encode(),
-                mime="text/calendar",
-                title="Remove from calendar",
-            )
+            attachment=_cancel_file(request.id, ics.encode())
             if isinstance(ics, str) and ics
             else _calendar_cancel(request, now, reader),
         )

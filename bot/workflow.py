@@ -192,10 +192,8 @@ class Mentorship:
     @staticmethod
     def _window(view: RequestView, tz_name: str) -> tuple[datetime, datetime]:
         """The student's dates as instants, in the student's zone."""
-        zone = forms.zone(tz_name)
-        start = datetime.combine(view.available_from, time(0), zone)
-        end = datetime.combine(view.available_until + timedelta(days=1), time(0), zone)
-        return start, end
+        start = datetime.combine(view.available_from, time(0), forms.zone(tz_name))
+        return start, _dates_end(view.available_until, tz_name)
 
     def outside_dates(self, view: RequestView, mentor_tz: str) -> str:
         """The refusal of a time outside the student's dates; when the mentor's zone makes those
@@ -216,8 +214,7 @@ class Mentorship:
         """Whether no session of the request's length fits before the student's last free day
         (in their zone) ends. (A request only past its expiry days stays claimable until the
         sweep expires it.)"""
-        end = self._window(view, self.tz_of(view.student))[1]
-        return now + timedelta(minutes=view.duration_minutes) > end
+        return not _session_fits(view.available_until, self.tz_of(view.student), view.duration_minutes, now)
 
     async def _replayed(self, session: AsyncSession, actor: Actor, once: str) -> Result[RequestView] | None:
         """The answer to a submission that already took effect (what the first one got), or None."""
@@ -238,9 +235,9 @@ class Mentorship:
         parsed = forms.parse_request(values, today=self.today_for(tz_name))
         if isinstance(parsed, dict):
             return Invalid(parsed)
-        left = _dates_end(parsed.available_until, tz_name) - now
-        if left < timedelta(minutes=parsed.duration_minutes):
+        if not _session_fits(parsed.available_until, tz_name, parsed.duration_minutes, now):
             # "Today only" at 23:50: accepted, it would expire before any session could fit.
+            left = _dates_end(parsed.available_until, tz_name) - now
             return Invalid(
                 {
                     "available_until": f"Your dates end in {_minutes(left)}, too soon for a "
@@ -1206,8 +1203,7 @@ def _repost_input(old: RequestView, now: datetime, tz_name: str) -> forms.Reques
     from today while a session still fits in them (never past the last day they said they are
     free); once not, the same span again from today, at least a week (at most the form's range)."""
     today = now.astimezone(forms.zone(tz_name)).date()
-    fits = _dates_end(old.available_until, tz_name) - now >= timedelta(minutes=old.duration_minutes)
-    if fits:
+    if _session_fits(old.available_until, tz_name, old.duration_minutes, now):
         start, end = max(old.available_from, today), old.available_until
     else:
         span = (old.available_until - old.available_from).days
@@ -1239,6 +1235,11 @@ def _minutes(delta: timedelta) -> str:
 def _dates_end(available_until: date, tz_name: str) -> datetime:
     """The end of the student's last free day, in their zone."""
     return datetime.combine(available_until + timedelta(days=1), time(0), forms.zone(tz_name)).astimezone(UTC)
+
+
+def _session_fits(available_until: date, tz_name: str, duration_minutes: int, now: datetime) -> bool:
+    """Whether a session of this length can still end before the student's dates do."""
+    return now + timedelta(minutes=duration_minutes) <= _dates_end(available_until, tz_name)
 
 
 def compute_slots(

@@ -243,13 +243,8 @@ async def transition(
 
 
 async def count_active_for_student(session: AsyncSession, student_id: int, statuses: Iterable[Status]) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Request)
-            .where(Request.student_id == student_id, Request.status.in_([s.value for s in statuses]))
-        )
-        or 0
+    return await request_count(
+        session, Request.student_id == student_id, Request.status.in_([s.value for s in statuses])
     )
 
 
