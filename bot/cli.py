@@ -200,11 +200,22 @@ def _manifest(http_url: str | None) -> int:
     return 0
 
 
+def _runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """A Runtime, or a StartupError when its SQLite file's folder cannot be made (a path through a
+    file, a read-only disk)."""
+    from bot.preflight import describe_connection_error
+
+    try:
+        return Runtime(settings, clock=clock)
+    except OSError as exc:
+        raise StartupError(describe_connection_error(settings.database_url, exc)) from None
+
+
 async def _prepared(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """A Runtime whose database is reachable and migrated, or a StartupError saying why not."""
     from bot.preflight import check_database, describe_connection_error
 
-    runtime = Runtime(settings, clock=clock)
+    runtime = _runtime(settings, clock=clock)
     try:
         await runtime.prepare()
     except Exception as exc:  # SQLite migrates on start: a bad path or locked file lands here
@@ -409,7 +420,7 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.preflight import describe_connection_error
     from storage import migrate
 
-    runtime = Runtime(settings)
+    runtime = _runtime(settings)
     try:
         newer = await migrate.upgrade(runtime.db)
     except Exception as exc:  # unreachable or missing database: say so, no traceback

@@ -193,3 +193,15 @@ def test_demo_help_describes_it(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert "against a local fake Slack" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["jobs", "--once"], ["migrate"]])
+def test_a_sqlite_path_through_a_file_is_named(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file's folder cannot be made: a path through a file is a typo in DATABASE_URL, said as
+    one, not a traceback from creating the folder."""
+    (tmp_path / "notes.txt").write_text("not a folder")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notes.txt' / 'bot.db'}")
+    err = _fails(command, capsys)
+    assert "Cannot use the SQLite file" in err and "notes.txt" in err and "Check DATABASE_URL" in err
