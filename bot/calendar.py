@@ -11,6 +11,11 @@ from icalendar import Calendar, Event
 from bot.domain import RequestView, SessionView
 
 PRODID = "-//Mini Mentorship//mini-mentorship//EN"
+# The "Add to Google Calendar" link is shown inside the message (Slack's section holds 3,000
+# characters, Discord's embed 4,096), and a non-Latin title or note grows up to 12-fold when
+# percent-encoded. Past this length the link leaves out the note, then the details: the .ics
+# file and the message itself carry them.
+GOOGLE_URL_LIMIT = 1500
 
 
 def generate_meeting_link(template: str) -> str:
@@ -22,13 +27,13 @@ def event_title(request: RequestView) -> str:
     return f"Mentorship: {request.title}"
 
 
-def event_details(request: RequestView, session: SessionView) -> str:
+def event_details(request: RequestView, session: SessionView, *, note: bool = True) -> str:
     lines = [
         f"{request.session_type.label} with {session.mentor.display_name} "
         f"and {request.student.display_name}.",
         f"Join: {session.meeting_url}",
     ]
-    if session.note:
+    if note and session.note:
         lines.append(f"Note: {session.note}")
     return "\n".join(lines)
 
@@ -63,14 +68,17 @@ def ics_file(request: RequestView, session: SessionView, now: datetime, *, cance
 
 def google_calendar_url(request: RequestView, session: SessionView) -> str:
     stamp = "%Y%m%dT%H%M%SZ"
-    query = urlencode(
-        {
+    url = ""
+    for details in (event_details(request, session), event_details(request, session, note=False), None):
+        fields = {
             "action": "TEMPLATE",
             "text": event_title(request),
             "dates": f"{session.starts_at.astimezone(UTC).strftime(stamp)}/"
             f"{session.ends_at.astimezone(UTC).strftime(stamp)}",
-            "details": event_details(request, session),
+            **({"details": details} if details is not None else {}),
             "location": session.meeting_url,
         }
-    )
-    return f"https://calendar.google.com/calendar/render?{query}"
+        url = f"https://calendar.google.com/calendar/render?{urlencode(fields)}"
+        if len(url) <= GOOGLE_URL_LIMIT:
+            break
+    return url

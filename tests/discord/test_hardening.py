@@ -106,3 +106,22 @@ async def test_far_future_dates_are_refused_on_discord(world: World) -> None:
     assert "within 60 days" in refused.response.content
     after = await snapshot(world)
     assert after[0] == before[0] and after[1] == before[1]
+
+
+async def test_a_japanese_title_and_note_keep_the_scheduled_dm_whole(world: World) -> None:
+    """Percent-encoded, a Japanese title and note made the Google Calendar link longer than the
+    embed: it was cut mid-URL (no link, raw text) and the mentor's note after it was lost."""
+    title, note = ("面接の練習をお願いしたいです" * 8)[:100], ("よろしくお願いします。" * 46)[:500]
+    rid, _ = await world.post_request(title=title)
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
+    await world.mia.submit_modal(shown, {"starts_at": "2030-01-09 15:00", "note": note})
+    await world.deliver()
+    scheduled = "Your mentorship session is scheduled"
+    dm = next(m for m in reversed(world.dms(world.sam)) if m.content == scheduled)
+    description = dm.embeds[0].description or ""
+    assert note in description
+    assert "[Add to Google Calendar](https://calendar.google.com/" in description
+    link = description.split("[Add to Google Calendar](", 1)[1]
+    assert ")\n" in link  # the link ends where it should, before the note

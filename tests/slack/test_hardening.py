@@ -363,3 +363,31 @@ async def test_csv_cells_with_disguised_formulas_are_guarded(slack: SlackHarness
     [csv_file] = [f for f in slack.fake.files if f["filename"].startswith("mentorship-stats-")]
     [header, row] = list(csv.reader(io.StringIO(csv_file["content"].decode())))
     assert row[header.index("title")] == "'" + title
+
+
+# Non-Latin text ---------------------------------------------------------------------------------
+
+TITLE_JA = ("面接の練習をお願いしたいです" * 8)[:100]
+NOTE_JA = ("よろしくお願いします。" * 46)[:500]
+
+
+async def test_a_japanese_title_and_note_keep_the_scheduled_dm_whole(slack: SlackHarness) -> None:
+    """Percent-encoded, a Japanese title and note made the Google Calendar link longer than a
+    Slack section: the DM fell back to clipped plain text, with the time in UTC, the calendar
+    link cut off mid-URL and the mentor's note gone."""
+    await _request(slack, title=TITLE_JA, description="説明" * 100)
+    await _availability(slack, "Mon 10:00-17:00")
+    await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    await slack.settle()
+    await slack.click_in(MENTOR, MENTORS, "mm_schedule")
+    await slack.settle()
+    view = slack.latest_view("mm_schedule")
+    slot = next(b for b in view["blocks"] if b.get("block_id") == "slot")["element"]["options"][0]["value"]
+    answer = await slack.submit(MENTOR, view, {"slot": str(slot), "note": NOTE_JA})
+    assert answer.text == "", answer.text
+    await slack.settle()
+    for who in (STUDENT, MENTOR):
+        text = block_text(slack.dms(who)[-1]["blocks"])
+        assert "<!date^" in text  # drawn by Slack in the reader's own zone, not as UTC text
+        assert "|Add to Google Calendar>" in text  # a whole link
+        assert NOTE_JA in text
