@@ -145,6 +145,7 @@ class RequestView:
     session: SessionView | None = None
     proposal_id: int | None = None  # times proposed, waiting for the student
     cancelled_by: str | None = None  # "mentor" when the mentor couldn't make it; else the student
+    reposted_as: int | None = None  # the request it was posted again as (Post again is once only)
     # Set by matching when the request was posted: (external id, name) of each suggested
     # mentor and the tags they share; `matched` None until matching ran.
     suggested: tuple[tuple[str, str], ...] = ()

@@ -187,7 +187,7 @@ def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
 
 def student_buttons(request: RequestView) -> tuple[Button, ...]:
     if request.status.is_final:
-        if request.status is Status.EXPIRED:
+        if request.status is Status.EXPIRED and request.reposted_as is None:
             return (Button("Post again", Action.REPOST, str(request.id), "primary"),)
         return ()
     return (Button("Cancel request", Action.CANCEL, str(request.id), "danger"),)
@@ -301,9 +301,13 @@ def dashboard_item(request: RequestView, *, viewer_id: str, problems: tuple[str,
     else:
         buttons = mentor_buttons(request) if request.status is Status.OPEN else ()
     fields = request_fields(request, with_student=request.student.external_id != viewer_id)
+    lines: list[Line] = [(t(request.title, bold=True),)]
+    if request.reposted_as is not None:
+        lines.append((t(f"Posted again as request #{request.reposted_as}."),))
+    lines += [(t(f"⚠️ {problem}"),) for problem in problems]
     return Message(
         headline=f"{request.status.badge} · #{request.id}",
-        lines=((t(request.title, bold=True),), *((t(f"⚠️ {problem}"),) for problem in problems)),
+        lines=tuple(lines),
         fields=fields,
         buttons=buttons,
     )

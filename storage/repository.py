@@ -326,6 +326,7 @@ def _to_view(row: Any) -> RequestView:
         waiting_since=request["waiting_since"],
         claim_target_at=request["claim_target_at"],
         cancelled_by=request["cancelled_by"],
+        reposted_as=request["reposted_as_id"],
         **_match_fields(request["match_note"]),
     )
 

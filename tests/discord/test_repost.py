@@ -60,3 +60,22 @@ async def test_concurrent_double_click_on_post_again(world: World) -> None:
     await world.deliver()
     assert await _open_ids(world) == [rid + 1]
     assert _cards_titled(world, "Portfolio review please") == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_the_dashboard_drops_post_again_once_it_was_used(world: World) -> None:
+    """After Post again, `/mini-session list` no longer offers Post again on the expired request
+    (a click could only be refused) and says where the copy is."""
+    rid, _ = await world.post_request(world.ola, title="Portfolio review please")
+    world.clock.advance(days=8)
+    assert await world.runtime.mentorship.expire_due() == 1
+    await world.deliver()
+    await world.ola.user.click(world.last_dm(world.ola), label="Post again")
+    await world.deliver()
+
+    listed = await world.ola.slash(world.lobby, "mini-session list")
+    labels = [b.label for row in listed.response.message.components for b in row.children]
+    assert f"#{rid} Post again" not in labels, labels
+    assert f"#{rid + 1} Cancel request" in labels
+    text = "\n".join(e.description or "" for e in listed.response.embeds)
+    assert f"Posted again as request #{rid + 1}." in text

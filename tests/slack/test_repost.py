@@ -61,3 +61,33 @@ async def test_concurrent_double_click_on_post_again(slack: SlackHarness) -> Non
     assert _cards(slack, "Mock interview for a backend role") == 2
     posted = [m for m in slack.dms(STUDENT) if "is posted" in block_text(m["blocks"])]
     assert len(posted) == 2, [block_text(m["blocks"]) for m in slack.dms(STUDENT)]  # the first, and one copy
+
+
+async def test_the_dashboards_drop_post_again_once_it_was_used(slack: SlackHarness) -> None:
+    """After Post again, the expired request's row on `/mini-session list` and the App Home no
+    longer offers Post again (a click could only be refused) and says where the copy is."""
+    await _request(slack, title="Help with my resume please")
+    slack.runtime.clock.advance(days=8)  # type: ignore[attr-defined]
+    assert await slack.runtime.mentorship.expire_due() == 1
+    await slack.settle()
+    button = find_button(slack.dms(STUDENT)[-1]["blocks"], "mm_repost")
+    await slack.click(STUDENT, button, channel="DUSTUDENT")
+    await slack.settle()
+
+    answer = await slack.command(STUDENT, "list")
+    await slack.settle()
+    await slack.home_opened(STUDENT)
+    await slack.settle()
+    for blocks in (
+        [b for r in slack.replies(answer) for b in r.get("blocks", [])],
+        slack.fake.home_tabs[STUDENT]["blocks"],
+    ):
+        values = [
+            e["value"]
+            for b in blocks
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == "mm_repost"
+        ]
+        assert values == [], block_text(blocks)
+        assert "Posted again as request #2" in block_text(blocks)
