@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.charts import ChartSet
 from bot.domain import Availability, Slot, Status, Urgency
-from bot.messages import Action, Button, Message, Ping, plain
+from bot.messages import Action, Button, Line, Message, Ping, Text, plain
 from bot.notifications import dashboard_item, span
 from bot.profiles import ProfileView
 from bot.stats import Report, format_duration
@@ -93,6 +93,49 @@ def _fit(rendered: str, fallback: str, limit: int) -> str:
     return escape(_clip(fallback, limit // 5))
 
 
+def _line_sections(lines: Sequence[Line], zone: ZoneInfo) -> list[str]:
+    """A message's lines as section texts: one section when they fit, as usual; else as many as
+    it takes, lines kept whole (a long description, whose escaping can grow it past Slack's
+    3,000 characters, is cut between characters, never inside an entity)."""
+    rendered = [line(item, zone) for item in lines]
+    if len("\n".join(rendered)) <= SECTION_TEXT:
+        return ["\n".join(rendered)]
+    texts: list[str] = []
+    for item, text in zip(lines, rendered, strict=True):
+        if len(text) <= SECTION_TEXT:
+            pieces = [text]
+        elif all(isinstance(part, Text) and not part.bold for part in item):
+            pieces = _escaped_chunks("".join(part.text for part in item if isinstance(part, Text)))
+        else:
+            pieces = [_fit(text, plain(item), SECTION_TEXT)]
+        for piece in pieces:
+            if texts and len(texts[-1]) + 1 + len(piece) <= SECTION_TEXT:
+                texts[-1] += "\n" + piece
+            else:
+                texts.append(piece)
+    return texts
+
+
+def _escaped_chunks(text: str, limit: int = SECTION_TEXT) -> list[str]:
+    """`text` escaped, in pieces of at most `limit` characters, cut after a line break when
+    there is one in the piece."""
+    escaped = [escape(char) for char in text]
+    chunks: list[str] = []
+    start = 0
+    while start < len(escaped):
+        end, size, after_break = start, 0, None
+        while end < len(escaped) and size + len(escaped[end]) <= limit:
+            size += len(escaped[end])
+            end += 1
+            if escaped[end - 1] == "\n":
+                after_break = end
+        if end < len(escaped) and after_break is not None:
+            end = after_break
+        chunks.append("".join(escaped[start:end]).strip("\n") or " ")
+        start = end
+    return chunks
+
+
 def buttons_block(buttons: Sequence[Button]) -> Block:
     """One actions block. Slack wants action ids unique per block, so a repeated action (the five
     rating stars) gets `.2`, `.3`… after its `mm_<action>` id; the value carries the meaning."""
@@ -124,9 +167,7 @@ def message_blocks(message: Message, zone: ZoneInfo) -> list[Block]:
     if message.accent == "high":
         blocks.append(context("🔥 *High urgency*"))
     if message.lines:
-        rendered = "\n".join(line(item, zone) for item in message.lines)
-        fallback = "\n".join(plain(item) for item in message.lines)
-        blocks.append(section(_fit(rendered, fallback, SECTION_TEXT)))
+        blocks += [section(text) for text in _line_sections(message.lines, zone)]
     fields = [
         mrkdwn(_fit(f"*{escape(label)}*\n{line(value, zone)}", f"{label}: {plain(value)}", FIELD_TEXT))
         for label, value in message.fields

@@ -391,3 +391,18 @@ async def test_a_japanese_title_and_note_keep_the_scheduled_dm_whole(slack: Slac
         assert "<!date^" in text  # drawn by Slack in the reader's own zone, not as UTC text
         assert "|Add to Google Calendar>" in text  # a whole link
         assert NOTE_JA in text
+
+
+async def test_a_description_of_html_is_shown_whole_on_the_card(slack: SlackHarness) -> None:
+    """Escaped, 2,000 characters of pasted HTML pass Slack's 3,000 per section: the card fell
+    back to 600 characters of plain text, cutting the description to a quarter (and the title
+    lost its bold). The lines now go to as many sections as they need."""
+    markup = '<li><a href="/docs?a=1&b=2">Docs</a></li>\n'
+    description = ("My navbar breaks on mobile. Here is the markup:\n" + markup * 60)[:2000].strip()
+    await _request(slack, description=description)
+    [card] = slack.fake.messages[MENTORS]
+    text = block_text(card["blocks"])
+    assert "*Mock interview for a backend role*" in json.dumps(card["blocks"])
+    assert description.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in text
+    sections = [b["text"]["text"] for b in card["blocks"] if b["type"] == "section" and "text" in b]
+    assert all(len(s) <= 3000 for s in sections)

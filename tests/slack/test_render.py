@@ -123,3 +123,15 @@ def test_view_values_and_errors() -> None:
     }
     assert ui.view_values({"state": "garbage"}, forms.SCHEDULE_FORM)["note"] is None
     assert ui.metadata_of({"private_metadata": "not json"}) == {}
+
+
+@given(st.text(alphabet="ab<>&\n", max_size=8000))
+def test_long_lines_are_split_whole(text: str) -> None:
+    """Lines past a section's 3,000 characters go to more sections, every entity whole: joined
+    back, the sections are the escaped text (less the line breaks at the cuts)."""
+    message = Message(headline="h", lines=((Text("Title", bold=True),), (Text(text),)))
+    sections = [b["text"]["text"] for b in ui.message_blocks(message, BERLIN) if b["type"] == "section"]
+    assert all(len(s) <= 3000 for s in sections)
+    assert sections[0].startswith("*Title*")
+    joined = "".join(sections).replace("\n", "")
+    assert joined.removeprefix("*Title*").strip() == escape(text).replace("\n", "").strip()
