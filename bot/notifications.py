@@ -148,6 +148,8 @@ def request_fields(
         fields.append(("Mentor", (person(request.claimed_by),)))
     if request.session is not None and request.status in (Status.SCHEDULED, Status.COMPLETED):
         fields.append(("When", (When(request.session.starts_at),)))
+        if request.session.status is SessionStatus.NO_SHOW:  # "Completed", but it didn't happen
+            fields.append(("Outcome", (t("No-show: the mentor reported that nobody joined"),)))
     return tuple(fields)
 
 

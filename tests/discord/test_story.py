@@ -252,6 +252,10 @@ async def test_no_show_expiry_repost_and_nudge(world: World) -> None:
     assert marked.response.content == f"Recorded a no-show for request #{rid}."
     await world.deliver()
     assert world.last_dm(world.sam).content == "Session marked as a no-show"
+    # The card and the student's dashboard say so, not only "Completed".
+    assert "No-show" in str((await world.card(rid)).embeds[0].to_dict())
+    listed = await world.sam.slash(world.lobby, "mini-session list")
+    assert "No-show" in (listed.response.embeds[0].description or "")
 
     # An unclaimed request is escalated in the feed, then expires; the student posts it again.
     other, _ = await world.post_request(world.ola, title="Portfolio review please")

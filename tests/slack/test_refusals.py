@@ -188,3 +188,20 @@ async def test_release_no_show_and_repost(slack_lite: SlackHarness) -> None:
     assert "Posted again as request #3" in slack.reply_text(answer)
     assert "Another topic entirely" in block_text(fake.messages[MENTORS][-1]["blocks"])
     assert fake.validation_errors == []
+
+
+async def test_a_no_show_says_so_on_the_card_and_the_dashboards(slack: SlackHarness) -> None:
+    """A no-show kept the request's 'Completed' status with nothing else: the card (the
+    organisers' record) and the student's dashboards read as if the session had taken place."""
+    await _request(slack)
+    await _availability(slack, "Mon 10:00-17:00")
+    await _claim_and_schedule(slack)
+    slack.runtime.clock.advance(hours=6, minutes=10)  # type: ignore[attr-defined]
+    assert "no-show" in await _click_card(slack, MENTOR, "mm_no_show")
+    assert "No-show" in block_text(slack.fake.messages[MENTORS][0]["blocks"])
+    answer = await slack.command(STUDENT, "list")
+    await slack.settle()
+    await slack.home_opened(STUDENT)
+    await slack.settle()
+    assert "No-show" in slack.reply_text(answer)
+    assert "No-show" in block_text(slack.fake.home_tabs[STUDENT]["blocks"])
