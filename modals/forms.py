@@ -357,10 +357,20 @@ def _text(values: Values, field_id: str) -> str:
     return (values.get(field_id) or "").strip()
 
 
+# Letters that draw nothing: the Hangul fillers and the blank Braille pattern, the usual stuff of
+# "invisible" names.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _invisible(ch: str) -> bool:
+    """A character that shows nothing and takes no space: a format character (zero-width
+    spaces and joiners, a BOM, direction marks) or a blank letter."""
+    return unicodedata.category(ch) == "Cf" or ch in _BLANK_LETTERS
+
+
 def _blank(text: str) -> bool:
-    """Nothing a reader would see: spaces, or only invisible format characters (zero-width
-    spaces and joiners, a BOM)."""
-    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+    """Nothing a reader would see: spaces, or only invisible characters."""
+    return all(ch.isspace() or _invisible(ch) for ch in text)
 
 
 def _check_length(spec: Field, text: str, errors: Errors) -> None:
@@ -368,8 +378,9 @@ def _check_length(spec: Field, text: str, errors: Errors) -> None:
         if spec.required:
             errors[spec.id] = "Please fill this in."
         return
-    if spec.min_length is not None and len(text) < spec.min_length:
-        errors[spec.id] = f"Please write at least {spec.min_length} characters (you wrote {len(text)})."
+    seen = sum(not _invisible(ch) for ch in text)  # invisible padding is not "at least N"
+    if spec.min_length is not None and seen < spec.min_length:
+        errors[spec.id] = f"Please write at least {spec.min_length} characters (you wrote {seen})."
     elif spec.max_length is not None and len(text) > spec.max_length:
         errors[spec.id] = f"Please keep it to {spec.max_length} characters (you wrote {len(text)})."
 

@@ -170,3 +170,17 @@ def test_form_specs_fit_platform_limits() -> None:
             assert len(field.label) <= 45  # Discord's label limit is the tighter one
             assert all(len(c.label) < 76 for c in field.choices)
             assert field.max_length is None or field.max_length <= 3000
+
+
+def test_blank_letters_and_invisible_padding_are_not_text() -> None:
+    """Hangul fillers and the blank Braille pattern draw nothing, like zero-width spaces: a
+    title of them is empty, and invisible characters don't make up a minimum length."""
+    assert errors_for(title="\u3164" * 6)["title"] == "Please fill this in."
+    assert errors_for(title="\u2800\u115f\u1160\uffa0\u3164")["title"] == "Please fill this in."
+    assert (
+        errors_for(title="Hi" + "\u200b" * 10)["title"] == "Please write at least 5 characters (you wrote 2)."
+    )
+    assert errors_for(description="Help" + "\u3164" * 30)["description"] == (
+        "Please write at least 20 characters (you wrote 4)."
+    )
+    assert isinstance(forms.parse_request(request_form(title="Hi yo"), today=TODAY), forms.RequestInput)
