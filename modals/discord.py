@@ -65,7 +65,9 @@ OOPS = "Something went wrong on our side — please try again in a moment."
 
 _EVERYONE = re.compile(r"@(everyone|here)", re.IGNORECASE)
 # <@id> <@!id> <@&id> <#id> </cmd:id> <:emoji:id> <a:emoji:id> <t:…> <id:…>: all inert once split.
-_ANGLE = re.compile(r"<(?=[@#/:]|a:|t:|id:)")
+# Only those: a "</" or "<:" of any other kind (an HTML closing tag in a code question) is left
+# alone, so text copied from a card is what the student typed, with no zero-width space in it.
+_ANGLE = re.compile(r"<(?=[@#]|/[^<>\n]*:|a?:[^<>\n]*:|t:|id:)")
 
 
 def _escape_brackets(text: str) -> str:

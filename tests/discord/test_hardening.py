@@ -125,3 +125,13 @@ async def test_a_japanese_title_and_note_keep_the_scheduled_dm_whole(world: Worl
     assert "[Add to Google Calendar](https://calendar.google.com/" in description
     link = description.split("[Add to Google Calendar](", 1)[1]
     assert ")\n" in link  # the link ends where it should, before the note
+
+
+async def test_html_in_a_description_reaches_the_card_as_typed(world: World) -> None:
+    """A zero-width space went after every "<" of an HTML closing tag ("</li>"), so a mentor
+    who copied the student's markup from the card got broken HTML."""
+    description = "My navbar breaks on mobile:\n<ul><li><a href='/docs'>Docs</a></li></ul>"
+    rid, _ = await world.post_request(description=description)
+    shown = (await world.card(rid)).embeds[0].description or ""
+    assert "<ul><li><a href='/docs'>Docs</a></li></ul>" in shown
+    assert "\u200b" not in shown

@@ -58,6 +58,10 @@ def test_escape_examples() -> None:
     assert escape("<#123>") == "<\u200b#123>"
     assert escape("**hi** _there_") == "\\*\\*hi\\*\\* \\_there\\_"
     assert escape("# heading") == "\\# heading"
+    # Discord's other angle-bracket markup is split too; an HTML closing tag is left as typed.
+    for markup in ("</cmd:123>", "</cmd sub:123>", "<:smile:123>", "<a:dance:123>", "<t:1:R>", "<id:browse>"):
+        assert escape(markup) == "<\u200b" + markup[1:]
+    assert escape("</div>") == "</div>"
 
 
 def test_links_times_people() -> None:
