@@ -202,6 +202,25 @@ class Reply:
     home: bool = False
 
 
+class _TimedApp(AsyncApp):
+    """The Bolt app, each request it dispatches (HTTP or Socket Mode) timed into the
+    interactions histogram: the whole answer, listener included. (A middleware cannot do it:
+    Bolt runs the listeners after the middleware chain has returned.)"""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._interactions = runtime.metrics.interactions
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        body = req.body if isinstance(req.body, dict) else {}
+        kind = "command" if "command" in body else str(body.get("type") or "other")
+        started = time.perf_counter()
+        try:
+            return await super().async_dispatch(req)
+        finally:
+            self._interactions.labels(platform="slack", kind=kind).observe(time.perf_counter() - started)
+
+
 class SlackBot:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         self.settings = settings
@@ -218,7 +237,8 @@ class SlackBot:
         self._team_lock = asyncio.Lock()
         # The chart files each admin was last sent, per range, with the drawing they show.
         self._chart_files: dict[tuple[str, str, int], tuple[ChartSet, list[str]]] = {}
-        self.app = AsyncApp(
+        self.app = _TimedApp(
+            runtime,
             name="mini-mentorship",
             client=self.client,
             signing_secret=settings.slack_signing_secret or "",
@@ -1026,24 +1046,8 @@ def build_app(settings: Settings, *, runtime: Runtime | None = None) -> AsyncApp
     """The Bolt app with every listener; registers a SlackSender on the runtime's outbox."""
     bot = SlackBot(settings, runtime or Runtime(settings))
     setattr(bot.app, _ATTRIBUTE, bot)
-    bot.app.middleware(_timed(bot.runtime))
     _BY_RUNTIME[id(bot.runtime)] = bot
     return bot.app
-
-
-def _timed(runtime: Runtime) -> Callable[..., Awaitable[BoltResponse]]:
-    """Bolt middleware: each request Bolt dispatches, timed into the interactions histogram."""
-    histogram = runtime.metrics.interactions
-
-    async def timed(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
-        kind = "command" if "command" in body else str(body.get("type") or "other")
-        started = time.perf_counter()
-        try:
-            return await next()
-        finally:
-            histogram.labels(platform="slack", kind=kind).observe(time.perf_counter() - started)
-
-    return timed
 
 
 def runtime_of(app: AsyncApp) -> Runtime:

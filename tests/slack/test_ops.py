@@ -127,3 +127,30 @@ async def test_no_token_warning_when_the_bot_token_is_in_the_environment(
         await runtime.close()
     assert not [r for r in caplog.records if "will be unused" in r.getMessage()]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("slack_bolt")]
+
+
+async def test_interaction_duration_times_the_listener_not_just_the_middleware(
+    slack: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form's work runs before Slack gets its answer; the histogram must include it. (Bolt runs
+    listeners after the middleware chain, so timing around a middleware's next() measured ~0.)"""
+    import asyncio
+
+    await slack.command(MENTOR, "profile")
+    await slack.settle()
+    saving = slack.runtime.mentorship.save_profile
+
+    async def slow_save(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(0.2)  # the database taking its time
+        return await saving(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slack.runtime.mentorship, "save_profile", slow_save)
+    answer = await slack.submit(
+        MENTOR, slack.latest_view("mm_profile"), {"skills": "python", "capacity": "2"}
+    )
+    assert answer.status == 200 and "Saved" in answer.text
+
+    samples = await _scrape(slack)
+    name = "mini_mentorship_interaction_duration_seconds"
+    assert _value(samples, f"{name}_count", platform="slack", kind="view_submission") == 1
+    assert _value(samples, f"{name}_sum", platform="slack", kind="view_submission") >= 0.2
