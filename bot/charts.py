@@ -240,7 +240,10 @@ def _tags(ax: Any, f: Figures) -> bool:
             label="mentors",
             color="#55A868",
         )
-        ax.legend(frameon=False)
+        # Room on the right for the legend: with every bar as long as the longest (one request,
+        # a few tags) no place inside the bars is free.
+        ax.set_xlim(0, max(max(t.requests, t.mentors or 0) for t in f.tags) * 1.3)
+        ax.legend(frameon=False, loc="lower right")
     ax.set_yticks(list(y), [t.tag[:24] for t in f.tags])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)

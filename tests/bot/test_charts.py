@@ -217,3 +217,43 @@ async def test_the_charts_carry_the_configured_targets(runtime: Runtime, clock: 
         in claim.alt_text
     )
     assert _red_pixels(claim.png) > 100
+
+
+def _legend_overlaps(drawer_name: str, f: Figures) -> list[str]:
+    """Draw one chart as bot.charts does and name the bars its legend covers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bot import charts
+
+    figure = Figure(figsize=(charts.WIDTH, charts.HEIGHT), dpi=charts.DPI)
+    figure.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.2)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    assert getattr(charts, drawer_name)(axes, f)
+    figure.canvas.draw()
+    legend = axes.get_legend()
+    if legend is None:
+        return []
+    box = legend.get_window_extent()
+    return [
+        f"bar {i} ({bar.get_label()})"
+        for i, bar in enumerate(axes.patches)
+        if bar.get_width() > 0 and bar.get_height() > 0 and box.overlaps(bar.get_window_extent())
+    ]
+
+
+def test_a_legend_never_covers_the_bars_of_a_small_program() -> None:
+    """One request whose tags a mentor lists: every bar of the tag chart is as long as the
+    longest, and the legend ("best" place) was drawn over the first one."""
+    week = date(2030, 2, 11)
+    one_request = Figures(
+        4,
+        week,
+        [WeekCounts(week + timedelta(weeks=i), 1 if i == 3 else 0, 1 if i == 3 else 0, 0) for i in range(4)],
+        [ClaimTimes("normal", 1, H, H, H, H, H, target=24 * H)],
+        [TagDemand("python", 1, mentors=1), TagDemand("api", 1, mentors=1), TagDemand("sql", 1, mentors=1)],
+        [MentorLoad("U1", "Mia", 1, 0, 5.0, 1)],
+    )
+    for drawer in ("_volume", "_tags", "_mentors"):
+        assert _legend_overlaps(drawer, one_request) == [], drawer
