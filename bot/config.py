@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -204,6 +205,24 @@ class Settings(BaseSettings):
             'must be an app-level token starting with xapp- ("Basic Information" → '
             "App-Level Tokens, scope connections:write)"
         )
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            # .port raises on a port that is no number, as the first Slack call would.
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(
+                "must be the Web API's base URL, like https://slack.com/api/ (the tests' fake: "
+                "http://127.0.0.1:PORT/api/); or unset it to use Slack's own"
+            )
+        return value.strip()
 
     @field_validator("slack_mentor_channel")
     @classmethod

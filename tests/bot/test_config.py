@@ -63,6 +63,8 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DATABASE_URL", "mysql://x"),
         ("DISCORD_MENTOR_ROLE_ID", "mentors"),
         ("DISCORD_SESSIONS_CHANNEL_ID", "#sessions"),
+        ("SLACK_API_URL", "http://[::1"),  # was a ValueError traceback at the first Slack call
+        ("SLACK_API_URL", "slack.com/api/"),
     ],
 )
 def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -72,6 +74,8 @@ def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, va
     assert f"{name}={value!r}" in str(caught.value)
     if name.startswith("DISCORD_"):
         assert "Copy ID" in str(caught.value)  # the fix is said
+    if name == "SLACK_API_URL":
+        assert "https://slack.com/api/" in str(caught.value) and "unset it" in str(caught.value)
 
 
 def test_parse_offsets_rejects_zero() -> None:
