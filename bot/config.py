@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -357,6 +358,11 @@ def load_settings(**overrides: object) -> Settings:
     """Read and validate; turn pydantic's errors into one line per wrong variable."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"The .env file in {Path.cwd()} is not UTF-8 text (Windows PowerShell's `echo … > .env` "
+            "writes UTF-16): save it again as UTF-8, e.g. in your editor's encoding menu."
+        ) from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,16 @@ def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, va
 def test_parse_offsets_rejects_zero() -> None:
     with pytest.raises(ValueError, match="more than zero"):
         parse_offsets("0m")
+
+
+def test_a_dotenv_that_is_not_utf8_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Windows PowerShell 5's `echo SLACK_BOT_TOKEN=... > .env` writes UTF-16: reading it raised
+    UnicodeDecodeError out of every command."""
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-1\n", encoding="utf-16")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert ".env" in message and "UTF-8" in message
