@@ -136,6 +136,24 @@ class Settings(BaseSettings):
     slack_escalation_usergroup: str | None = None
     discord_escalation_role_id: str | None = None
 
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "slack_api_url",
+        "slack_mentor_channel",
+        "discord_token",
+        "slack_escalation_usergroup",
+        "discord_escalation_role_id",
+        "metrics_port",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`NAME=` with nothing after it (a template's line, `SLACK_APP_TOKEN=` to serve HTTP)
+        leaves an optional variable unset, as leaving the line out does."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("claim_target_hours")
     @classmethod
     def _check_targets(cls, value: str) -> str:
@@ -244,7 +262,9 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_discord_id(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+        if isinstance(value, str) and not value.strip():
+            return None  # `NAME=` leaves the id unset, as for the other optional variables
+        if isinstance(value, str) and not value.strip().isdigit():
             raise ValueError(
                 "must be a numeric id, not a name: turn on Developer Mode (User Settings → "
                 "Advanced), then right-click the channel, role or server → Copy ID"

@@ -95,3 +95,26 @@ def test_a_dotenv_that_is_not_utf8_is_named_not_a_traceback(
         load_settings()
     message = str(caught.value)
     assert ".env" in message and "UTF-8" in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_MENTOR_CHANNEL",
+        "DISCORD_TOKEN",
+        "DISCORD_GUILD_ID",
+        "DISCORD_SESSIONS_CHANNEL_ID",
+        "SLACK_ESCALATION_USERGROUP",
+        "METRICS_PORT",
+    ],
+)
+def test_an_optional_variable_left_empty_is_unset(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """`SLACK_APP_TOKEN=` (to serve HTTP), or a template's `DISCORD_GUILD_ID=`, means unset, as
+    it already did for SLACK_SIGNING_SECRET: it stopped the bot with "must be an app-level token"
+    or "Input should be a valid integer"."""
+    monkeypatch.setenv(name, "")
+    settings = load_settings(_env_file=None)
+    assert getattr(settings, name.lower()) is None
