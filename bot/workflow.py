@@ -419,17 +419,19 @@ class Mentorship:
             mine_where = [Request.student_id == me.id]
             mine = await repo.request_views(session, *mine_where, limit=DASHBOARD_LIMIT)
             totals = {"mine": await self._total(session, mine, mine_where)}
-            claimed: list[RequestView] = []
+            # What they hold, mentor or not: one who left the mentors' channel (or lost the role)
+            # is still the mentor of the sessions they claimed, and their buttons still work.
+            claimed_where = [
+                Request.claimed_by_id == me.id,
+                Request.status.in_([Status.CLAIMED.value, Status.SCHEDULED.value]),
+            ]
+            claimed = await repo.request_views(
+                session, *claimed_where, newest_first=False, limit=DASHBOARD_LIMIT
+            )
+            totals["claimed"] = await self._total(session, claimed, claimed_where)
             open_: list[RequestView] = []
             windows: list[Availability] = []
             if actor.is_mentor:
-                claimed_where = [
-                    Request.claimed_by_id == me.id,
-                    Request.status.in_([Status.CLAIMED.value, Status.SCHEDULED.value]),
-                ]
-                claimed = await repo.request_views(
-                    session, *claimed_where, newest_first=False, limit=DASHBOARD_LIMIT
-                )
                 open_where = [
                     Request.platform == actor.platform,
                     Request.workspace == actor.workspace,
@@ -439,7 +441,6 @@ class Mentorship:
                 open_ = await repo.request_views(
                     session, *open_where, newest_first=False, limit=DASHBOARD_LIMIT
                 )
-                totals["claimed"] = await self._total(session, claimed, claimed_where)
                 totals["open"] = await self._total(session, open_, open_where)
                 windows = await repo.availability(session, me.id)
             profile = (

@@ -686,10 +686,11 @@ def render_dashboard(dashboard: Dashboard, viewer_id: str) -> DashboardView:
             "You have no requests yet. Start one with `/mini-session request`.",
         ),
     ]
-    if dashboard.is_mentor:
+    if dashboard.is_mentor or dashboard.claimed:  # what they hold, even after losing the role
         sections.append(
             ("You're mentoring", dashboard.claimed, dashboard.total("claimed"), "Nothing claimed right now.")
         )
+    if dashboard.is_mentor:
         sections.append(("Open requests", dashboard.open, dashboard.total("open"), "No open requests. 🎉"))
     # The mentor's availability and profile and the footer first: the request sections share
     # what is left of Discord's 6,000 characters for all of a message's embeds.

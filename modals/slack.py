@@ -587,14 +587,15 @@ def dashboard_blocks(
         board.total("mine"),
         "You have no requests yet. Type `/mini-session` to ask a mentor for a 30–60 minute session.",
     )
-    if board.is_mentor:
-        where = f" in <#{feed_channel}>" if feed_channel and feed_channel.isalnum() else ""
+    if board.is_mentor or board.claimed:  # what they hold, even after leaving the mentors
         blocks += listing(
             "Claimed by me · upcoming",
             board.claimed,
             board.total("claimed"),
             "Nothing claimed right now. Claim an open request below or from the mentors' feed.",
         )
+    if board.is_mentor:
+        where = f" in <#{feed_channel}>" if feed_channel and feed_channel.isalnum() else ""
         blocks += listing(
             "Open requests",
             board.open,

@@ -12,6 +12,7 @@ import pytest
 import simcord
 
 from bot.config import ConfigError, Settings
+from bot.domain import Actor, Ok
 from handlers.discord import BOT_PERMISSIONS, build_bot, invite_url, rest_sender, runtime_of, zone_matches
 from modals.discord import HELP
 from tests.conftest import make_settings
@@ -171,3 +172,23 @@ def test_zone_matches() -> None:
 
 def test_simcord_is_the_fake(world: World) -> None:
     assert isinstance(world.env, simcord.Env)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_mentor_who_lost_the_role_still_sees_the_sessions_they_hold(world: World) -> None:
+    """Ola claimed and booked a session while a mentor, then lost the Mentor role. She is still
+    its mentor, yet /mini-session list showed only her own requests."""
+    rid, _ = await world.post_request()
+    ola_was_mentor = Actor(
+        "discord", str(world.guild.id), str(world.ola.id), "Ola Other", None, is_mentor=True
+    )
+    assert isinstance(await world.runtime.mentorship.claim(ola_was_mentor, rid), Ok)
+    booked = await world.runtime.mentorship.schedule(ola_was_mentor, rid, {"starts_at": "2030-01-08 15:00"})
+    assert isinstance(booked, Ok)
+    await world.deliver()
+
+    listed = await world.ola.slash(world.lobby, "mini-session list")
+    assert [e.title for e in listed.response.embeds] == ["Your requests", "You're mentoring"]
+    assert "Mock interview for a backend role" in (listed.response.embeds[1].description or "")
+    labels = [c.label for row in listed.response.message.components for c in row.children]
+    assert f"#{rid} Mark done" in labels

@@ -108,3 +108,28 @@ async def test_student_told_how_many_mentors_list_the_tags(slack_lite: SlackHarn
     text = block_text(posted["blocks"])
     assert "Your request is posted" in text and "1 mentor lists these tags." in text
     assert "usually claimed" not in text  # no history yet: no guess
+
+
+async def test_a_mentor_who_left_the_channel_still_sees_the_sessions_they_hold(slack: SlackHarness) -> None:
+    """Max claimed and booked a session, then left the mentors' channel (stepped down, or was
+    removed). He is still its mentor (reminders, Mark done, Release are his), yet his
+    dashboards listed only his own requests: the session he holds was nowhere to be seen."""
+    slack.fake.add_channel(MENTORS, members=[MENTOR, "UBOT"], name="mentors")  # Max has left it
+    await _request(slack)
+    max_was_mentor = Actor("slack", TEAM, MENTOR_2, "max", "UTC", is_mentor=True)
+    [request] = (await slack.runtime.mentorship.dashboard(max_was_mentor)).open
+    assert isinstance(await slack.runtime.mentorship.claim(max_was_mentor, request.id), Ok)
+    booked = await slack.runtime.mentorship.schedule(
+        max_was_mentor, request.id, {"starts_at": "2030-01-08 15:00"}
+    )
+    assert isinstance(booked, Ok)
+    await slack.settle()
+
+    answer = await slack.command(MENTOR_2, "list")
+    await slack.settle()
+    await slack.home_opened(MENTOR_2)
+    await slack.settle()
+    for text in (slack.reply_text(answer), block_text(slack.fake.home_tabs[MENTOR_2]["blocks"])):
+        assert "Mock interview for a backend role" in text, text
+        assert "Mark done" in text and "Reschedule" in text
+        assert "Open requests" not in text  # the feed is for mentors
