@@ -284,7 +284,9 @@ def parse_profile(values: Values, *, today: date) -> ProfileInput | Errors:
     away_text = _text(values, "away_until")
     away = parse_date(away_text) if away_text else None
     if away_text and away is None:
-        errors["away_until"] = "Please give a date like 2026-12-24, or leave it empty."
+        errors["away_until"] = (
+            _no_such_day(away_text) or "Please give a date like 2026-12-24, or leave it empty."
+        )
     elif away is not None and away <= today:
         errors["away_until"] = "That date is not in the future; leave it empty if you're available."
     if errors or capacity is None:
@@ -415,6 +417,19 @@ def parse_date(text: str) -> date | None:
         return None
 
 
+def _no_such_day(text: str) -> str | None:
+    """The problem with a date written the right way that the calendar does not have
+    (2031-02-29, 2030-04-31), so nobody is told to write it "like 2030-01-31" when they did."""
+    head = text.strip()[:10]
+    if not _ISO_DATE.fullmatch(head):
+        return None
+    try:
+        date.fromisoformat(head)
+    except ValueError:
+        return f"There is no {head} in the calendar; please check the day and month."
+    return None
+
+
 def _days_after(day: date, days: int) -> date:
     """`day` + `days`, stopping at the last date there is rather than overflowing."""
     try:
@@ -475,7 +490,9 @@ def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
     start = parse_date(_text(values, "available_from"))
     end = parse_date(_text(values, "available_until"))
     if start is None:
-        errors["available_from"] = "Please give a date like 2030-01-31."
+        errors["available_from"] = (
+            _no_such_day(_text(values, "available_from")) or "Please give a date like 2030-01-31."
+        )
     elif start < today:
         errors["available_from"] = f"Please pick today ({today.isoformat()}) or a later date."
     elif start > (last := _days_after(today, HORIZON_DAYS)):
@@ -484,7 +501,9 @@ def parse_request(values: Values, *, today: date) -> RequestInput | Errors:
             "you can post another request nearer the time."
         )
     if end is None:
-        errors["available_until"] = "Please give a date like 2030-01-31."
+        errors["available_until"] = (
+            _no_such_day(_text(values, "available_until")) or "Please give a date like 2030-01-31."
+        )
     elif start is not None and end < start:
         errors["available_until"] = "This must be on or after the 'from' date."
     elif start is not None and (end - start).days > MAX_RANGE_DAYS:
@@ -547,7 +566,7 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
     if typed:
         starts_at = parse_local_datetime(typed, tz)
         if starts_at is None:
-            errors["starts_at"] = "Please give a time like 2030-01-31 18:30."
+            errors["starts_at"] = _no_such_day(typed) or "Please give a time like 2030-01-31 18:30."
     elif slot:
         starts_at = parse_local_datetime(slot, tz)
         if starts_at is None:
@@ -602,7 +621,7 @@ def parse_proposal(values: Values, *, tz: ZoneInfo, now: datetime) -> ProposalIn
             continue
         at = parse_local_datetime(typed, tz)
         if at is None:
-            errors[field_id] = "Please give a time like 2030-01-31 18:30."
+            errors[field_id] = _no_such_day(typed) or "Please give a time like 2030-01-31 18:30."
         elif at <= now:
             errors[field_id] = "That time has passed; please pick a future time."
         elif any(at == other for _, other in times):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
@@ -229,3 +230,26 @@ async def test_the_reschedule_form_shows_the_note_and_can_empty_it(world: World)
         from storage.models import MentorSession
 
         assert (await session.scalars(select(MentorSession.note))).one() == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_date_the_calendar_lacks_is_named_not_called_the_wrong_shape(world: World) -> None:
+    """'2030-02-29' is written exactly like the example, yet the answer was 'Please give a date
+    like 2030-01-31.'; it now says the calendar has no such day."""
+    shown = await world.open_request_form(world.sam)
+    rejected = await world.sam.submit_modal(
+        shown, request_values(available_from="2030-02-29", available_until="2030-04-31")
+    )
+    assert rejected.response.content.splitlines()[1:] == [
+        "• **Available from**: There is no 2030-02-29 in the calendar; please check the day and month. "
+        "— you typed “2030-02-29”",
+        "• **Available until**: There is no 2030-04-31 in the calendar; please check the day and month. "
+        "— you typed “2030-04-31”",
+    ]
+    assert await count_requests(world) == 0
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    form = await world.mia.click(await world.card(rid), label="Schedule directly")
+    wrong = await world.mia.submit_modal(form, {"starts_at": "2030-02-30 10:00"})
+    assert "There is no 2030-02-30 in the calendar" in wrong.response.content
