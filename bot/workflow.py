@@ -428,6 +428,7 @@ class Mentorship:
             claimed = await repo.request_views(
                 session, *claimed_where, newest_first=False, limit=DASHBOARD_LIMIT
             )
+            claimed.sort(key=_soonest_first)  # "upcoming": at most a capacity's worth, all here
             totals["claimed"] = await self._total(session, claimed, claimed_where)
             open_: list[RequestView] = []
             windows: list[Availability] = []
@@ -1231,6 +1232,13 @@ def booking_token(view: RequestView) -> str:
 def _minutes(delta: timedelta) -> str:
     minutes = max(1, int(delta.total_seconds() // 60))
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _soonest_first(request: RequestView) -> tuple[bool, datetime]:
+    """Booked sessions by their time, then the claims with no time yet, oldest claim first."""
+    if request.status is Status.SCHEDULED and request.session is not None:
+        return (False, request.session.starts_at)
+    return (True, request.claimed_at or request.created_at)
 
 
 def _dates_end(available_until: date, tz_name: str) -> datetime:

@@ -781,3 +781,22 @@ async def test_post_again_or_release_with_no_time_left_on_the_last_day(
     clock.set(datetime(2030, 1, 10, 23, 50, tzinfo=ZoneInfo("Europe/Berlin")))
     released = ok(await runtime.mentorship.release(MENTOR, other.id))
     assert released.status is Status.EXPIRED
+
+
+async def test_claimed_by_me_lists_the_soonest_session_first(runtime: Runtime) -> None:
+    """The section is "Claimed by me · upcoming": booked sessions by their time, soonest first,
+    then the claims with no time yet, not in the order the requests were posted."""
+    later = await create(runtime, title="Posted first, booked for Friday")
+    runtime.clock.advance(minutes=1)  # type: ignore[attr-defined]
+    sooner = await create(runtime, title="Posted second, booked for Tuesday", available_until="2030-01-20")
+    ok(await runtime.mentorship.claim(MENTOR, later.id))
+    ok(await runtime.mentorship.claim(MENTOR, sooner.id))
+    ok(await runtime.mentorship.schedule(MENTOR, later.id, {"starts_at": "2030-01-11 10:00"}))
+    runtime.clock.advance(minutes=1)  # type: ignore[attr-defined]
+    unbooked = ok(
+        await runtime.mentorship.create_request(OTHER_STUDENT, request_form(title="Not booked yet"))
+    )
+    ok(await runtime.mentorship.claim(MENTOR, unbooked.id))
+    ok(await runtime.mentorship.schedule(MENTOR, sooner.id, {"starts_at": "2030-01-08 10:00"}))
+    board = await runtime.mentorship.dashboard(MENTOR)
+    assert [r.id for r in board.claimed] == [sooner.id, later.id, unbooked.id]
