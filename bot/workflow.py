@@ -341,12 +341,15 @@ class Mentorship:
 
     async def _over_request_cap(self, session: AsyncSession, student_id: int) -> Refused | None:
         cap = self.settings.max_open_requests_per_student
-        if await repo.count_active_for_student(session, student_id, ACTIVE_STATUSES) < cap:
+        active = await repo.count_active_for_student(session, student_id, ACTIVE_STATUSES)
+        if active < cap:
             return None
+        # More than the cap when it was lowered since they posted: say how many they have.
+        limit = f" (the limit is {cap})" if active > cap else ""
         return Refused(
             "too_many_open",
-            f"You already have {cap} active request{'s' if cap != 1 else ''}. Cancel one or "
-            "wait until it's done before posting another.",
+            f"You already have {active} active request{'s' if active != 1 else ''}{limit}. Cancel "
+            "one or wait until it's done before posting another.",
         )
 
     async def repost(self, actor: Actor, request_id: int) -> Result[RequestView]:

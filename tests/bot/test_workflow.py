@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.clock import ManualClock
+from bot.config import Settings
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus, Status
 from bot.runtime import Runtime
 from storage.db import Database
@@ -800,3 +801,23 @@ async def test_claimed_by_me_lists_the_soonest_session_first(runtime: Runtime) -
     ok(await runtime.mentorship.schedule(MENTOR, sooner.id, {"starts_at": "2030-01-08 10:00"}))
     board = await runtime.mentorship.dashboard(MENTOR)
     assert [r.id for r in board.claimed] == [sooner.id, later.id, unbooked.id]
+
+
+async def test_a_lowered_cap_says_how_many_the_student_has(
+    settings: Settings, database: Database, clock: ManualClock
+) -> None:
+    """Three requests posted under a cap of 3, then MAX_OPEN_REQUESTS_PER_STUDENT set to 2: the
+    refusal said 'You already have 2 active requests' to someone with three."""
+    roomy = Runtime(
+        settings.model_copy(update={"max_open_requests_per_student": 3}), clock=clock, db=database
+    )
+    for n in range(3):
+        ok(await roomy.mentorship.create_request(STUDENT, request_form(title=f"Request number {n}")))
+    lowered = Runtime(
+        settings.model_copy(update={"max_open_requests_per_student": 2}), clock=clock, db=database
+    )
+    refused = await lowered.mentorship.request_refusal(STUDENT)
+    assert refused is not None and refused.message == (
+        "You already have 3 active requests (the limit is 2). Cancel one or wait until it's done "
+        "before posting another."
+    )
