@@ -548,6 +548,23 @@ def parse_local_datetime(text: str, tz: ZoneInfo) -> datetime | None:
         return None
 
 
+def _typed_time(typed: str, tz: ZoneInfo) -> datetime | str:
+    """A time typed in the person's zone, or what is wrong with it. A wall-clock time the clocks
+    skip (02:30 on a spring-forward night) is refused rather than quietly moved an hour."""
+    at = parse_local_datetime(typed, tz)
+    if at is None:
+        return _no_such_day(typed) or "Please give a time like 2030-01-31 18:30."
+    if _EPOCH.fullmatch(typed.strip()):
+        return at  # Slack's picker: an instant, not a wall-clock time
+    wall = datetime.fromisoformat(typed.strip().replace(" ", "T", 1))
+    if wall.tzinfo is None and at.astimezone(tz).replace(tzinfo=None) != wall:
+        return (
+            f"{wall:%H:%M} doesn't exist on {wall:%Y-%m-%d} in {tz.key}: the clocks go forward "
+            "that night. Please pick another time."
+        )
+    return at
+
+
 def _latest_start(now: datetime) -> datetime:
     """The latest time a session may start: past every request's dates, but a day short of the
     end of time, so that its end (start + at most an hour) can still be computed."""
@@ -564,9 +581,11 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
     slot, typed = _text(values, "slot"), _text(values, "starts_at")
     starts_at: datetime | None = None
     if typed:
-        starts_at = parse_local_datetime(typed, tz)
-        if starts_at is None:
-            errors["starts_at"] = _no_such_day(typed) or "Please give a time like 2030-01-31 18:30."
+        typed_at = _typed_time(typed, tz)
+        if isinstance(typed_at, str):
+            errors["starts_at"] = typed_at
+        else:
+            starts_at = typed_at
     elif slot:
         starts_at = parse_local_datetime(slot, tz)
         if starts_at is None:
@@ -619,9 +638,9 @@ def parse_proposal(values: Values, *, tz: ZoneInfo, now: datetime) -> ProposalIn
         typed = _text(values, field_id)
         if not typed:
             continue
-        at = parse_local_datetime(typed, tz)
-        if at is None:
-            errors[field_id] = _no_such_day(typed) or "Please give a time like 2030-01-31 18:30."
+        at = _typed_time(typed, tz)
+        if isinstance(at, str):
+            errors[field_id] = at
         elif at <= now:
             errors[field_id] = "That time has passed; please pick a future time."
         elif any(at == other for _, other in times):

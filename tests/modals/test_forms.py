@@ -96,6 +96,22 @@ def test_schedule_parsing() -> None:
         assert set(bad) == {"meeting_url"}, url  # type: ignore[arg-type]
 
 
+def test_a_time_the_clocks_skip_is_refused_on_its_field() -> None:
+    """02:30 on Berlin's spring-forward night does not exist; taking it as 03:30 would book a time
+    nobody typed. The autumn night's 02:30 happens (twice) and is taken, as is a slot's instant."""
+    berlin = ZoneInfo("Europe/Berlin")
+    skipped = forms.parse_schedule({"starts_at": "2030-03-31 02:30"}, tz=berlin, now=NOW)
+    assert set(skipped) == {"starts_at"}  # type: ignore[arg-type]
+    assert "02:30 doesn't exist on 2030-03-31 in Europe/Berlin" in skipped["starts_at"]  # type: ignore[index]
+    proposed = forms.parse_proposal(
+        {"time_1": "2030-03-31 03:30", "time_2": "2030-03-31 02:15"}, tz=berlin, now=NOW
+    )
+    assert set(proposed) == {"time_2"}  # type: ignore[arg-type]
+    assert forms._typed_time("2030-10-27 02:30", berlin) == datetime(2030, 10, 27, 0, 30, tzinfo=UTC)
+    slot = forms.parse_schedule({"slot": "2030-03-31T01:30:00+00:00"}, tz=berlin, now=NOW)
+    assert isinstance(slot, forms.ScheduleInput)
+
+
 def test_availability_parsing() -> None:
     parsed = forms.parse_availability({"windows": "mon 9:00-10:30; Wednesday 18:00-24:00", "timezone": "UTC"})
     assert isinstance(parsed, list)
