@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument(
         "--now",
         metavar="ISO-8601",
-        help="act as if it were this instant; needs --once, e.g. 2030-01-07T09:00Z (a rehearsal: "
-        "not recorded as a run for /healthz)",
+        help="act as if it were this instant; needs --once, e.g. 2030-01-07T09:00Z. It acts for "
+        "real: requests expire and reminders and rating prompts due by then are sent, so try a "
+        "later instant on a copy of the database (not recorded as a run for /healthz)",
     )
     commands.add_parser(
         "migrate",

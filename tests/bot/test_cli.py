@@ -53,6 +53,10 @@ def test_jobs_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:
         main(["jobs", "--help"])
     out = capsys.readouterr().out
     assert "--once" in out and "--now" in out
+    # --now really acts (it expires requests and sends what is due by then): calling it a
+    # rehearsal invited an operator to try next week on the live database.
+    text = " ".join(out.split())
+    assert "rehearsal" not in text and "for real" in text and "copy of the database" in text
 
 
 def test_run_without_credentials_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
