@@ -374,6 +374,33 @@ class Settings(BaseSettings):
         return [name for name, value in wanted.items() if not value]
 
 
+_NUMBER_ERRORS = {
+    "int_parsing",
+    "int_from_float",
+    "int_type",
+    "float_parsing",
+    "float_type",
+    "finite_number",
+    "greater_than_equal",
+    "less_than_equal",
+}
+
+
+def _plain_message(field: str, kind: str, message: str) -> str:
+    """Our own validators' words as they are; pydantic's for a number or a choice ("Input should
+    be a valid integer, unable to parse string as an integer") turned into what to write."""
+    info = Settings.model_fields.get(field)
+    if info is not None and kind in _NUMBER_ERRORS:
+        low = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+        if low is not None and high is not None:
+            whole = info.annotation is int or info.annotation == int | None
+            return f"must be {'a whole number' if whole else 'a number'} from {low:g} to {high:g}"
+    if kind == "literal_error":
+        return "must be " + message.removeprefix("Input should be ").replace("'", "")
+    return message.removeprefix("Value error, ")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read and validate; turn pydantic's errors into one line per wrong variable."""
     try:
@@ -387,6 +414,6 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = _plain_message(field, error["type"], str(error["msg"]))
             lines.append(f"  {field.upper()}={_shown(field, error.get('input'))}: {message}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None

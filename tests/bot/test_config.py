@@ -118,3 +118,27 @@ def test_an_optional_variable_left_empty_is_unset(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(name, "")
     settings = load_settings(_env_file=None)
     assert getattr(settings, name.lower()) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("REQUEST_EXPIRY_DAYS", "abc", "a whole number from 1 to 365"),
+        ("REQUEST_EXPIRY_DAYS", "7.5", "a whole number from 1 to 365"),
+        ("MENTOR_DEFAULT_CAPACITY", "11", "a whole number from 1 to 10"),
+        ("MATCH_NOTIFY_COUNT", "0", "a whole number from 1 to 10"),
+        ("MAX_OPEN_REQUESTS_PER_STUDENT", "two", "a whole number from 1 to 100"),
+        ("METRICS_PORT", "99999", "a whole number from 1 to 65535"),
+        ("SLACK_CHANNEL_POST_INTERVAL", "fast", "a number from 0 to 60"),
+        ("LOG_FORMAT", "JSON", "text or json"),
+    ],
+)
+def test_a_number_out_of_shape_says_what_range_to_use(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    """pydantic's own words ("Input should be a valid integer, unable to parse string as an
+    integer") said what was wrong but not what to write instead."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert f"{name}={value!r}: must be {expected}" in str(caught.value)
