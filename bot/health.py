@@ -3,7 +3,9 @@
 The rule (docs/operations.md repeats it for operators):
 - the database answers `SELECT 1` within DB_TIMEOUT seconds, else unhealthy;
 - a sweep whose last success is older than STALE_INTERVALS of its intervals is unhealthy, in
-  every process: the sweeps record their runs in the database, so any process can tell;
+  every process: the sweeps record their runs in the database, so any process can tell (a
+  process that runs the sweeps itself counts an old record only once it has been up for
+  STALE_INTERVALS intervals, as for a sweep that never ran);
 - a sweep that has never run is reported as "never run", and counts as unhealthy only in a
   process that runs the sweeps itself, once it has been up for STALE_INTERVALS intervals (a
   web-only process started before the first `jobs` process is not failing).
@@ -57,7 +59,10 @@ async def check(runtime: Runtime) -> dict[str, Any]:
                 problems.append(f"sweep {name} has never run")
         else:
             last = _aware(run.last_success_at)
-            stale = now - last > STALE_INTERVALS * interval
+            # A process that runs the sweeps itself is judged from its start at the earliest:
+            # restarted after a while, its first tick is still an interval away.
+            since = max(last, runtime.started_at) if runtime.runs_sweeps else last
+            stale = now - since > STALE_INTERVALS * interval
             entry.update(
                 ok=not stale,
                 status="stale" if stale else "ok",

@@ -16,6 +16,7 @@ from handlers.slack import build_app
 from jobs.scheduler import build_scheduler
 from jobs.sweeps import SWEEP_ORDER, Sweeps
 from tests.conftest import make_settings
+from tests.slack.conftest import MakeSlack
 from tests.slack.harness import MENTOR, MENTORS, SlackHarness, slack_settings
 from tests.slack.test_flow import _request
 
@@ -154,3 +155,28 @@ async def test_interaction_duration_times_the_listener_not_just_the_middleware(
     name = "mini_mentorship_interaction_duration_seconds"
     assert _value(samples, f"{name}_count", platform="slack", kind="view_submission") == 1
     assert _value(samples, f"{name}_sum", platform="slack", kind="view_submission") >= 0.2
+
+
+async def test_a_restarted_clock_process_gets_three_intervals_before_old_runs_count(
+    make_slack: MakeSlack, clock: ManualClock
+) -> None:
+    """The clock process was down 10 minutes (a deploy). Restarted, its first expire tick is a
+    minute away, and its /healthz said 503 "has not succeeded for 600 s" meanwhile: a liveness
+    probe restarted it before it could ever run, again and again."""
+    before = await make_slack()
+    await Sweeps(before.runtime).run_all_once()
+    clock.advance(minutes=10)
+
+    restarted = await make_slack()
+    build_scheduler(Sweeps(restarted.runtime))  # as `jobs` does (not started: the clock is manual)
+    answer = await restarted.get("/healthz")
+    assert answer.status == 200, answer.json()["problems"]
+    clock.advance(seconds=16)  # three deliver intervals since it started, and still no run
+    answer = await restarted.get("/healthz")
+    assert answer.status == 503
+    assert answer.json()["problems"] == ["sweep deliver has not succeeded for 616 s (interval 5 s)"]
+    await Sweeps(restarted.runtime).run("deliver")
+    clock.advance(seconds=170)  # the 60 s sweeps, too, count once three of their intervals passed
+    problems = (await restarted.get("/healthz")).json()["problems"]
+    minutely = {f"sweep {name} has not succeeded for 786 s (interval 60 s)" for name in SWEEP_ORDER[:-1]}
+    assert set(problems) == minutely | {"sweep deliver has not succeeded for 170 s (interval 5 s)"}
