@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -197,7 +198,12 @@ def _manifest(http_url: str | None) -> int:
             return 2
         # The bot's address or its events URL itself: either way the manifest names /slack/events once.
         http_url = http_url.rstrip("/").removesuffix("/slack/events")
-    print(manifest(None, base_url=http_url))
+    try:
+        print(manifest(None, base_url=http_url), flush=True)
+    except BrokenPipeError:
+        # `manifest | head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

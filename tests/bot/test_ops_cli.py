@@ -114,3 +114,25 @@ async def test_jobs_serves_metrics_and_ends_quietly_on_sigterm(tmp_path: Path) -
     assert code == 0, log
     assert " ERROR " not in log and "Traceback" not in log and "raised an exception" not in log
     assert "Scheduler has been shut down" in log
+
+
+def test_manifest_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """`mini-mentorship manifest | head -1` ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (head) has gone: every write to the pipe fails with EPIPE
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "bot", "manifest"],
+            env=_env(tmp_path),
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=START_DEADLINE,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert b"BrokenPipeError" not in finished.stderr, finished.stderr.decode()
+    assert finished.returncode == 0
