@@ -374,6 +374,15 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
         print("--now only makes sense with --once", file=sys.stderr)
         return 2
     clock: Clock | None = ManualClock(_parse_now(args.now)) if args.now else None
+    if settings.slack_configured:
+        # The clock process delivers every Slack message: a refused token or a feed the bot
+        # is not in is said at start, as `slack` and `run` say it, not retried row by row.
+        if not _require(settings.missing_for_slack(), "Slack"):
+            return 2
+        from handlers.slack import preflight
+
+        if problem := await preflight(settings):
+            raise StartupError(problem)
     runtime = await _prepared(settings, clock=clock)
     closers: list[Callable[[], Awaitable[None]]] = []
     try:

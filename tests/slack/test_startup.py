@@ -144,3 +144,17 @@ async def test_a_wrong_slack_api_url_is_named_not_blamed_on_the_network(tmp_path
     finally:
         await runner.cleanup()
     assert missing is not None and "answered 404" in missing and "ending in /api/" in missing
+
+
+async def test_the_clock_process_checks_the_slack_token_too(fake: FakeSlack, tmp_path: Path) -> None:
+    """`jobs` delivers every Slack message; with a revoked token it started, logged each delivery
+    at INFO as "RetryLater(reason='invalid_auth')" and exited 0, while Discord's token is checked."""
+    env = _env(fake, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    fake.add_channel(MENTORS, members=["UBOT"], name="mentors")
+    code, err = await _cli(tmp_path, env, "jobs", "--once")
+    assert code == 0, err
+    fake.revoked_tokens.add("xoxb-good")
+    code, err = await _cli(tmp_path, env, "jobs", "--once")
+    assert code == 2 and "Traceback" not in err
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in err
+    fake.validation_errors.clear()
