@@ -21,6 +21,7 @@ DEFAULT_MEETING_LINK_TEMPLATE = "https://meet.jit.si/mini-mentorship-{token}"
 
 _OFFSET = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+MAX_REMINDER_DAYS = 365
 
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9_]+$")
@@ -85,7 +86,12 @@ def parse_offsets(text: str) -> list[timedelta]:
         match = _OFFSET.match(part)
         if not match:
             raise ValueError(f"{part.strip()!r} is not a duration like 24h, 90m or 2d")
-        value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        amount, unit = int(match.group(1)), match.group(2)
+        # Sessions are booked at most about 90 days ahead; a year is plenty, and a huge number
+        # would overflow timedelta.
+        if amount > MAX_REMINDER_DAYS * {"d": 1, "h": 24, "m": 24 * 60}[unit]:
+            raise ValueError(f"{part.strip()!r}: a reminder is at most {MAX_REMINDER_DAYS}d before a session")
+        value = timedelta(**{_UNITS[unit]: amount})
         if value <= timedelta(0):
             raise ValueError(f"{part.strip()!r} must be more than zero")
         offsets.append(value)

@@ -84,6 +84,14 @@ def test_parse_offsets_rejects_zero() -> None:
         parse_offsets("0m")
 
 
+@pytest.mark.parametrize("value", ["366d", "99999999999d", "999999999999999999999m"])
+def test_a_reminder_offset_past_a_year_is_refused_not_a_traceback(value: str) -> None:
+    """REMINDER_OFFSETS=99999999999d ended every command in an OverflowError traceback."""
+    with pytest.raises(ValueError, match="at most 365d"):
+        parse_offsets(value)
+    assert parse_offsets("365d,8760h") == [timedelta(days=365)]
+
+
 def test_a_dotenv_that_is_not_utf8_is_named_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
