@@ -25,6 +25,7 @@ MAX_REMINDER_DAYS = 365
 
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9_]+$")
+_USER_ID = re.compile(r"^(?:[UW][A-Z0-9_]+|\d+)$")  # Slack member id, or Discord user id
 _SECRET_VARIABLES = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token"}
 
 
@@ -159,6 +160,18 @@ class Settings(BaseSettings):
         """`NAME=` with nothing after it (a template's line, `SLACK_APP_TOKEN=` to serve HTTP)
         leaves an optional variable unset, as leaving the line out does."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_user_ids")
+    @classmethod
+    def _check_admin_ids(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip() and not _USER_ID.match(part.strip()):
+                raise ValueError(
+                    f"{part.strip()!r} is not a user id: on Slack open the person's profile → ⋮ → "
+                    "Copy member ID (U…); on Discord, with Developer Mode on, right-click them → "
+                    "Copy User ID (a number)"
+                )
+        return value
 
     @field_validator("claim_target_hours")
     @classmethod

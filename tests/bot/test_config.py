@@ -64,6 +64,8 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DATABASE_URL", "mysql://x"),
         ("DISCORD_MENTOR_ROLE_ID", "mentors"),
         ("DISCORD_SESSIONS_CHANNEL_ID", "#sessions"),
+        ("ADMIN_USER_IDS", "U0ADA1, @ada"),  # a handle: Ada was silently no admin
+        ("ADMIN_USER_IDS", "ada@example.org"),
         ("SLACK_API_URL", "http://[::1"),  # was a ValueError traceback at the first Slack call
         ("SLACK_API_URL", "slack.com/api/"),
     ],
@@ -75,6 +77,8 @@ def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, va
     assert f"{name}={value!r}" in str(caught.value)
     if name.startswith("DISCORD_"):
         assert "Copy ID" in str(caught.value)  # the fix is said
+    if name == "ADMIN_USER_IDS":
+        assert "Copy member ID" in str(caught.value) and "Copy User ID" in str(caught.value)
     if name == "SLACK_API_URL":
         assert "https://slack.com/api/" in str(caught.value) and "unset it" in str(caught.value)
 
