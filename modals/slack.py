@@ -711,7 +711,8 @@ def insight_blocks(report: Report) -> list[Block]:
         rows = [f"{'Tag':<24} {'Requests':>8} {'Mentors':>7}"]
         for tag in report.tags:
             mentors = "—" if tag.mentors is None else str(tag.mentors)
-            rows.append(f"{_clip(tag.tag, 24):<24} {tag.requests:>8} {mentors:>7}")
+            name = _clip(tag.tag.replace("`", "'"), 24)  # a backtick would end the code block
+            rows.append(f"{name:<24} {tag.requests:>8} {mentors:>7}")
         blocks.append(_table("Demand against supply (requests vs mentors listing the tag)", rows))
     if report.capacity:
         rows = [f"{'Mentor':<20} {'Load':<16} Away until"]

@@ -84,3 +84,19 @@ async def test_program_section_on_the_admins_home_only(slack: SlackHarness) -> N
     await slack.settle()
     student_home = slack.fake.home_tabs[STUDENT]
     assert "Program" not in block_text(student_home["blocks"]) and not images(student_home["blocks"])
+
+
+async def test_a_tag_with_backticks_stays_inside_the_stats_table(slack: SlackHarness) -> None:
+    """A tag like "```*urgent*" closed the table's code block early: the rest of the table was
+    drawn as mrkdwn (bold, misaligned). Mentor names already had their backticks replaced."""
+    await _request(slack, tags="```*urgent*, python")
+    answer = await slack.command(ADMIN, "stats")
+    await slack.settle()
+    [reply] = slack.replies(answer)
+    [table] = [
+        b["text"]["text"]
+        for b in reply["blocks"]
+        if b.get("type") == "section" and "Demand against supply" in b.get("text", {}).get("text", "")
+    ]
+    assert table.count("```") == 2 and table.endswith("```"), table
+    assert "'''*urgent*" in table
