@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from bot import logs
 from bot.clock import Clock, ManualClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, mask_url
 from bot.preflight import StartupError
 from bot.runtime import Runtime
 
@@ -443,7 +443,7 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         raise StartupError(describe_connection_error(settings.database_url, exc)) from None
     finally:
         await runtime.close()
-    where = settings.database_url.split("@")[-1]
+    where = mask_url(settings.database_url).split("@")[-1]
     if newer is not None:
         print(
             f"Database is at schema revision {newer}, newer than this version knows ({where}): a newer "

@@ -30,9 +30,11 @@ _SECRET_VARIABLES = {"slack_bot_token", "slack_app_token", "slack_signing_secret
 
 
 def mask_url(url: str) -> str:
-    """`scheme://user:s3cret@host/db` -> `scheme://user:***@host/db`, for any scheme: a URL is
-    echoed in messages, its password never."""
-    return re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+    """`scheme://user:s3cret@host/db` -> `scheme://user:***@host/db` (and `?password=s3cret` ->
+    `?password=***`), for any scheme: a URL is echoed in messages, its password never."""
+    masked = re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+    # libpq also takes the password in the query string: `…/db?sslmode=require&password=s3cret`.
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 def _shown(name: str, value: object) -> str:

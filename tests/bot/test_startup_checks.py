@@ -205,3 +205,27 @@ def test_a_sqlite_path_through_a_file_is_named(
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notes.txt' / 'bot.db'}")
     err = _fails(command, capsys)
     assert "Cannot use the SQLite file" in err and "notes.txt" in err and "Check DATABASE_URL" in err
+
+
+@needs_postgres
+@pytest.mark.parametrize(
+    ("command", "url"),
+    [
+        (["migrate"], "postgresql://postgres@127.0.0.1:5432/{db}?password=s3cret"),
+        (["jobs", "--once"], "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}?password=s3cret"),
+        (["migrate"], "postgresql://postgres@127.0.0.1:5432/{db}?sslmode=disable&password=s3cret"),
+    ],
+)
+def test_a_password_in_the_query_string_is_masked_too(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    empty_database: str,
+    command: list[str],
+    url: str,
+) -> None:
+    """libpq takes `?password=`; migrate printed "Database is up to date (…?password=s3cret)"."""
+    monkeypatch.setenv("DATABASE_URL", url.format(db=empty_database))
+    main(command)
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err, captured.out + captured.err
+    assert "password=***" in captured.out + captured.err
