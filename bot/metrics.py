@@ -156,7 +156,8 @@ async def serve_ops(runtime: Runtime, port: int, host: str = "0.0.0.0") -> None:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        log.info("metrics: listening on http://%s:%s/metrics (and /healthz)", host, port)
+        bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("metrics: listening on http://%s:%s/metrics (and /healthz)", host, bound)
         await asyncio.get_running_loop().create_future()
     except OSError as exc:
         from bot.preflight import cannot_listen

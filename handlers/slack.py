@@ -1216,7 +1216,8 @@ async def serve(runtime: Runtime, *, http: bool, port: int) -> None:
             await runner.setup()
             try:
                 await web.TCPSite(runner, "0.0.0.0", port).start()
-                log.info("slack: listening on http://0.0.0.0:%s/slack/events", port)
+                bound = runner.addresses[0][1] if runner.addresses else port  # --port 0: the one taken
+                log.info("slack: listening on http://0.0.0.0:%s/slack/events", bound)
                 await forever
             except OSError as exc:
                 from bot.preflight import cannot_listen  # alembic with it: only on this path

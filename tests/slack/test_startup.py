@@ -103,6 +103,10 @@ async def test_all_right_serves_logs_json_and_stops_cleanly_on_sigterm(
         lines.append(line)
         if "listening on" in line:
             break
+    # --port 0 takes any free port: the line names the one it got (it said ":0").
+    listening = json.loads(lines[-1])["message"]
+    port = int(listening.split("http://0.0.0.0:")[1].split("/")[0])
+    assert port > 0, listening
     process.send_signal(signal.SIGTERM)
     _, rest = await asyncio.wait_for(process.communicate(), timeout=60)
     lines += rest.decode().splitlines()
