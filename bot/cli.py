@@ -353,7 +353,9 @@ def _port(text: str) -> int:
     """--port: a TCP port number (0: any free one), said so by argparse (exit 2) rather than
     bound to something else."""
     if not (text.isascii() and text.isdigit() and 0 <= int(text) <= 65535):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to 65535")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port number from 1 to 65535 (or 0 for any free port)"
+        )
     return int(text)
 
 

@@ -24,6 +24,7 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 
+from bot.notifications import Kind
 from storage.models import Notification
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ class Metrics:
         rows = await asyncio.wait_for(read(), SCRAPE_TIMEOUT)
         self.outbox_backlog.clear()
         self.outbox_oldest_age.clear()
+        for known in Kind:  # an empty outbox reads 0, not "no data", on a dashboard or an alert
+            self.outbox_backlog.labels(kind=known.value).set(0)
         for kind, count, oldest in rows:
             self.outbox_backlog.labels(kind=kind).set(count)
             if oldest is not None:

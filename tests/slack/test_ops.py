@@ -56,7 +56,7 @@ async def test_metrics_after_a_claim_and_a_sweep(slack: SlackHarness, clock: Man
     await slack.settle()
     await Sweeps(slack.runtime).run("expire")
     samples = await _scrape(slack)
-    assert _value(samples, "mini_mentorship_outbox_backlog", kind="card") == 0
+    assert samples[("mini_mentorship_outbox_backlog", frozenset({("kind", "card")}))] == 0  # 0, not absent
     assert _value(samples, "mini_mentorship_deliveries_total", kind="card") == 2
     assert _value(samples, "mini_mentorship_deliveries_total", kind="request_claimed") == 1
     assert _value(samples, "mini_mentorship_delivery_failures_total", kind="card") == 0
