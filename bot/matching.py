@@ -95,10 +95,19 @@ async def pick(
     ]
     if directory is None or not ranked:
         return ranked[:count]
-    # Ask the platform about a few more than needed, in case some have left.
-    window = ranked[: count * 4]
-    current = await directory.current_mentors(workspace, [r.external_id for r in window])
-    return [r for r in window if r.external_id in current][:count]
+    # Ask the platform about a few more than needed, in case some have left; while fewer than
+    # `count` are still mentors, about the next few (the pool is bounded). Profiles of people
+    # who left keep a load of 0 and are never suggested again, so they stay first among equals:
+    # stopping after one window would leave the mentors behind them unasked for good.
+    found: list[CandidateRow] = []
+    step = count * 4
+    for start in range(0, len(ranked), step):
+        window = ranked[start : start + step]
+        current = await directory.current_mentors(workspace, [r.external_id for r in window])
+        found += [r for r in window if r.external_id in current]
+        if len(found) >= count:
+            break
+    return found[:count]
 
 
 def match_note(rows: Sequence[CandidateRow], tags: Sequence[str]) -> dict[str, Any]:

@@ -212,3 +212,19 @@ async def test_expectations_on_submit(runtime: Runtime) -> None:
     assert "Requests like this are usually claimed within 3 hours." in await _posted_dm_text(
         runtime, again.value.id
     )
+
+
+async def test_mentors_who_left_do_not_crowd_out_the_ones_who_stayed(runtime: Runtime) -> None:
+    """Profiles outlive a mentor's membership: four who left the channel (load 0, never suggested
+    again, so first among equals for ever) must not leave every python request with nobody."""
+    runtime.settings.match_notify_count = 1
+    gone = [mentor(f"U_LEFT{i}", f"Left{i}") for i in range(4)]
+    runtime.mentorship.use_directory("slack", Directory(*(g.user_id for g in gone)))
+    for who in gone:
+        await profile(runtime, who, "python")
+    await profile(runtime, MIA, "python")
+    for i in range(2):
+        who = Actor("slack", "T1", f"U_S{i}", f"S{i}", "UTC")
+        created = await runtime.mentorship.create_request(who, request_form(tags="python"))
+        assert isinstance(created, Ok)
+        assert [name for _, name in created.value.suggested] == ["Mia"]
