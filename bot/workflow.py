@@ -556,6 +556,8 @@ class Mentorship:
             )
             if not won:
                 return self._refuse_state(view, "released")
+            if view.claimed_by is not None:  # a widening offers it to others, not back to them
+                await mentor_profiles.not_to_ask_again(session, request_id, view.claimed_by.id, now=now)
             await self._close_session(session, view, SessionStatus.CANCELLED, now)
             after = await self._card_changed(session, request_id, now)
             await owe_dm(

@@ -33,6 +33,7 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 # then least recently suggested), so who makes the pool is as fair as who is picked from it.
 TAG_POOL = 40  # best tag matches considered (away mentors left out in SQL)
 FAIR_POOL = 20  # least recently suggested profiles considered besides
+RELEASED_ROUND = -1  # request_suggestions.round of a mentor who released the request (not asked)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,18 @@ async def record_suggestions(
             .execution_options(synchronize_session=False)
         )
     return fresh
+
+
+async def not_to_ask_again(session: AsyncSession, request_id: int, member_id: int, *, now: datetime) -> None:
+    """Count `member_id` as asked about the request without offering it (they released it), so a
+    widening never DMs it back to them as a fit; fairness (last_suggested_at) is untouched."""
+    if member_id not in await asked(session, request_id):
+        session.add(
+            RequestSuggestion(
+                request_id=request_id, member_id=member_id, round=RELEASED_ROUND, created_at=now
+            )
+        )
+        await session.flush()
 
 
 async def get(session: AsyncSession, member_id: int) -> MentorProfile | None:

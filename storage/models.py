@@ -363,7 +363,8 @@ class MentorSkill(Base):
 
 
 class RequestSuggestion(Base):
-    """A mentor the bot asked about a request (round 0 at posting, 1 when the circle widened)."""
+    """A mentor the bot asked about a request (round 0 at posting, 1 when the circle widened), or
+    one who released it (round -1: never offered it again)."""
 
     __tablename__ = "request_suggestions"
 

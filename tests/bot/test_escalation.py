@@ -402,3 +402,20 @@ async def test_without_the_platforms_word_nobody_new_is_asked(runtime: Runtime, 
     clock.set(request.created_at + DAY)
     assert await runtime.mentorship.nudge_due() == 1
     assert len(await rows(runtime, kind="escalation")) == 1
+
+
+async def test_widening_after_a_release_does_not_offer_it_back_to_the_releaser(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia claimed from the feed (she wasn't among those asked) and handed it back: half the new
+    target later, the request is offered to someone new, not DM'd to Mia as a fit for her."""
+    runtime.settings.match_notify_count = 1
+    runtime.mentorship.use_directory("slack", Directory())
+    await profiles(runtime, MAX, MIA)  # Max first: asked at posting
+    request = ok(await runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
+    assert [name for _, name in request.suggested] == ["Max"]
+    ok(await runtime.mentorship.claim(MIA, request.id))
+    ok(await runtime.mentorship.release(MIA, request.id))
+    clock.advance(hours=12)
+    assert await runtime.mentorship.nudge_due() == 1  # widen
+    assert await asked_ids(runtime, request.id) == ["U_MAX"]
