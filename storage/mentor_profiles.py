@@ -31,7 +31,7 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 # The pool is bounded so posting costs the same with 10 profiles or 10,000. Inside it the core
 # ranks fully; the database pre-orders by the first and last keys of that ranking (shared tags,
 # then least recently suggested), so who makes the pool is as fair as who is picked from it.
-TAG_POOL = 40  # best tag matches considered (away mentors left out in SQL)
+TAG_POOL = 40  # best tag matches considered (away mentors left out in SQL, as in the fair pool)
 FAIR_POOL = 20  # least recently suggested profiles considered besides
 RELEASED_ROUND = -1  # request_suggestions.round of a mentor who released the request (not asked)
 
@@ -56,6 +56,9 @@ async def candidates(
     plus the least recently suggested; then their load and availability in two grouped reads.
     Its cost follows the pool, not the number of profiles."""
     ids: dict[int, None] = {}
+    # Away mentors are never suggested, so they would always be the least recently suggested:
+    # both pools leave them out, or enough of them would fill the fair pool for good.
+    here = (MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)
     if tags:
         shared = func.count().label("shared")
         tag_rows = await session.execute(
@@ -65,7 +68,7 @@ async def candidates(
                 MentorSkill.platform == platform,
                 MentorSkill.workspace == workspace,
                 MentorSkill.tag.in_(list(tags)),
-                (MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today),
+                here,
             )
             .group_by(MentorSkill.member_id, MentorProfile.last_suggested_at)
             .order_by(shared.desc(), MentorProfile.last_suggested_at, MentorSkill.member_id)
@@ -74,8 +77,8 @@ async def candidates(
         ids.update((row[0], None) for row in tag_rows)
     fair = await session.scalars(
         select(MentorProfile.member_id)
-        .where(MentorProfile.platform == platform, MentorProfile.workspace == workspace)
-        .order_by(MentorProfile.last_suggested_at)
+        .where(MentorProfile.platform == platform, MentorProfile.workspace == workspace, here)
+        .order_by(MentorProfile.last_suggested_at, MentorProfile.member_id)
         .limit(FAIR_POOL)
     )
     ids.update((member_id, None) for member_id in fair)

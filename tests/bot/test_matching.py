@@ -228,3 +228,22 @@ async def test_mentors_who_left_do_not_crowd_out_the_ones_who_stayed(runtime: Ru
         created = await runtime.mentorship.create_request(who, request_form(tags="python"))
         assert isinstance(created, Ok)
         assert [name for _, name in created.value.suggested] == ["Mia"]
+
+
+async def test_away_mentors_do_not_fill_the_pool_of_a_request_without_tags(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A request without tags is matched from the least recently suggested profiles; mentors
+    away for the term are never suggested, so they are always the least recent. Twenty of them
+    must not hide Mia, who is here and was suggested an hour ago."""
+    await profile(runtime, MIA, "python")
+    made = await runtime.mentorship.create_request(
+        Actor("slack", "T1", "U_O", "O", "UTC"), request_form(tags="python")
+    )
+    assert isinstance(made, Ok) and [n for _, n in made.value.suggested] == ["Mia"]
+    for i in range(20):
+        await profile(runtime, mentor(f"U_AWAY{i}", f"Away{i}"), "cooking", away="2030-03-01")
+    clock.advance(timedelta(hours=1))
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags=""))
+    assert isinstance(created, Ok)
+    assert [name for _, name in created.value.suggested] == ["Mia"]
