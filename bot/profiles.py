@@ -39,12 +39,19 @@ class ProfileView:
         return self.away_until is not None and today < self.away_until
 
 
-async def profile_of(session: AsyncSession, member: Member, *, default_capacity: int) -> ProfileView:
+async def profile_of(
+    session: AsyncSession, member: Member, *, default_capacity: int, today: date | None = None
+) -> ProfileView:
+    """`today` (the mentor's own date): an away date no longer ahead is shown as none, so the
+    form never brings it back to be refused ("not in the future") and nobody reads "away"."""
     stored = await mentor_profiles.get(session, member.id)
     load = await mentor_profiles.load_of(session, member.id)
     if stored is None:
         return ProfileView((), default_capacity, None, load, saved=False)
-    return ProfileView(tuple(stored.skills), stored.capacity, stored.away_until, load, saved=True)
+    away = stored.away_until
+    if away is not None and today is not None and away <= today:
+        away = None
+    return ProfileView(tuple(stored.skills), stored.capacity, away, load, saved=True)
 
 
 def at_capacity(profile: ProfileView, view: RequestView | None = None) -> Refused:

@@ -448,7 +448,12 @@ class Mentorship:
                 totals["open"] = await self._total(session, open_, open_where)
                 windows = await repo.availability(session, me.id)
             profile = (
-                await profiles.profile_of(session, me, default_capacity=self.settings.mentor_default_capacity)
+                await profiles.profile_of(
+                    session,
+                    me,
+                    default_capacity=self.settings.mentor_default_capacity,
+                    today=self.today_for(self.tz_of(me, actor)),
+                )
                 if actor.is_mentor
                 else None
             )
@@ -1084,7 +1089,10 @@ class Mentorship:
         async with self.db.transaction() as session:
             me = await self._me(session, actor)
             return await profiles.profile_of(
-                session, me, default_capacity=self.settings.mentor_default_capacity
+                session,
+                me,
+                default_capacity=self.settings.mentor_default_capacity,
+                today=self.today_for(self.tz_of(me, actor)),
             )
 
     async def save_profile(self, actor: Actor, values: forms.Values) -> Result[profiles.ProfileView]:

@@ -4,6 +4,7 @@ capacity is refused politely — atomically, even for simultaneous claims (on bo
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -43,6 +44,22 @@ async def test_mentor_saves_profile_and_sees_load(runtime: Runtime) -> None:
 async def test_default_capacity_until_saved(runtime: Runtime) -> None:
     profile = await runtime.mentorship.profile(MENTOR)
     assert not profile.saved and profile.capacity == runtime.settings.mentor_default_capacity == 3
+
+
+async def test_a_passed_away_date_is_not_brought_back(runtime: Runtime) -> None:
+    """Back from being away: the profile (the form's initial values, the dashboard) says no away
+    date, so saving it again unchanged is accepted (Discord and Slack alike)."""
+    assert isinstance(
+        await runtime.mentorship.save_profile(MENTOR, profile_form(away_until="2030-01-09")), Ok
+    )
+    assert (await runtime.mentorship.profile(MENTOR)).away_until is not None
+    runtime.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
+    profile = await runtime.mentorship.profile(MENTOR)
+    assert profile.away_until is None and "away" not in profile.summary
+    board = await runtime.mentorship.dashboard(MENTOR)
+    assert board.profile is not None and board.profile.away_until is None
+    again = {"skills": ", ".join(profile.skills), "capacity": "4", "away_until": ""}
+    assert isinstance(await runtime.mentorship.save_profile(MENTOR, again), Ok)
 
 
 async def test_only_mentors_may_save(runtime: Runtime) -> None:

@@ -4,6 +4,8 @@ capacity who clicks Claim is told why and how to change it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.domain import Actor, Ok
 from tests.slack.harness import (
     MENTOR,
@@ -133,3 +135,48 @@ async def test_a_mentor_who_left_the_channel_still_sees_the_sessions_they_hold(s
         assert "Mock interview for a backend role" in text, text
         assert "Mark done" in text and "Reschedule" in text
         assert "Open requests" not in text  # the feed is for mentors
+
+
+async def test_capacity_refusal_on_claim_from_the_suggestion_dm(slack_lite: SlackHarness) -> None:
+    """Mia (capacity 1) was DM'd two requests while free; she claims one, then clicks Claim in
+    the other DM: told she is full, the request stays open, and the DM keeps its Claim."""
+    slack = slack_lite
+    await slack.submit(MENTOR, await _open_profile(slack), {"skills": "python", "capacity": "1"})
+    await _request(slack)
+    await _request(slack, title="Second question about Python")
+    dm = "D" + MENTOR
+    first, second = [m for m in slack.fake.messages[dm] if "fits you" in block_text(m.get("blocks", []))]
+    answer = await slack.click(
+        MENTOR, find_button(first["blocks"], "mm_claim"), message_ts=first["ts"], channel=dm
+    )
+    await slack.settle()
+    assert "You claimed" in slack.reply_text(answer)
+    before = await _state(slack)
+    answer = await slack.click(
+        MENTOR, find_button(second["blocks"], "mm_claim"), message_ts=second["ts"], channel=dm
+    )
+    await slack.settle()
+    told = slack.reply_text(answer)
+    assert "1 of 1 active" in told and "/mini-session profile" in told, told
+    assert await _state(slack) == before
+    now = next(m for m in slack.fake.messages[dm] if m["ts"] == second["ts"])
+    assert find_button(now["blocks"], "mm_claim")
+
+
+async def test_back_from_away_the_profile_saves_without_fighting_the_old_date(
+    slack_lite: SlackHarness,
+) -> None:
+    """Mia was away until Jan 9; on the 12th she opens her profile to take more sessions. The form
+    must not bring back the passed date (a Slack date picker can't be emptied), so Save works."""
+    slack = slack_lite
+    answer = await slack.submit(
+        MENTOR, await _open_profile(slack), {"capacity": "2", "away_until": "2030-01-09"}
+    )
+    assert "away until 2030-01-09" in block_text(answer.json()["view"]["blocks"])
+    slack.runtime.clock.advance(timedelta(days=5))  # type: ignore[attr-defined]
+    view = await _open_profile(slack)
+    answer = await slack.submit(MENTOR, view, {"capacity": "4"})
+    body = answer.json()
+    assert "errors" not in body, body
+    saved = block_text(body["view"]["blocks"])
+    assert "0 of 4 active" in saved and "away until" not in saved
