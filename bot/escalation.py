@@ -176,7 +176,11 @@ async def _escalate(m: Mentorship, request_id: int, now: datetime) -> int:
             kind=Kind.MORE_MENTORS_ASKED,
             now=now,
             key=key,
-            payload={"group": bool(pings and pings[0][0] == "group"), "early": early},
+            payload={
+                "group": bool(pings and pings[0][0] == "group"),
+                "pinged": bool(pings),  # nobody to mention: the student is not told otherwise
+                "early": early,
+            },
         )
         await owe_card(session, request=after, now=now)
         missed = not early

@@ -386,11 +386,16 @@ def compose(
         return escalation(request, payload, now)
     if kind is Kind.MORE_MENTORS_ASKED:
         who = "the mentors' escalation group" if payload.get("group") else "the organisers"
-        why = (
-            f"No mentor's profile fits it, so we've asked {who} to look at it."
-            if payload.get("early")
-            else f"No mentor has claimed it yet, so we've asked more mentors and {who} to look at it."
-        )
+        if payload.get("pinged", True) is False:  # no group or admin configured: nobody mentioned
+            why = (
+                "No mentor's profile fits it, so we've asked all the mentors to look at it."
+                if payload.get("early")
+                else "No mentor has claimed it yet, so we've asked the mentors again to look at it."
+            )
+        elif payload.get("early"):
+            why = f"No mentor's profile fits it, so we've asked {who} to look at it."
+        else:
+            why = f"No mentor has claimed it yet, so we've asked more mentors and {who} to look at it."
         return Message(
             headline="More people have been asked",
             lines=(title, (t(why + " You'll get a message here when one claims it."),)),

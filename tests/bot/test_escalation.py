@@ -419,3 +419,27 @@ async def test_widening_after_a_release_does_not_offer_it_back_to_the_releaser(
     clock.advance(hours=12)
     assert await runtime.mentorship.nudge_due() == 1  # widen
     assert await asked_ids(runtime, request.id) == ["U_MAX"]
+
+
+def _said(message: Any) -> str:
+    return " ".join(getattr(part, "text", "") for line in message.lines for part in line)
+
+
+async def test_the_student_is_not_told_organisers_were_asked_when_nobody_was_mentioned(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """No escalation group and no ADMIN_USER_IDS: the feed message mentions nobody, so the
+    student's DM must not say the organisers were asked."""
+    runtime.settings.admin_user_ids = ""
+    early = ok(await runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
+    await profiles(runtime, MIA)
+    late = ok(await runtime.mentorship.create_request(student(1), request_form(tags="python")))
+    clock.set(late.created_at + timedelta(hours=12))
+    assert await runtime.mentorship.nudge_due() == 2  # early escalated, late widened
+    clock.set(late.created_at + timedelta(hours=24))
+    assert await runtime.mentorship.nudge_due() == 2  # early's miss counted, late escalated
+    for request, who in ((early, STUDENT), (late, student(1))):
+        [told] = await rows(runtime, kind="more_mentors_asked", request_id=request.id)
+        view = ok(await runtime.mentorship.get_request(who, request.id))
+        text = _said(compose(Kind.MORE_MENTORS_ASKED, told.payload, view, view.student, clock.now()))
+        assert "organisers" not in text and "escalation group" not in text, text
