@@ -126,19 +126,18 @@ async def _candidates(m: Mentorship, view: RequestView, asked: frozenset[int]) -
         log.info("no %s mentor directory here; request %s is not widened", view.platform, view.id)
         return []
     try:
-        async with m.db.transaction() as session:
-            return await matching.pick(
-                session,
-                platform=view.platform,
-                workspace=view.workspace,
-                tags=view.tags,
-                dates=(view.available_from, view.available_until),
-                student_external_id=view.student.external_id,
-                directory=directory,
-                today=m.today_for(m.tz_of(view.student)),
-                count=m.settings.match_notify_count,
-                exclude=asked,
-            )
+        return await matching.pick(
+            m.db,
+            platform=view.platform,
+            workspace=view.workspace,
+            tags=view.tags,
+            dates=(view.available_from, view.available_until),
+            student_external_id=view.student.external_id,
+            directory=directory,
+            today=m.today_for(m.tz_of(view.student)),
+            count=m.settings.match_notify_count,
+            exclude=asked,
+        )
     except Exception:
         log.exception("matching for request %s failed; the circle does not widen", view.id)
         return []

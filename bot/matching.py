@@ -21,6 +21,7 @@ from bot.domain import MemberRef, RequestView
 from bot.notifications import Kind
 from bot.outbox import owe_dm
 from storage import mentor_profiles
+from storage.db import Database
 from storage.mentor_profiles import CandidateRow
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def rank(
 
 
 async def pick(
-    session: AsyncSession,
+    db: Database,
     *,
     platform: str,
     workspace: str,
@@ -78,10 +79,13 @@ async def pick(
     count: int,
     exclude: frozenset[int] = frozenset(),
 ) -> list[CandidateRow]:
-    """The top `count` mentors for a request who are still mentors, skipping `exclude`."""
-    rows = await mentor_profiles.candidates(
-        session, platform=platform, workspace=workspace, tags=tags, today=today
-    )
+    """The top `count` mentors for a request who are still mentors, skipping `exclude`. The
+    profiles are read in a transaction of their own; the platform is asked after it ended, so a
+    slow platform never holds a database lock (on SQLite every transaction holds the write lock)."""
+    async with db.transaction() as session:
+        rows = await mentor_profiles.candidates(
+            session, platform=platform, workspace=workspace, tags=tags, today=today
+        )
     ranked = [
         r
         for r in rank(

@@ -262,18 +262,17 @@ class Mentorship:
         """The mentors to offer a new request to (asked before the write transaction, so the
         platform's membership check never holds a database lock); None if matching failed."""
         try:
-            async with self.db.transaction() as session:
-                return await matching.pick(
-                    session,
-                    platform=actor.platform,
-                    workspace=actor.workspace,
-                    tags=data.tags,
-                    dates=(data.available_from, data.available_until),
-                    student_external_id=actor.user_id,
-                    directory=self._directories.get(actor.platform),
-                    today=self.today_for(tz_name),
-                    count=self.settings.match_notify_count,
-                )
+            return await matching.pick(
+                self.db,
+                platform=actor.platform,
+                workspace=actor.workspace,
+                tags=data.tags,
+                dates=(data.available_from, data.available_until),
+                student_external_id=actor.user_id,
+                directory=self._directories.get(actor.platform),
+                today=self.today_for(tz_name),
+                count=self.settings.match_notify_count,
+            )
         except Exception:
             log.exception("matching failed; the request goes to the whole feed")
             return None

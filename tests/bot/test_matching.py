@@ -3,6 +3,7 @@ and DM'd — never someone away, full, no longer a mentor, or the student (on bo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -247,3 +248,38 @@ async def test_away_mentors_do_not_fill_the_pool_of_a_request_without_tags(
     created = await runtime.mentorship.create_request(STUDENT, request_form(tags=""))
     assert isinstance(created, Ok)
     assert [name for _, name in created.value.suggested] == ["Mia"]
+
+
+class SlowDirectory(Directory):
+    """A platform slow to answer (Discord rate-limiting its member fetches): blocks until let go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asking = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
+        self.asking.set()
+        await self.answer.wait()
+        return await super().current_mentors(workspace, external_ids)
+
+
+async def test_a_slow_platform_holds_no_database_lock_while_matching(runtime: Runtime) -> None:
+    """While the platform is asked who is still a mentor, other people's clicks go through
+    (docs/matching.md: asked before the write transaction opens; SQLite has one writer)."""
+    await profile(runtime, MIA, "python")
+    waiting = await runtime.mentorship.create_request(
+        Actor("slack", "T1", "U_O", "O", "UTC"), request_form(tags="cooking")
+    )
+    assert isinstance(waiting, Ok)
+    slow = SlowDirectory()
+    runtime.mentorship.use_directory("slack", slow)
+    posting = asyncio.create_task(runtime.mentorship.create_request(STUDENT, request_form(tags="python")))
+    await asyncio.wait_for(slow.asking.wait(), 5)
+    try:
+        claimed = await asyncio.wait_for(runtime.mentorship.claim(MAX, waiting.value.id), 3)
+        assert isinstance(claimed, Ok)
+    finally:
+        slow.answer.set()
+        posted = await posting
+    assert isinstance(posted, Ok) and [n for _, n in posted.value.suggested] == ["Mia"]
