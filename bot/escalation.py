@@ -136,6 +136,7 @@ async def _candidates(m: Mentorship, view: RequestView, asked: frozenset[int]) -
             directory=directory,
             today=m.today_for(m.tz_of(view.student)),
             count=m.settings.match_notify_count,
+            now=m.clock.now(),
             exclude=asked,
         )
     except Exception:

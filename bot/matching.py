@@ -66,6 +66,9 @@ def rank(
     )
 
 
+POOL_READS = 2  # a second read of the pool when people who left the platform's mentors filled it
+
+
 async def pick(
     db: Database,
     *,
@@ -77,41 +80,65 @@ async def pick(
     directory: MentorDirectory | None,
     today: date,
     count: int,
+    now: datetime,
     exclude: frozenset[int] = frozenset(),
 ) -> list[CandidateRow]:
     """The top `count` mentors for a request who are still mentors, skipping `exclude`. The
     profiles are read in a transaction of their own; the platform is asked after it ended, so a
-    slow platform never holds a database lock (on SQLite every transaction holds the write lock)."""
-    async with db.transaction() as session:
-        rows = await mentor_profiles.candidates(
-            session, platform=platform, workspace=workspace, tags=tags, today=today
-        )
-    ranked = [
-        r
-        for r in rank(
-            rows,
-            tags=tags,
-            weekdays=weekdays_between(*dates),
-            student_external_id=student_external_id,
-            today=today,
-        )
-        if r.member_id not in exclude
-    ]
-    if directory is None or not ranked:
-        return ranked[:count]
-    # Ask the platform about a few more than needed, in case some have left; while fewer than
-    # `count` are still mentors, about the next few (the pool is bounded). Profiles of people
-    # who left keep a load of 0 and are never suggested again, so they stay first among equals:
-    # stopping after one window would leave the mentors behind them unasked for good.
+    slow platform never holds a database lock (on SQLite every transaction holds the write lock).
+
+    Profiles outlive a mentor's membership, and someone who left is never suggested again, so
+    they would stay the least recently suggested (first in the fair pool and among equals) for
+    good. Whoever the platform no longer counts as a mentor is moved to the back of the rotation
+    (`last_suggested_at`), and the pool is read once more without them if they filled it."""
     found: list[CandidateRow] = []
+    skip = set(exclude)
+    for _ in range(POOL_READS):
+        async with db.transaction() as session:
+            rows = await mentor_profiles.candidates(
+                session, platform=platform, workspace=workspace, tags=tags, today=today, exclude=skip
+            )
+        ranked = [
+            r
+            for r in rank(
+                rows,
+                tags=tags,
+                weekdays=weekdays_between(*dates),
+                student_external_id=student_external_id,
+                today=today,
+            )
+            if r.member_id not in skip
+        ]
+        if directory is None:
+            return ranked[:count]
+        current, gone = await _still_mentors(directory, workspace, ranked, count - len(found))
+        found += current
+        if gone:
+            async with db.transaction() as session:
+                await mentor_profiles.rotate_back(session, gone, now=now)
+        if len(found) >= count or not gone:
+            break
+        skip |= gone | {r.member_id for r in current}
+    return found[:count]
+
+
+async def _still_mentors(
+    directory: MentorDirectory, workspace: str, ranked: Sequence[CandidateRow], count: int
+) -> tuple[list[CandidateRow], set[int]]:
+    """The best `count` of `ranked` the platform counts as mentors, and the member ids of those
+    it was asked about and does not. It is asked about a few more than needed, in case some have
+    left; while fewer than `count` are still mentors, about the next few (`ranked` is bounded)."""
+    found: list[CandidateRow] = []
+    gone: set[int] = set()
     step = count * 4
     for start in range(0, len(ranked), step):
         window = ranked[start : start + step]
         current = await directory.current_mentors(workspace, [r.external_id for r in window])
         found += [r for r in window if r.external_id in current]
+        gone |= {r.member_id for r in window if r.external_id not in current}
         if len(found) >= count:
             break
-    return found[:count]
+    return found[:count], gone
 
 
 def match_note(rows: Sequence[CandidateRow], tags: Sequence[str]) -> dict[str, Any]:

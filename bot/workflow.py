@@ -272,6 +272,7 @@ class Mentorship:
                 directory=self._directories.get(actor.platform),
                 today=self.today_for(tz_name),
                 count=self.settings.match_notify_count,
+                now=self.clock.now(),
             )
         except Exception:
             log.exception("matching failed; the request goes to the whole feed")

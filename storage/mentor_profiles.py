@@ -6,7 +6,7 @@ one statement: two claims by the same mentor can never both pass a stale count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -50,15 +50,23 @@ class CandidateRow:
 
 
 async def candidates(
-    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str], today: date
+    session: AsyncSession,
+    *,
+    platform: str,
+    workspace: str,
+    tags: Sequence[str],
+    today: date,
+    exclude: Collection[int] = (),
 ) -> list[CandidateRow]:
     """A bounded pool of profiles for matching, found through indexes: the best tag matches
     plus the least recently suggested; then their load and availability in two grouped reads.
-    Its cost follows the pool, not the number of profiles."""
+    Its cost follows the pool, not the number of profiles. `exclude`: member ids left out."""
     ids: dict[int, None] = {}
     # Away mentors are never suggested, so they would always be the least recently suggested:
     # both pools leave them out, or enough of them would fill the fair pool for good.
     here = (MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)
+    if exclude:
+        here = here & MentorProfile.member_id.not_in(list(exclude))
     if tags:
         shared = func.count().label("shared")
         tag_rows = await session.execute(
@@ -163,6 +171,17 @@ async def not_to_ask_again(session: AsyncSession, request_id: int, member_id: in
             )
         )
         await session.flush()
+
+
+async def rotate_back(session: AsyncSession, member_ids: Collection[int], *, now: datetime) -> None:
+    """Move profiles to the back of the fairness rotation (the platform no longer counts them as
+    mentors: left unmoved, they would stay the least recently suggested for good)."""
+    await session.execute(
+        update(MentorProfile)
+        .where(MentorProfile.member_id.in_(list(member_ids)))
+        .values(last_suggested_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get(session: AsyncSession, member_id: int) -> MentorProfile | None:

@@ -283,3 +283,25 @@ async def test_a_slow_platform_holds_no_database_lock_while_matching(runtime: Ru
         slow.answer.set()
         posted = await posting
     assert isinstance(posted, Ok) and [n for _, n in posted.value.suggested] == ["Mia"]
+
+
+async def test_mentors_who_left_do_not_fill_the_pool_of_a_request_without_tags(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A request without tags is matched from the 20 least recently suggested profiles. Twenty
+    people who lost the mentor role keep their profiles and are never suggested again, so they
+    are always the least recent: they must not hide Mia, who is a mentor and free."""
+    await profile(runtime, MIA, "python")
+    made = await runtime.mentorship.create_request(
+        Actor("slack", "T1", "U_O", "O", "UTC"), request_form(tags="python")
+    )
+    assert isinstance(made, Ok) and [n for _, n in made.value.suggested] == ["Mia"]
+    gone = [mentor(f"U_LEFT{i}", f"Left{i}") for i in range(20)]
+    for who in gone:
+        await profile(runtime, who, "cooking")
+    runtime.mentorship.use_directory("slack", Directory(*(g.user_id for g in gone)))
+    clock.advance(timedelta(hours=1))
+    for who in (STUDENT, Actor("slack", "T1", "U_S2", "S2", "UTC")):
+        created = await runtime.mentorship.create_request(who, request_form(tags=""))
+        assert isinstance(created, Ok)
+        assert [name for _, name in created.value.suggested] == ["Mia"]
