@@ -182,7 +182,7 @@ async def expectations(session: AsyncSession, view: RequestView, *, now: datetim
     """What the student's confirmation can honestly say: mentors listing the tags, and the
     median time to claim of similar requests when there are enough of them."""
     listing = await mentor_profiles.mentors_listing(
-        session, platform=view.platform, workspace=view.workspace, tags=view.tags
+        session, platform=view.platform, workspace=view.workspace, tags=view.tags, besides=view.student.id
     )
     waits = await mentor_profiles.recent_claim_waits(
         session,

@@ -293,21 +293,25 @@ _CLAIM_WITHIN_CAPACITY = _claim_within_capacity()
 
 
 async def mentors_listing(
-    session: AsyncSession, *, platform: str, workspace: str, tags: Sequence[str]
+    session: AsyncSession,
+    *,
+    platform: str,
+    workspace: str,
+    tags: Sequence[str],
+    besides: int | None = None,
 ) -> int:
-    """How many mentors list at least one of `tags` (indexed by workspace and tag)."""
+    """How many mentors list at least one of `tags` (indexed by workspace and tag), not counting
+    member `besides` (the student asking: their own profile is no mentor for them)."""
     if not tags:
         return 0
-    return int(
-        await session.scalar(
-            select(func.count(func.distinct(MentorSkill.member_id))).where(
-                MentorSkill.platform == platform,
-                MentorSkill.workspace == workspace,
-                MentorSkill.tag.in_(list(tags)),
-            )
-        )
-        or 0
+    query = select(func.count(func.distinct(MentorSkill.member_id))).where(
+        MentorSkill.platform == platform,
+        MentorSkill.workspace == workspace,
+        MentorSkill.tag.in_(list(tags)),
     )
+    if besides is not None:
+        query = query.where(MentorSkill.member_id != besides)
+    return int(await session.scalar(query) or 0)
 
 
 async def recent_claim_waits(

@@ -305,3 +305,12 @@ async def test_mentors_who_left_do_not_fill_the_pool_of_a_request_without_tags(
         created = await runtime.mentorship.create_request(who, request_form(tags=""))
         assert isinstance(created, Ok)
         assert [name for _, name in created.value.suggested] == ["Mia"]
+
+
+async def test_the_student_is_not_counted_among_the_mentors_listing_the_tags(runtime: Runtime) -> None:
+    """Sam mentors python too: his own profile is not 'a mentor who lists these tags' for him."""
+    await profile(runtime, mentor(STUDENT.user_id, "Sam"), "python")
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags="python"))
+    assert isinstance(created, Ok)
+    text = await _posted_dm_text(runtime, created.value.id)
+    assert "1 mentor lists" not in text, text
