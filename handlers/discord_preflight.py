@@ -68,6 +68,22 @@ def _role_settings(settings: Settings) -> list[tuple[str, int]]:
     return [(variable, role_id) for variable, role_id in roles if role_id]
 
 
+def _unmentionable_escalation_role(
+    settings: Settings, guild: discord.Guild, channel: discord.TextChannel
+) -> str | None:
+    """An escalation role the bot cannot ping: Discord makes new roles not mentionable, and the
+    invite grants no Mention @everyone, so its <@&id> would notify nobody."""
+    role_id = settings.discord_escalation_role_id
+    role = guild.get_role(int(role_id)) if role_id else None
+    if role is None or role.mentionable or channel.permissions_for(guild.me).mention_everyone:
+        return None
+    return (
+        f"DISCORD_ESCALATION_ROLE_ID={role_id}: the role @{role.name} can't be mentioned by the bot, "
+        "so escalations would notify nobody. In Server Settings → Roles → "
+        f"{role.name} → Display, turn on 'Allow anyone to @mention this role', then start again."
+    )
+
+
 def check_server(client: discord.Client, settings: Settings, invite: str | None) -> str | None:
     """The server, the mentors' channel, the roles and the bot's permissions there, as the ready
     client sees them. All problems found are listed, one per line."""
@@ -112,6 +128,8 @@ def check_server(client: discord.Client, settings: Settings, invite: str | None)
                     "Copy Role ID."
                 )
     if channel is not None and guild is not None and guild.me is not None:
+        if problem := _unmentionable_escalation_role(settings, guild, channel):
+            problems.append(problem)
         missing = missing_permissions(channel, guild.me)
         if missing:
             problems.append(

@@ -79,3 +79,29 @@ async def test_without_a_role_the_admins_are_pinged(world: World) -> None:
     [retired] = [m for m in world.feed.history() if m.id == escalation.id]
     assert retired.embeds[0].title == "No longer open" and retired.components == []
     assert retired.content in (None, "")  # the edit pings nobody again
+
+
+def invite_permissions_only(world: World) -> None:
+    """The bot's role as the invite URL grants it (View Channels, Send Messages, Embed Links)."""
+    from handlers.discord import BOT_PERMISSIONS
+
+    backend = world.env.backend
+    [bot_role] = [r for r in backend.get_guild(world.guild.id).roles.values() if r.managed]
+    backend.edit_role(world.guild.id, bot_role.id, {"permissions": BOT_PERMISSIONS.value})
+
+
+async def test_an_escalation_role_nobody_can_mention_is_found_at_start(world: World) -> None:
+    """Discord makes a new role not mentionable, and the bot's invite grants no Mention
+    @everyone: the escalation's <@&role> would notify nobody. The start-up check says so."""
+    from handlers.discord_preflight import check_server
+
+    invite_permissions_only(world)
+    leads = world.guild.create_role("Mentor leads")  # Discord's default: not mentionable
+    world.settings.discord_escalation_role_id = str(leads.id)
+    await world.env.settle()
+    problem = check_server(world.env.bot, world.settings, None)
+    assert problem is not None and f"DISCORD_ESCALATION_ROLE_ID={leads.id}" in problem, problem
+    assert "Allow anyone to @mention this role" in problem
+    world.env.backend.edit_role(world.guild.id, leads.id, {"mentionable": True})
+    await world.env.settle()
+    assert check_server(world.env.bot, world.settings, None) is None
