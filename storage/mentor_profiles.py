@@ -31,7 +31,7 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 # The pool is bounded so posting costs the same with 10 profiles or 10,000. Inside it the core
 # ranks fully; the database pre-orders by the first and last keys of that ranking (shared tags,
 # then least recently suggested), so who makes the pool is as fair as who is picked from it.
-TAG_POOL = 40  # best tag matches considered (away mentors left out in SQL, as in the fair pool)
+TAG_POOL = 40  # best tag matches considered (away and full mentors left out in SQL, as in the fair pool)
 FAIR_POOL = 20  # least recently suggested profiles considered besides
 RELEASED_ROUND = -1  # request_suggestions.round of a mentor who released the request (not asked)
 
@@ -62,9 +62,19 @@ async def candidates(
     plus the least recently suggested; then their load and availability in two grouped reads.
     Its cost follows the pool, not the number of profiles. `exclude`: member ids left out."""
     ids: dict[int, None] = {}
-    # Away mentors are never suggested, so they would always be the least recently suggested:
-    # both pools leave them out, or enough of them would fill the fair pool for good.
-    here = (MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)
+    # Away and full mentors are never suggested, so they would be the least recently suggested:
+    # both pools leave them out, or enough of them would fill the pools (the load is counted
+    # through ix_requests_claimed_by_status, per profile the pool reads).
+    load = (
+        select(func.count())
+        .select_from(Request)
+        .where(Request.claimed_by_id == MentorProfile.member_id, Request.status.in_(LOAD_STATUSES))
+        .correlate(MentorProfile)
+        .scalar_subquery()
+    )
+    here = ((MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)) & (
+        load < MentorProfile.capacity
+    )
     if exclude:
         here = here & MentorProfile.member_id.not_in(list(exclude))
     if tags:

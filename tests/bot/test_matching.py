@@ -314,3 +314,30 @@ async def test_the_student_is_not_counted_among_the_mentors_listing_the_tags(run
     assert isinstance(created, Ok)
     text = await _posted_dm_text(runtime, created.value.id)
     assert "1 mentor lists" not in text, text
+
+
+async def test_mentors_at_capacity_do_not_fill_the_pool_of_a_request_without_tags(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Twenty mentors took one session each from the feed (their limit) and so are never
+    suggested: they are the least recently suggested, and must not hide Mia, who has room."""
+    waiting = []
+    for i in range(10):
+        who = Actor("slack", "T1", f"U_P{i}", f"P{i}", "UTC")
+        for _ in range(2):
+            made = await runtime.mentorship.create_request(who, request_form(tags="cooking"))
+            assert isinstance(made, Ok)
+            waiting.append(made.value.id)
+    for i, request_id in enumerate(waiting):
+        busy = mentor(f"U_BUSY{i}", f"Busy{i}")
+        await profile(runtime, busy, "cooking", capacity="1")
+        assert isinstance(await runtime.mentorship.claim(busy, request_id), Ok)
+    await profile(runtime, MIA, "python")
+    made = await runtime.mentorship.create_request(
+        Actor("slack", "T1", "U_O", "O", "UTC"), request_form(tags="python")
+    )
+    assert isinstance(made, Ok) and [n for _, n in made.value.suggested] == ["Mia"]
+    clock.advance(timedelta(hours=1))
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags=""))
+    assert isinstance(created, Ok)
+    assert [name for _, name in created.value.suggested] == ["Mia"]
