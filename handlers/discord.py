@@ -29,7 +29,13 @@ from bot.preflight import StartupError
 from bot.runtime import Runtime
 from handlers.discord_directory import DiscordMentorDirectory
 from handlers.discord_interactions import Components, Replies
-from handlers.discord_preflight import CHANNEL_PERMISSIONS, TOKEN_REFUSED, check_server, unreachable
+from handlers.discord_preflight import (
+    CHANNEL_PERMISSIONS,
+    TOKEN_REFUSED,
+    check_server,
+    escalation_role_warning,
+    unreachable,
+)
 from handlers.discord_sender import DiscordSender
 from modals import forms
 from modals.discord import (
@@ -272,6 +278,8 @@ class MentorBot(discord.Client):
             if self.startup_problem:
                 await self.close()  # `serve` raises it; nothing is served
                 return
+            if warning := escalation_role_warning(self, self.settings):
+                log.warning("%s", warning)
         if self.announce_invite and self.application_id:
             self.announce_invite = False  # on_ready fires again after a reconnect
             url = invite_url(self.application_id)

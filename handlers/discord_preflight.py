@@ -68,18 +68,21 @@ def _role_settings(settings: Settings) -> list[tuple[str, int]]:
     return [(variable, role_id) for variable, role_id in roles if role_id]
 
 
-def _unmentionable_escalation_role(
-    settings: Settings, guild: discord.Guild, channel: discord.TextChannel
-) -> str | None:
+def escalation_role_warning(client: discord.Client, settings: Settings) -> str | None:
     """An escalation role the bot cannot ping: Discord makes new roles not mentionable, and the
-    invite grants no Mention @everyone, so its <@&id> would notify nobody."""
+    invite grants no Mention @everyone, so its <@&id> would notify nobody. A warning, not a
+    start-up error: escalations are still posted in the feed, and a running program keeps going."""
     role_id = settings.discord_escalation_role_id
-    role = guild.get_role(int(role_id)) if role_id else None
-    if role is None or role.mentionable or channel.permissions_for(guild.me).mention_everyone:
+    channel_id = settings.discord_mentor_channel_id
+    channel = client.get_channel(int(channel_id)) if channel_id else None
+    if not role_id or not isinstance(channel, discord.TextChannel) or channel.guild.me is None:
+        return None
+    role = channel.guild.get_role(int(role_id))
+    if role is None or role.mentionable or channel.permissions_for(channel.guild.me).mention_everyone:
         return None
     return (
         f"DISCORD_ESCALATION_ROLE_ID={role_id}: the role @{role.name} can't be mentioned by the bot, "
-        "so escalations would notify nobody. In Server Settings → Roles → "
+        "so escalations notify nobody. In Server Settings → Roles → "
         f"{role.name} → Display, turn on 'Allow anyone to @mention this role', then start again."
     )
 
@@ -128,8 +131,6 @@ def check_server(client: discord.Client, settings: Settings, invite: str | None)
                     "Copy Role ID."
                 )
     if channel is not None and guild is not None and guild.me is not None:
-        if problem := _unmentionable_escalation_role(settings, guild, channel):
-            problems.append(problem)
         missing = missing_permissions(channel, guild.me)
         if missing:
             problems.append(
