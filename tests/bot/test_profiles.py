@@ -122,7 +122,7 @@ def test_bad_configuration_names_the_variable() -> None:
         ("digest_time", "25:00", "HH:MM"),
         ("slack_escalation_usergroup", "@mentors", "user-group id"),
         ("discord_escalation_role_id", "mentors", "role id"),
-        ("mentor_default_capacity", "0", "greater than or equal to 1"),
+        ("mentor_default_capacity", "0", "a whole number from 1 to 10"),
     ]:
         with pytest.raises(ConfigError) as caught:
             load_settings(_env_file=None, **{name: value})
