@@ -350,10 +350,16 @@ def _invite(request: RequestView, now: datetime) -> Attachment:
     )
 
 
-def _calendar_cancel(request: RequestView, now: datetime, reader: MemberRef | None) -> Attachment | None:
+def _calendar_cancel(
+    request: RequestView, now: datetime, reader: MemberRef | None, payload: dict[str, Any] | None = None
+) -> Attachment | None:
     """The METHOD:CANCEL file for a session this change called off, so calendars drop it; only
     for the two people who had it (a mentor who claimed after another's session was called off
-    never had that event)."""
+    never had that event). The file made when it was called off (`payload["ics"]`) wins: by
+    delivery the request may have a newer session (booked again, or claimed again)."""
+    ics = (payload or {}).get("ics")
+    if isinstance(ics, str) and ics:
+        return _cancel_file(request.id, ics.encode())
     session = request.session
     if session is None or session.status is not SessionStatus.CANCELLED:
         return None
@@ -466,7 +472,7 @@ def compose(
                 ),
             ),
             buttons=student_buttons(request),
-            attachment=_calendar_cancel(request, now, reader),
+            attachment=_calendar_cancel(request, now, reader, payload),
         )
     if kind in (Kind.SESSION_SCHEDULED, Kind.SESSION_RESCHEDULED):
         assert request.session is not None
@@ -502,7 +508,7 @@ def compose(
             headline="Session cancelled",
             lines=tuple(lines),
             buttons=student_buttons(request) if is_student else (),
-            attachment=_calendar_cancel(request, now, reader),
+            attachment=_calendar_cancel(request, now, reader, payload),
         )
     if kind is Kind.REQUEST_CANCELLED:
         return Message(
@@ -518,7 +524,6 @@ def compose(
         # The other person is told why; this one only needs the event gone from their calendar.
         # The file was made when the session was called off: by delivery the request may have
         # a newer session (rescheduled, or claimed again), which is not the one to remove.
-        ics = payload.get("ics")
         return Message(
             headline="Removed from your calendar",
             lines=(
@@ -526,9 +531,7 @@ def compose(
                 (t("You called this session off. The attached file removes it from your calendar."),),
             ),
             accent="muted",
-            attachment=_cancel_file(request.id, ics.encode())
-            if isinstance(ics, str) and ics
-            else _calendar_cancel(request, now, reader),
+            attachment=_calendar_cancel(request, now, reader, payload),
         )
     if kind is Kind.REQUEST_EXPIRED:
         return Message(

@@ -575,6 +575,7 @@ class Mentorship:
                 payload={
                     "mentor_name": view.claimed_by.display_name if view.claimed_by else "",
                     "dates_over": dates_over,
+                    **_cancel_ics(view, now),
                 },
             )
             if view.session is not None:
@@ -601,8 +602,7 @@ class Mentorship:
             kind=Kind.CALENDAR_REMOVED,
             now=now,
             key=f"session:{booked.session.id}:v{booked.session.schedule_version}:removed",
-            # This session's file, made now: by delivery the request may have a newer session.
-            payload={"ics": ics_file(booked, booked.session, now, cancel=True).decode()},
+            payload=_cancel_ics(booked, now),
         )
 
     async def _close_session(
@@ -827,7 +827,11 @@ class Mentorship:
                 kind=Kind.SESSION_CANCELLED,
                 now=now,
                 key=f"request:{after.id}:v{after.version}",
-                payload={"by": "mentor", "by_name": view.claimed_by.display_name if view.claimed_by else ""},
+                payload={
+                    "by": "mentor",
+                    "by_name": view.claimed_by.display_name if view.claimed_by else "",
+                    **_cancel_ics(view, now),
+                },
             )
             if view.session is not None:
                 await self._owe_own_cancel_file(session, after, view, view.session.mentor, now)
@@ -1233,6 +1237,16 @@ def _repost_input(old: RequestView, now: datetime, tz_name: str) -> forms.Reques
         urgency=old.urgency,
         tags=old.tags,
     )
+
+
+def _cancel_ics(booked: RequestView, now: datetime) -> dict[str, str]:
+    """The file that removes the booked session from a calendar, made when it is called off (as
+    `payload["ics"]`): by delivery the request may have a newer session (booked again, or
+    released and claimed again), which is not the one to remove. Empty when nothing was booked."""
+    live = booked.session
+    if live is None or live.status is not SessionStatus.SCHEDULED:
+        return {}
+    return {"ics": ics_file(booked, live, now, cancel=True).decode()}
 
 
 def booking_token(view: RequestView) -> str:

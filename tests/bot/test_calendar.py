@@ -13,7 +13,7 @@ from bot.notifications import Kind, compose
 from bot.runtime import Runtime
 from storage import repository as repo
 from tests.bot.test_workflow import ok, owed, scheduled
-from tests.conftest import MENTOR, STUDENT, request_form
+from tests.conftest import MENTOR, MENTOR_2, STUDENT, request_form
 
 
 async def _ics(runtime: Runtime, request_id: int, kind: Kind, clock: ManualClock) -> Calendar:
@@ -88,3 +88,35 @@ async def test_release_before_any_time_sends_no_calendar_file(runtime: Runtime, 
     assert view is not None
     [row] = await owed(runtime, request_id=request.id, kind=Kind.CLAIM_RELEASED.value)
     assert compose(Kind.CLAIM_RELEASED, row.payload, view, view.student, clock.now()).attachment is None
+
+
+async def test_the_students_removal_file_survives_a_new_booking_before_delivery(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """The mentor cancels the session (or releases it and another mentor books it) and a new time
+    is booked before the student's DM goes out: that DM still removes the old event, so the
+    student's calendar does not keep a session that is not happening."""
+    m = runtime.mentorship
+    for call_off, when in (("cancel_session", "2030-01-08 15:00"), ("release", "2030-01-10 15:00")):
+        request = await scheduled(runtime, when)
+        assert request.session is not None
+        old_uid = f"session-{request.session.id}-request-{request.id}@mini-mentorship"
+        if call_off == "cancel_session":
+            ok(await m.cancel_session(MENTOR, request.id))
+            ok(await m.schedule(MENTOR, request.id, {"starts_at": "2030-01-09 15:00"}))
+            kind = Kind.SESSION_CANCELLED
+        else:
+            ok(await m.release(MENTOR, request.id))
+            ok(await m.claim(MENTOR_2, request.id))
+            ok(await m.schedule(MENTOR_2, request.id, {"starts_at": "2030-01-10 09:00"}))
+            kind = Kind.CLAIM_RELEASED
+        async with runtime.db.transaction() as session:
+            view = await repo.request_view(session, request.id)
+        assert view is not None and view.session is not None and view.session.id != request.session.id
+        [row] = await owed(runtime, request_id=request.id, kind=kind.value)
+        message = compose(kind, row.payload, view, view.student, clock.now())
+        assert message.attachment is not None, call_off
+        calendar = Calendar.from_ical(message.attachment.content)
+        assert str(calendar["METHOD"]) == "CANCEL"
+        uid, _, start, _, status = _event(calendar)
+        assert (uid, start, status) == (old_uid, request.session.starts_at, "CANCELLED"), call_off
