@@ -186,6 +186,9 @@ async def pick_time(
             return Refused("time_passed", "That time has already passed; please pick another.", view)
         ends_at = starts_at + timedelta(minutes=view.duration_minutes)
         live = reschedule.live_session(view)
+        # Two students picking the same time of one mentor at once (or a pick racing the
+        # mentor's own booking): the second checks for a clash after the first committed.
+        await repo.lock_member(session, proposal.mentor_id)
         if await repo.mentor_sessions_between(
             session,
             proposal.mentor_id,

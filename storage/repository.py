@@ -440,6 +440,14 @@ async def add_review(session: AsyncSession, session_id: int, review: str, rating
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+async def lock_member(session: AsyncSession, member_id: int) -> None:
+    """Hold the member's row until the transaction ends (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already serialises writers), so that one mentor's bookings are checked for clashes one
+    after another. The mentor's own actions take it by upserting the row (`upsert_member`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+
+
 async def mentor_sessions_between(
     session: AsyncSession,
     mentor_id: int,

@@ -15,7 +15,7 @@ from bot.runtime import Runtime
 from jobs.sweeps import Sweeps
 from storage.models import MentorSession, Notification, Proposal
 from tests.bot.test_workflow import create, ok, owed
-from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT
+from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT, request_form
 
 # MENTOR types times in New York; STUDENT reads them in Berlin.
 TIMES = {"time_1": "2030-01-08 09:00", "time_2": "2030-01-09 12:00", "time_3": "2030-01-10 15:30"}
@@ -193,3 +193,45 @@ async def test_release_retires_the_times(runtime: Runtime) -> None:
     view = ok(await runtime.mentorship.get_request(STUDENT, request.id))
     assert not view.times_proposed
     assert isinstance(await runtime.mentorship.pick_time(STUDENT, request.id, pid, 0), Refused)
+
+
+async def test_one_mentors_time_is_booked_once_when_two_picks_land_together(runtime: Runtime) -> None:
+    """The mentor offered the same time to two students (their availability suggests the same
+    first slots for both) and both pick it at once, or one picks it while the mentor books it
+    directly for another request: one booking wins, the other is told the mentor is no longer
+    free then. Before, on PostgreSQL both were booked: the mentor double-booked."""
+    m = runtime.mentorship
+    same = {"time_1": TIMES["time_1"]}
+    picks, ids = [], []
+    for student in (STUDENT, OTHER_STUDENT):
+        request = ok(await m.create_request(student, request_form()))
+        ok(await m.claim(MENTOR, request.id))
+        after = ok(await m.propose_times(MENTOR, request.id, same))
+        ids.append(request.id)
+        picks.append(m.pick_time(student, request.id, after.proposal_id, 0))
+    results = await asyncio.gather(*picks)
+    assert sorted(type(r).__name__ for r in results) == ["Ok", "Refused"], results
+    assert {r.code for r in results if isinstance(r, Refused)} == {"time_taken"}
+    async with runtime.db.transaction() as session:
+        assert len((await session.scalars(select(MentorSession))).all()) == 1
+
+    # A pick racing the mentor's direct booking of another request at that time (the first
+    # two released, to stay within the mentor's capacity).
+    for request_id in ids:
+        ok(await m.release(MENTOR, request_id))
+    later = {"time_1": TIMES["time_2"]}
+    first = ok(await m.create_request(STUDENT, request_form()))
+    ok(await m.claim(MENTOR, first.id))
+    offered = ok(await m.propose_times(MENTOR, first.id, later))
+    other = ok(await m.create_request(OTHER_STUDENT, request_form()))
+    ok(await m.claim(MENTOR, other.id))
+    raced = await asyncio.gather(
+        m.pick_time(STUDENT, first.id, offered.proposal_id, 0),
+        m.schedule(MENTOR, other.id, {"starts_at": TIMES["time_2"]}),
+    )
+    assert sum(1 for r in raced if isinstance(r, Refused | Invalid)) == 1, raced
+    async with runtime.db.transaction() as session:
+        booked = (
+            await session.scalars(select(MentorSession).where(MentorSession.status == "scheduled"))
+        ).all()
+    assert len(booked) == 1
