@@ -8,7 +8,7 @@ outbox so delivery starts at once. A caller that loses a race gets a `Refused` s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -857,8 +857,8 @@ class Mentorship:
             windows = await repo.availability(session, me.id)
             start, end = self._window(view, self.tz_of(view.student))
             busy = await repo.mentor_sessions_between(session, me.id, start, end)
-        live_id = view.session.id if view.session else None
-        busy_spans = [(s.starts_at, s.ends_at) for s in busy if s.id != live_id]
+        live = view.session if view.session and view.session.status is SessionStatus.SCHEDULED else None
+        busy_spans = [(s.starts_at, s.ends_at) for s in busy if live is None or s.id != live.id]
         return Ok(
             compute_slots(
                 windows,
@@ -867,6 +867,8 @@ class Mentorship:
                 timedelta(minutes=view.duration_minutes),
                 busy_spans,
                 earliest=now + SLOT_LEAD,
+                # The booked time is no new time: proposed, it is refused; in Reschedule, a no-op.
+                leave_out=(live.starts_at,) if live else (),
             )
         )
 
@@ -1286,14 +1288,16 @@ def compute_slots(
     busy: list[tuple[datetime, datetime]],
     *,
     earliest: datetime,
+    leave_out: Iterable[datetime] = (),
 ) -> list[Slot]:
     """Every SLOT_STEP-aligned slot of `duration` inside a weekly window (in the window's own
     zone, so daylight-saving changes keep 18:00 at 18:00), inside [start, end), after `earliest`,
-    overlapping no busy span."""
+    overlapping no busy span, and starting at none of `leave_out`."""
     slots: list[Slot] = []
     if not windows:
         return slots
-    seen: set[datetime] = set()  # windows saved before overlaps were merged may repeat a slot
+    # Windows saved before overlaps were merged may repeat a slot; `leave_out` counts as seen.
+    seen: set[datetime] = set(leave_out)
     day = (start - timedelta(days=1)).date()
     while day <= end.date() and len(slots) < MAX_SLOTS:
         for window in windows:

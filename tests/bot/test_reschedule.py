@@ -351,3 +351,18 @@ async def test_the_booked_time_is_not_proposed_as_a_new_one(runtime: Runtime) ->
         {"time_1": "That is the session's current time; to keep it, use Keep the time instead."}
     )
     assert (await view_of(runtime, request.id)).proposal_id is None
+
+
+async def test_the_forms_suggestions_for_new_times_leave_out_the_booked_one(runtime: Runtime) -> None:
+    """The booked time was most likely the first suggestion from the mentor's availability; the
+    form for new times (filled in with the first three suggestions) must not offer it again,
+    or submitting it as it came is refused on its first field."""
+    m = runtime.mentorship
+    ok(await m.set_availability(MENTOR, {"windows": "Tue 15:00-17:00", "timezone": "America/New_York"}))
+    request, ask_id = await asked(runtime)  # booked at Tue 15:00 New York: the first slot
+    slots = ok(await m.suggest_slots(MENTOR, request.id))
+    assert request.session is not None and request.session.starts_at not in {s.starts_at for s in slots}
+    prefilled = {f"time_{n + 1}": str(int(s.starts_at.timestamp())) for n, s in enumerate(slots[:3])}
+    assert len(prefilled) == 3  # 15:30, 16:00, 16:30
+    moved = ok(await m.propose_for_ask(MENTOR, request.id, ask_id, prefilled))
+    assert moved.times_proposed
