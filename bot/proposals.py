@@ -168,6 +168,15 @@ async def _pending(
     return view
 
 
+async def check_pending(
+    m: Mentorship, actor: Actor, request_id: int, proposal_id: int
+) -> Result[RequestView]:
+    """Read-only: may `actor` still answer this proposal (before None of these work's form)?"""
+    async with m.db.transaction() as session:
+        view = await _pending(m, session, actor, request_id, proposal_id)
+    return view if isinstance(view, Refused) else Ok(view)
+
+
 async def pick_time(
     m: Mentorship, actor: Actor, request_id: int, proposal_id: int, index: int
 ) -> Result[RequestView]:

@@ -884,6 +884,9 @@ class Mentorship:
     ) -> Result[RequestView]:
         return await proposals.pick_time(self, actor, request_id, proposal_id, index)
 
+    async def check_proposal(self, actor: Actor, request_id: int, proposal_id: int) -> Result[RequestView]:
+        return await proposals.check_pending(self, actor, request_id, proposal_id)
+
     async def none_work(
         self, actor: Actor, request_id: int, proposal_id: int, values: forms.Values
     ) -> Result[RequestView]:

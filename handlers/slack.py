@@ -712,12 +712,11 @@ class SlackBot:
             await self.tell(reply, "Those times are no longer on offer; nothing changed.")
             return
         if action is Action.NONE_WORK:
-            found = await self.mentorship.get_request(actor, request_id)
-            refused = found if not isinstance(found, Ok) else authorize(Act.PICK, actor, found.value)
-            if refused is not None:
-                await self.tell(reply, why(refused))
+            # Checked before the form opens: a note typed for times no longer on offer is lost.
+            found = await self.mentorship.check_proposal(actor, request_id, proposal_id)
+            if not isinstance(found, Ok):
+                await self.tell(reply, why(found))
                 return
-            assert isinstance(found, Ok)
             view = ui.none_work_modal(
                 found.value.title, metadata={"r": request_id, "p": proposal_id, "home": reply.home}
             )

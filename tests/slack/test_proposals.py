@@ -115,3 +115,22 @@ async def test_none_work_then_propose_other_times_and_old_buttons(slack: SlackHa
     await slack.click(STUDENT, find_button(newer["blocks"], "mm_pick_time"), channel="DUSTUDENT")
     await slack.settle()
     assert await _sessions(slack) == 1
+
+
+async def test_none_work_on_times_no_longer_on_offer_says_so_before_the_form(slack: SlackHarness) -> None:
+    """After a pick (or once the times are withdrawn or re-proposed), None of these work on the
+    old offer answers at once, as a time button of it would, instead of opening a form whose
+    note is then refused on submit."""
+    await _request(slack)
+    await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    await slack.settle()
+    await _propose(slack, {"time_1": "1894028400"})
+    offer = slack.dms(STUDENT)[-1]
+    picked = await slack.click(STUDENT, find_button(offer["blocks"], "mm_pick_time"), channel="DUSTUDENT")
+    await slack.settle()
+    assert "Booked" in slack.reply_text(picked)
+    views = len(slack.fake.views)
+    late = await slack.click(STUDENT, find_button(offer["blocks"], "mm_none_work"), channel="DUSTUDENT")
+    await slack.settle()
+    assert "already scheduled" in slack.reply_text(late)
+    assert len(slack.fake.views) == views  # no form opened
