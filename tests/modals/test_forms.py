@@ -201,3 +201,22 @@ def test_blank_letters_and_invisible_padding_are_not_text() -> None:
         "Please write at least 20 characters (you wrote 4)."
     )
     assert isinstance(forms.parse_request(request_form(title="Hi yo"), today=TODAY), forms.RequestInput)
+
+
+def test_a_typed_time_the_clocks_skip_is_refused_on_its_field() -> None:
+    """On the night the clocks go forward, 02:30 does not happen in St. John's or Berlin: read
+    as it was, it became 03:30 without a word. It is refused on its field, naming the zone; a
+    time of the hour that happens twice (clocks going back) is the first of the two."""
+    now = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
+    for zone, day in (("America/St_Johns", "2030-03-10"), ("Europe/Berlin", "2030-03-31")):
+        tz = ZoneInfo(zone)
+        schedule = forms.parse_schedule({"starts_at": f"{day} 02:30"}, tz=tz, now=now)
+        assert isinstance(schedule, dict) and set(schedule) == {"starts_at"}, schedule
+        assert zone in schedule["starts_at"] and "clocks go forward" in schedule["starts_at"]
+        proposal = forms.parse_proposal({"time_1": f"{day} 01:30", "time_2": f"{day} 02:30"}, tz=tz, now=now)
+        assert isinstance(proposal, dict) and set(proposal) == {"time_2"}, proposal
+        assert forms.parse_schedule({"starts_at": f"{day} 03:30"}, tz=tz, now=now).starts_at  # type: ignore[union-attr]
+    autumn = datetime(2030, 10, 1, 9, 0, tzinfo=UTC)
+    twice = forms.parse_schedule({"starts_at": "2030-10-27 02:30"}, tz=ZoneInfo("Europe/Berlin"), now=autumn)
+    assert isinstance(twice, forms.ScheduleInput)
+    assert twice.starts_at == datetime(2030, 10, 27, 0, 30, tzinfo=UTC)  # 02:30 CEST, the first one
