@@ -690,7 +690,12 @@ class Mentorship:
             rescheduling = live is not None
             if rescheduling:
                 assert live is not None
-                moved = await repo.update_session(
+                # The request row first, then its session, as every other change of a booked
+                # session takes them (the other order deadlocks with a student's Can't make it).
+                # A direct move retires any new times still on offer, as scheduling directly does.
+                won = await repo.transition(
+                    session, request_id, [Status.SCHEDULED], proposal_id=None
+                ) and await repo.update_session(
                     session,
                     live.id,
                     [SessionStatus.SCHEDULED],
@@ -700,10 +705,6 @@ class Mentorship:
                     note=parsed.note if shows_note else (parsed.note or live.note),
                     schedule_version=live.schedule_version + 1,
                     updated_at=now,
-                )
-                # A direct move retires any new times still on offer, as scheduling directly does.
-                won = moved and await repo.transition(
-                    session, request_id, [Status.SCHEDULED], proposal_id=None
                 )
                 await repo.supersede_proposals(session, request_id, now)
                 await repo.retire_pending(

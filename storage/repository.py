@@ -99,8 +99,13 @@ def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool
     table = table_of(Member)
     stmt = _insert_for(dialect, table)
     # Always DO UPDATE (a no-op write when nothing changed) so RETURNING gives the row in the
-    # same statement, whether it was inserted or already there.
-    refresh: dict[str, Any] = {"external_id": stmt.excluded.external_id}
+    # same statement, whether it was inserted or already there. The no-op is on a column of no
+    # unique key: setting one (external_id) made PostgreSQL lock the row FOR UPDATE, which blocks
+    # every other transaction's foreign-key check on this member (a DM owed to them) until this
+    # one ends; a student's change owing the mentor a DM while the mentor's own change waited
+    # for the student's request row was a deadlock. FOR NO KEY UPDATE still serialises the
+    # member's own actions.
+    refresh: dict[str, Any] = {"display_name": table.c.display_name}
     if refresh_name:
         refresh["display_name"] = stmt.excluded.display_name
     if refresh_timezone:
@@ -445,7 +450,8 @@ async def lock_member(session: AsyncSession, member_id: int) -> None:
     already serialises writers), so that one mentor's bookings are checked for clashes one
     after another. The mentor's own actions take it by upserting the row (`upsert_member`)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+        # NO KEY: other transactions' foreign-key checks on the member (DMs owed them) go on.
+        await session.execute(select(Member.id).where(Member.id == member_id).with_for_update(key_share=True))
 
 
 async def mentor_sessions_between(

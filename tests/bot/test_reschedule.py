@@ -366,3 +366,39 @@ async def test_the_forms_suggestions_for_new_times_leave_out_the_booked_one(runt
     assert len(prefilled) == 3  # 15:30, 16:00, 16:30
     moved = ok(await m.propose_for_ask(MENTOR, request.id, ask_id, prefilled))
     assert moved.times_proposed
+
+
+async def test_a_students_change_racing_the_mentors_never_deadlocks(runtime: Runtime) -> None:
+    """Both people act on one booked session at the same moment: the student calls it off, asks
+    to reschedule or cancels the request while the mentor moves it, or the student picks a new
+    time while the mentor can't make it. One takes effect and the other is answered; before, on
+    PostgreSQL the two waited for each other (the mentor's member row, the request row) until
+    the server killed one with a deadlock error, shown to that person as a failure."""
+    m = runtime.mentorship
+    for n, race in enumerate(("cant_make_it", "ask", "cancel", "pick") * 2):
+        day = f"2030-01-{8 + n % 3:02d}"
+        request = await scheduled(runtime, f"{day} {10 + n}:00")
+        if race == "pick":
+            ok(await m.ask_reschedule(STUDENT, *button(request), REASON))
+            ask = (await owed(runtime, request_id=request.id, kind=Kind.RESCHEDULE_ASKED.value))[-1]
+            offer = ok(
+                await m.propose_for_ask(
+                    MENTOR, request.id, ask.payload["ask_id"], {"time_1": f"{day} {10 + n}:30"}
+                )
+            )
+            calls = [
+                m.pick_time(STUDENT, request.id, offer.proposal_id, 0),
+                m.cant_make_it(MENTOR, *button(request), {"reason": ""}),
+            ]
+        else:
+            if race == "cant_make_it":
+                student = m.cant_make_it(STUDENT, *button(request), {"reason": ""})
+            elif race == "ask":
+                student = m.ask_reschedule(STUDENT, *button(request), REASON)
+            else:
+                student = m.cancel(STUDENT, request.id)
+            calls = [student, m.schedule(MENTOR, request.id, {"starts_at": f"{day} {10 + n}:30"})]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)], (race, results)
+        if (await view_of(runtime, request.id)).status is not Status.CANCELLED:
+            ok(await m.cancel(STUDENT, request.id))  # room under the request cap for the next one
