@@ -1215,6 +1215,7 @@ class Mentorship:
 
 
 DAY_BEFORE = timedelta(hours=24)
+END_OF_DAY = "23:59"  # how an availability window ending at 24:00 is stored (forms._clock_time)
 
 
 def day_before_offset(offsets: list[timedelta]) -> timedelta | None:
@@ -1311,7 +1312,12 @@ def compute_slots(
             # Stepped in UTC: aware arithmetic in one zone is wall-clock arithmetic, which on a
             # daylight-saving night gives repeated slots and slots that end before they start.
             w_start = datetime.combine(day, time.fromisoformat(window.start), zone).astimezone(UTC)
-            w_end = datetime.combine(day, time.fromisoformat(window.end), zone).astimezone(UTC)
+            # "…-24:00" is stored as 23:59, a clock time: the window still runs to midnight.
+            w_end = (
+                datetime.combine(day + timedelta(days=1), time(0), zone)
+                if window.end == END_OF_DAY
+                else datetime.combine(day, time.fromisoformat(window.end), zone)
+            ).astimezone(UTC)
             cursor = w_start
             while cursor + duration <= w_end:
                 slot_end = cursor + duration

@@ -821,3 +821,24 @@ async def test_a_lowered_cap_says_how_many_the_student_has(
         "You already have 3 active requests (the limit is 2). Cancel one or wait until it's done "
         "before posting another."
     )
+
+
+def test_a_window_until_midnight_offers_its_last_hour() -> None:
+    """'Wed 22:00-24:00' is stored as 23:59 (a clock time): the session 23:00-24:00 fits in it
+    all the same."""
+    from bot.workflow import compute_slots
+    from modals import forms
+
+    utc = ZoneInfo("UTC")
+    windows = forms.parse_availability({"windows": "Wed 22:00-24:00", "timezone": "UTC"})
+    assert isinstance(windows, list) and windows[0].end == "23:59"
+    slots = compute_slots(
+        windows,
+        datetime(2030, 1, 9, tzinfo=utc),
+        datetime(2030, 1, 10, tzinfo=utc),
+        timedelta(minutes=60),
+        [],
+        earliest=datetime(2030, 1, 1, tzinfo=utc),
+    )
+    shown = [f"{s.starts_at:%H:%M}-{s.ends_at:%H:%M}" for s in slots]
+    assert shown == ["22:00-23:00", "22:30-23:30", "23:00-00:00"]
