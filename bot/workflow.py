@@ -202,10 +202,13 @@ class Mentorship:
             "Please pick a time inside the student's dates "
             f"({view.available_from.isoformat()} – {view.available_until.isoformat()})."
         )
-        start, end = self._window(view, self.tz_of(view.student))
+        student_tz = self.tz_of(view.student)
+        start, end = self._window(view, student_tz)
         zone = forms.zone(mentor_tz)
         local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-        if local_start.utcoffset() == start.utcoffset():
+        # The same clock at both ends (either zone's daylight saving may change in between).
+        theirs = (start.utcoffset(), end.astimezone(forms.zone(student_tz)).utcoffset())
+        if (local_start.utcoffset(), local_end.utcoffset()) == theirs:
             return text
         shown = f"{local_start:%a %d %b %H:%M} – {local_end:%a %d %b %H:%M}"
         return f"{text} In your time ({mentor_tz}) that is {shown}."

@@ -609,6 +609,32 @@ async def test_a_time_outside_the_dates_is_explained_in_the_mentors_own_zone(run
     )
 
 
+async def test_dates_that_end_at_another_hour_for_the_mentor_are_explained_too(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """London and Reykjavik share a clock in winter, but London's dates ending after the clocks
+    went forward end at 23:00 in Reykjavik: a mentor typing 23:15 on the last day is told so."""
+    from bot.domain import Actor
+
+    london = Actor("slack", "T1", "U_LONDON", "Lia London", "Europe/London")
+    reykjavik = Actor("slack", "T1", "U_REYK", "Rey Reykjavik", "Atlantic/Reykjavik", is_mentor=True)
+    clock.set(datetime(2030, 3, 20, 9, tzinfo=ZoneInfo("UTC")))
+    m = runtime.mentorship
+    request = ok(
+        await m.create_request(
+            london, request_form(available_from="2030-03-25", available_until="2030-04-05")
+        )
+    )
+    ok(await m.claim(reykjavik, request.id))
+    refused = await m.schedule(reykjavik, request.id, {"starts_at": "2030-04-05 23:15"})
+    assert refused == Invalid(
+        {
+            "starts_at": "Please pick a time inside the student's dates (2030-03-25 – 2030-04-05). "
+            "In your time (Atlantic/Reykjavik) that is Mon 25 Mar 00:00 – Fri 05 Apr 23:00."
+        }
+    )
+
+
 @pytest.mark.parametrize("who", ["mentor releases", "mentor cancels the session", "student cancels"])
 async def test_whoever_calls_off_a_booked_session_gets_the_file_that_removes_it(
     runtime: Runtime, clock: ManualClock, who: str
