@@ -1306,8 +1306,11 @@ def compute_slots(
         return slots
     # Windows saved before overlaps were merged may repeat a slot; `leave_out` counts as seen.
     seen: set[datetime] = set(leave_out)
-    day = (start - timedelta(days=1)).date()
-    while day <= end.date() and len(slots) < MAX_SLOTS:
+    # Local days of the window's zone that can touch [start, end): zones are up to 26 hours
+    # apart (Kiritimati, UTC+14, and Pago Pago, UTC-11, are 25), so a day either side of the
+    # UTC dates.
+    day = start.astimezone(UTC).date() - timedelta(days=1)
+    while day <= end.astimezone(UTC).date() + timedelta(days=1) and len(slots) < MAX_SLOTS:
         for window in windows:
             if window.weekday != day.weekday():
                 continue

@@ -868,3 +868,32 @@ def test_a_window_until_midnight_offers_its_last_hour() -> None:
     )
     shown = [f"{s.starts_at:%H:%M}-{s.ends_at:%H:%M}" for s in slots]
     assert shown == ["22:00-23:00", "22:30-23:30", "23:00-00:00"]
+
+
+def test_slots_reach_the_edges_of_dates_25_hours_apart() -> None:
+    """A student in Kiritimati (UTC+14) and a mentor in Pago Pago (UTC-11): the student's first
+    hour is the mentor's Tuesday 23:00, two of the student's days earlier, and a Pago Pago
+    student's last hour is a Kiritimati mentor's Saturday. Both hours are offered."""
+    from bot.domain import Availability
+    from bot.workflow import compute_slots
+
+    utc = ZoneInfo("UTC")
+    kiritimati, pago = ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago")
+
+    def shown(window: Availability, student: ZoneInfo, first: int, last: int) -> list[str]:
+        slots = compute_slots(
+            [window],
+            datetime(2030, 1, first, tzinfo=student),
+            datetime(2030, 1, last + 1, tzinfo=student).astimezone(utc),
+            timedelta(minutes=30),
+            [],
+            earliest=datetime(2030, 1, 1, tzinfo=utc),
+        )
+        return [f"{s.starts_at:%a %d %H:%M}Z" for s in slots]
+
+    # Kiritimati Thu 10 Jan 00:00 = Wed 09 10:00Z = Pago Pago Tue 08 23:00.
+    tuesday_night = Availability(weekday=1, start="23:00", end="23:59", timezone="Pacific/Pago_Pago")
+    assert shown(tuesday_night, kiritimati, 10, 10) == ["Wed 09 10:00Z", "Wed 09 10:30Z"]
+    # Pago Pago Thu 10 Jan ends at Fri 11 11:00Z = Kiritimati Sat 12 01:00.
+    saturday_morning = Availability(weekday=5, start="00:00", end="01:00", timezone="Pacific/Kiritimati")
+    assert shown(saturday_morning, pago, 10, 10) == ["Fri 11 10:00Z", "Fri 11 10:30Z"]
