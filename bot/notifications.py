@@ -670,14 +670,17 @@ def compose(
             accent="muted",
         )
     if kind is Kind.PROPOSAL_WITHDRAWN:
+        withdrawn: list[Line] = [
+            (t("The student didn't pick any of the times for "),)
+            + title
+            + (t(", and they have all passed."),),
+            (t("They are withdrawn; propose new ones when you can."),),
+        ]
+        if request.status is Status.SCHEDULED:  # new times for a booked session: it stays booked
+            withdrawn.append((t("The booked time still stands."),))
         return Message(
             headline="Your proposed times have passed",
-            lines=(
-                (t("The student didn't pick any of the times for "),)
-                + title
-                + (t(", and they have all passed."),),
-                (t("They are withdrawn; propose new ones when you can."),),
-            ),
+            lines=tuple(withdrawn),
             buttons=(Button("Propose other times", Action.PROPOSE, rid, "primary"),),
         )
     if kind is Kind.DELIVERY_FAILED:

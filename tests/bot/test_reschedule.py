@@ -402,3 +402,20 @@ async def test_a_students_change_racing_the_mentors_never_deadlocks(runtime: Run
         assert not [r for r in results if isinstance(r, BaseException)], (race, results)
         if (await view_of(runtime, request.id)).status is not Status.CANCELLED:
             ok(await m.cancel(STUDENT, request.id))  # room under the request cap for the next one
+
+
+async def test_new_times_that_all_passed_leave_the_booked_time_and_the_mentor_is_told_so(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """New times for a booked session lapse unpicked: the mentor is told they are withdrawn and
+    that the booked time still stands (not left to think the session is off)."""
+    request, ask_id = await asked(runtime)  # booked Tue 08 Jan 15:00 New York
+    m = runtime.mentorship
+    ok(await m.propose_for_ask(MENTOR, request.id, ask_id, {"time_1": "2030-01-07 12:00"}))
+    clock.set(datetime(2030, 1, 7, 17, 1, tzinfo=UTC))
+    assert await m.withdraw_past_proposals() == 1
+    view = await view_of(runtime, request.id)
+    assert view.status is Status.SCHEDULED and view.session.starts_at == request.session.starts_at
+    [row] = await owed(runtime, request_id=request.id, kind=Kind.PROPOSAL_WITHDRAWN.value)
+    told = compose(Kind.PROPOSAL_WITHDRAWN, row.payload, view, view.claimed_by, clock.now())
+    assert "The booked time still stands." in str(told.lines)
