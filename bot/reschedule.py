@@ -60,8 +60,9 @@ def session_button_refusal(view: RequestView, session_id: int, version: int, now
     return None
 
 
-def ask_refusal(view: RequestView, ask: RescheduleAsk | None) -> Refused | None:
-    """None when the mentor may still answer this ask."""
+def ask_refusal(view: RequestView, ask: RescheduleAsk | None, now: datetime) -> Refused | None:
+    """None when the mentor may still answer this ask (before the session starts: after that,
+    neither keeping nor moving its time means anything to the student)."""
     if ask is None or ask.request_id != view.id:
         return Refused("no_ask", "I couldn't find that reschedule ask; nothing changed.", view)
     if ask.status == "superseded":
@@ -77,6 +78,8 @@ def ask_refusal(view: RequestView, ask: RescheduleAsk | None) -> Refused | None:
             "The session has changed since this ask (moved or cancelled); nothing changed.",
             view,
         )
+    if now >= live.starts_at:
+        return Refused("started", "The session has already started, so it can't be changed now.", view)
     return None
 
 
@@ -97,7 +100,7 @@ async def check_ask(m: Mentorship, actor: Actor, request_id: int, ask_id: int) -
         view = await m._load(session, actor, request_id, Act.ANSWER_ASK)
         if isinstance(view, Refused):
             return view
-        return ask_refusal(view, await repo.reschedule_ask(session, ask_id)) or Ok(view)
+        return ask_refusal(view, await repo.reschedule_ask(session, ask_id), m.clock.now()) or Ok(view)
 
 
 async def _hold(
@@ -208,12 +211,12 @@ async def keep_time(m: Mentorship, actor: Actor, request_id: int, ask_id: int) -
         if isinstance(view, Refused):
             return view
         ask = await repo.reschedule_ask(session, ask_id)
-        if refused := ask_refusal(view, ask):
+        if refused := ask_refusal(view, ask, now):
             return refused
         assert ask is not None and view.session is not None
         # The guard: pending -> kept. Of any number of clicks, one wins.
         if not await repo.settle_reschedule_ask(session, ask_id, "kept", now):
-            return ask_refusal(view, await _fresh_ask(session, ask_id)) or Refused(
+            return ask_refusal(view, await _fresh_ask(session, ask_id), now) or Refused(
                 "ask_answered", "This ask has already been answered; nothing changed.", view
             )
         await owe_dm(
@@ -241,7 +244,7 @@ async def answer_with_proposal(
     session: AsyncSession, view: RequestView, ask_id: int, now: datetime
 ) -> Refused | None:
     """For propose_times from an ask: the ask must still be open; it is settled as proposed."""
-    if refused := ask_refusal(view, await repo.reschedule_ask(session, ask_id)):
+    if refused := ask_refusal(view, await repo.reschedule_ask(session, ask_id), now):
         return refused
     if not await repo.settle_reschedule_ask(session, ask_id, "proposed", now):
         return Refused("ask_answered", "This ask has already been answered; nothing changed.", view)

@@ -160,6 +160,24 @@ async def test_the_student_refusing_new_times_keeps_the_booked_one(runtime: Runt
     assert len(await owed(runtime, request_id=request.id, kind=Kind.TIMES_DECLINED.value)) == 1
 
 
+async def test_an_ask_cannot_be_answered_once_the_session_has_started(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """The mentor comes to the ask late: Keep the time would tell the student a time already
+    past "stands", and new times would move a session in progress. Both are refused, and the
+    student is told nothing."""
+    request, ask_id = await asked(runtime)
+    m = runtime.mentorship
+    clock.set(request.session.starts_at + timedelta(minutes=5))
+    for answer in (
+        await m.check_ask(MENTOR, request.id, ask_id),
+        await m.keep_time(MENTOR, request.id, ask_id),
+        await m.propose_for_ask(MENTOR, request.id, ask_id, NEW_TIMES),
+    ):
+        assert isinstance(answer, Refused) and answer.code == "started", answer
+    assert await owed(runtime, request_id=request.id, kind=Kind.TIME_KEPT.value) == []
+
+
 async def test_keep_the_time_tells_the_student_once_even_under_twenty_clicks(
     runtime: Runtime, clock: ManualClock
 ) -> None:
