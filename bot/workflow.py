@@ -553,6 +553,13 @@ class Mentorship:
                     **escalation.ladder_start(self.settings, view.urgency, now),
                 }
             )
+            releaser = view.claimed_by.external_id if view.claimed_by else None
+            if any(external_id == releaser for external_id, _ in view.suggested):
+                # The card stops suggesting the mentor who just handed the request back.
+                after_release["match_note"] = {
+                    "mentors": [[e, name] for e, name in view.suggested if e != releaser],
+                    "tags": list(view.matched_tags),
+                }
             won = await repo.transition(
                 session,
                 request_id,

@@ -341,3 +341,17 @@ async def test_mentors_at_capacity_do_not_fill_the_pool_of_a_request_without_tag
     created = await runtime.mentorship.create_request(STUDENT, request_form(tags=""))
     assert isinstance(created, Ok)
     assert [name for _, name in created.value.suggested] == ["Mia"]
+
+
+async def test_the_card_stops_suggesting_the_mentor_who_released_it(runtime: Runtime) -> None:
+    """Mia was suggested, claimed and released: back in the feed, the card named her as the fit
+    who had just handed it back. Max, still a fit, stays named."""
+    await profile(runtime, MIA, "python")
+    await profile(runtime, MAX, "python")
+    created = await runtime.mentorship.create_request(STUDENT, request_form(tags="python"))
+    assert isinstance(created, Ok) and {n for _, n in created.value.suggested} == {"Mia", "Max"}
+    assert isinstance(await runtime.mentorship.claim(MIA, created.value.id), Ok)
+    released = await runtime.mentorship.release(MIA, created.value.id)
+    assert isinstance(released, Ok)
+    assert [name for _, name in released.value.suggested] == ["Max"]
+    assert released.value.matched_tags == ("python",)
