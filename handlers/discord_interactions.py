@@ -459,7 +459,7 @@ class Components:
             )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone, None, "")
+            prepared = ([], "", None, "")  # no slots; the zone unknown, not named
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return
@@ -487,7 +487,7 @@ class Components:
             )
         except TimeoutError:
             log.warning("slot suggestions for request %s took too long; opening without", request_id)
-            prepared = ([], self.bot.settings.default_timezone, None, "")
+            prepared = ([], "", None, "")  # no slots; the zone unknown, not named
         if isinstance(prepared, Refused):
             await Replies.send(interaction, escape(prepared.message))
             return

@@ -530,7 +530,7 @@ def schedule_modal(
         text_input(
             spec.field("starts_at"),
             values.get("starts_at"),
-            hint=f"YYYY-MM-DD HH:MM in your time zone ({tz})",
+            hint=_time_hint(tz),
             placeholder="2030-01-31 18:30",
         )
     )
@@ -561,13 +561,20 @@ def propose_modal(
             text_input(
                 field,
                 values.get(field.id) or (None if values else suggested),
-                hint=f"YYYY-MM-DD HH:MM in your time zone ({tz})",
+                hint=_time_hint(tz),
                 placeholder="2030-01-31 18:30",
             )
         )
     modal.add_item(text_input(spec.field("meeting_url"), values.get("meeting_url")))
     modal.add_item(text_input(spec.field("note"), values.get("note")))
     return modal
+
+
+def _time_hint(tz: str) -> str:
+    """The typed time's hint; the zone is named only when known (an empty `tz`: the form was
+    opened before the mentor's zone could be read, and the time is read in their zone all the
+    same)."""
+    return f"YYYY-MM-DD HH:MM in your time zone ({tz})" if tz else "YYYY-MM-DD HH:MM in your time zone"
 
 
 def none_work_modal(request_id: int, proposal_id: int, values: Mapping[str, str | None]) -> FormModal:

@@ -223,3 +223,19 @@ async def test_a_full_dashboard_fits_one_message(runtime: Runtime) -> None:
     assert drawn.view is not None and len(drawn.view.children) <= 25
     assert max(item.row or 0 for item in drawn.view.children) <= 4
     assert "more" in (drawn.embeds[1].description or "") + (drawn.embeds[2].description or "")
+
+
+def test_a_form_opened_before_the_zone_was_read_names_no_wrong_zone() -> None:
+    """When the suggestions time out, the form opens without them; its hint named
+    DEFAULT_TIMEZONE although the typed time is read in the mentor's own zone."""
+    from modals.discord import propose_modal, schedule_modal
+
+    def hints(modal: discord.ui.Modal) -> list[str]:
+        return [str(getattr(item, "description", "") or "") for item in modal.children]
+
+    for modal in (schedule_modal(7, [], {}, tz=""), propose_modal(7, [], {}, tz="")):
+        assert "YYYY-MM-DD HH:MM in your time zone" in hints(modal) and not any(
+            "()" in h for h in hints(modal)
+        )
+    named = schedule_modal(7, [], {}, tz="Asia/Tokyo")
+    assert "YYYY-MM-DD HH:MM in your time zone (Asia/Tokyo)" in hints(named)
