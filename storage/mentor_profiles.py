@@ -63,17 +63,22 @@ async def candidates(
     Its cost follows the pool, not the number of profiles. `exclude`: member ids left out."""
     ids: dict[int, None] = {}
     # Away and full mentors are never suggested, so they would be the least recently suggested:
-    # both pools leave them out, or enough of them would fill the pools (the load is counted
-    # through ix_requests_claimed_by_status, per profile the pool reads).
-    load = (
-        select(func.count())
-        .select_from(Request)
-        .where(Request.claimed_by_id == MentorProfile.member_id, Request.status.in_(LOAD_STATUSES))
-        .correlate(MentorProfile)
-        .scalar_subquery()
+    # both pools leave them out, or enough of them would fill the pools. The full ones are found
+    # once, from the active claims (their number, not the profiles', sets the cost): a load
+    # counted per profile made PostgreSQL count it for every profile of the workspace.
+    full = (
+        select(Request.claimed_by_id)
+        .join(MentorProfile, MentorProfile.member_id == Request.claimed_by_id)
+        .where(
+            Request.status.in_(LOAD_STATUSES),
+            MentorProfile.platform == platform,
+            MentorProfile.workspace == workspace,
+        )
+        .group_by(Request.claimed_by_id, MentorProfile.capacity)
+        .having(func.count() >= MentorProfile.capacity)
     )
     here = ((MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)) & (
-        load < MentorProfile.capacity
+        MentorProfile.member_id.not_in(full)
     )
     if exclude:
         here = here & MentorProfile.member_id.not_in(list(exclude))

@@ -336,7 +336,15 @@ class MentorProfile(Base):
 
     __tablename__ = "mentor_profiles"
     __table_args__ = (
-        Index("ix_mentor_profiles_workspace_suggested", "platform", "workspace", "last_suggested_at"),
+        # member_id: the fair pool's tie-break, so a program whose mentors were never suggested
+        # (all tied) is still read in index order and stops at the pool's size.
+        Index(
+            "ix_mentor_profiles_workspace_suggested",
+            "platform",
+            "workspace",
+            "last_suggested_at",
+            "member_id",
+        ),
     )
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
