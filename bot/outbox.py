@@ -272,6 +272,9 @@ class Delivered:
 class RetryLater:
     reason: str
     after_seconds: float | None = None  # from Retry-After, when the platform said
+    # Only an operator can fix it (the bot's access to the mentors' channel): retried for as
+    # long as it takes, at most MAX_BACKOFF apart, and never given up on.
+    until_fixed: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,10 @@ def classify(exc: BaseException, *, dm: bool) -> RetryLater | Undeliverable:
             return RetryLater(f"Discord server error ({status})")
         if not dm and status in (403, 404):
             # The mentors' channel is missing or the bot lost access: an admin can fix it.
-            return RetryLater(f"can't post in the mentors' channel ({status}, code {code}): {exc.text}"[:300])
+            return RetryLater(
+                f"can't post in the mentors' channel ({status}, code {code}): {exc.text}"[:300],
+                until_fixed=True,
+            )
         return Undeliverable(f"rejected by Discord ({status}, code {code}): {exc.text}"[:300])
     if isinstance(exc, aiohttp.ClientError | OSError | asyncio.TimeoutError):
         return RetryLater(f"connection problem: {type(exc).__name__}: {exc}"[:300])
@@ -144,8 +147,8 @@ class DiscordSender:
                     allowed_mentions=rendered.allowed_mentions,
                 )
             except discord.NotFound as exc:
-                if exc.code == 10008:  # a moderator deleted the card: nothing left to update
-                    return Undeliverable("the card was deleted (10008)")
+                if exc.code in (10008, 10003):  # the card, or its channel, deleted: nothing to update
+                    return Undeliverable(f"the card was deleted ({exc.code})")
                 raise
             return Delivered()
         channel_id = self.settings.discord_mentor_channel_id

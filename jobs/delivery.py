@@ -467,7 +467,8 @@ class Delivery:
     ) -> None:
         now = self.clock.now()
         attempts = row.attempts + 1
-        if isinstance(result, Undeliverable) or attempts >= self.max_attempts:
+        waits = isinstance(result, RetryLater) and result.until_fixed
+        if isinstance(result, Undeliverable) or (attempts >= self.max_attempts and not waits):
             reason = result.reason if isinstance(result, Undeliverable) else f"gave up: {result.reason}"
             await self._finish(row, stats, status="failed", reason=reason, attempts=attempts)
             log.warning("notification %s (%s) failed: %s", row.id, row.kind, reason)
@@ -481,7 +482,7 @@ class Delivery:
             ):
                 await self._tell_other_party(outgoing, outgoing.recipient, reason, now)
             return
-        backoff = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempts - 1))
+        backoff = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** min(attempts - 1, 20))
         delay = backoff * (0.5 + self._rng.random())  # jitter spreads retries of a burst
         if result.after_seconds is not None:
             delay = max(delay, result.after_seconds)

@@ -9,6 +9,8 @@ from typing import Any
 import discord
 import pytest
 import simcord
+from simcord.backend.models import Overwrite
+from simcord.enums import OverwriteType
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -146,6 +148,49 @@ async def test_every_outbox_send_carries_its_row_as_nonce(world: World) -> None:
         (f"mm{rows['card']}", True),
         (f"mm{rows['request_posted']}", True),
     ]
+
+
+def bot_denied(world: World, channel_id: int, **denied: bool) -> None:
+    """A moderator edits the channel's permissions for the bot while it runs (none: given back)."""
+    bot = world.env.bot.user
+    assert bot is not None
+    allow, deny = discord.PermissionOverwrite(**denied).pair()
+    overwrite = Overwrite(target_id=bot.id, type=OverwriteType.MEMBER, allow=allow.value, deny=deny.value)
+    world.env.backend.edit_channel(channel_id, {}, overwrites=[overwrite] if denied else [])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_card_waits_for_the_mentors_channel_however_long_it_takes(world: World) -> None:
+    """docs/operations.md: a permission taken away while the bot runs leaves the card waiting
+    in the outbox; it is posted once an admin gives the permission back, not given up on."""
+    bot_denied(world, world.feed.id, view_channel=False)
+    await world.env.settle()
+    rid, _ = await world.post_request()
+    for _ in range(24):  # a night without access
+        world.clock.advance(minutes=30)
+        await world.deliver()
+    [card] = await world.outbox(request_id=rid, kind="card")
+    assert card.status == "pending", card.failed_reason
+    assert "can't post in the mentors' channel (403" in (card.last_error or "")
+    assert world.feed.history() == []
+
+    bot_denied(world, world.feed.id)  # given back
+    await world.env.settle()
+    world.clock.advance(minutes=20)
+    assert (await world.deliver()).sent == 1
+    assert [m.id for m in world.feed.history()] == [(await world.card(rid)).id]
+
+
+async def test_a_card_whose_channel_was_deleted_is_not_waited_for(world: World) -> None:
+    """Only posting waits for the mentors' channel: a card whose channel is gone is gone too."""
+    rid, _ = await world.post_request()
+    world.env.backend.delete_channel(world.feed.id)
+    await world.env.settle()
+    cancelled = await world.sam.user.click(world.last_dm(world.sam), label="Cancel request")
+    assert cancelled.response.content == f"Request #{rid} is cancelled."
+    stats = await world.deliver()
+    assert "the card was deleted (10003)" in stats.reasons
+    assert [row.status for row in await world.outbox(request_id=rid, kind="card")] == ["sent", "failed"]
 
 
 async def test_a_deleted_card_is_not_reposted(world: World) -> None:
