@@ -12,6 +12,7 @@ Public API (used by bot/cli.py and by checks that run the bot on SimCord):
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -92,6 +93,19 @@ def zone_matches(current: str, limit: int = 25) -> list[str]:
     return (starts + inside)[:limit]
 
 
+_POSIX_GMT = re.compile(r"(?:Etc/)?GMT([+-])(\d{1,2})")
+
+
+def zone_label(zone: str) -> str:
+    """A zone as it is shown. Etc/GMT±N zones have POSIX signs, the reverse of what people mean
+    (Etc/GMT+1 is an hour behind UTC), so the offset they stand for is said beside them."""
+    found = _POSIX_GMT.fullmatch(zone)
+    if found is None or int(found[2]) == 0:
+        return zone
+    sign = "-" if found[1] == "+" else "+"
+    return f"{zone} (= UTC{sign}{int(found[2]):02d}:00)"
+
+
 class MiniSession(app_commands.Group):
     """`/mini-session …`: thin handlers; rules live in the core."""
 
@@ -163,8 +177,8 @@ class MiniSession(app_commands.Group):
             if isinstance(result, Ok):
                 await Replies.send(
                     interaction,
-                    f"Your time zone is now **{escape(result.value)}**. Dates and times you type are "
-                    "read in it; times I show appear in your own Discord clock anyway.",
+                    f"Your time zone is now **{escape(zone_label(result.value))}**. Dates and times you "
+                    "type are read in it; times I show appear in your own Discord clock anyway.",
                 )
                 return
             message = result.errors.get("timezone", "") if isinstance(result, Invalid) else result.message
@@ -178,7 +192,7 @@ class MiniSession(app_commands.Group):
     async def zone_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
+        return [app_commands.Choice(name=zone_label(z), value=z) for z in zone_matches(current)]
 
     @app_commands.command(
         name="stats", description="Admins: volume, time to claim, completion, ratings, charts, CSV"

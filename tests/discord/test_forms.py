@@ -93,6 +93,16 @@ async def test_dates_are_read_in_the_members_own_zone(world: World) -> None:
     assert matches == [{"name": "Pacific/Kiritimati", "value": "Pacific/Kiritimati"}]
     berlin = await sam.autocomplete(world.lobby, "mini-session timezone", "zone", "berl")
     assert berlin[0]["value"] == "Europe/Berlin"
+    # Someone in Berlin typing their winter "GMT+1" is shown that Etc/GMT+1 is UTC-1 (POSIX signs).
+    posix = await sam.autocomplete(world.lobby, "mini-session timezone", "zone", "gmt+1")
+    assert posix[0] == {"name": "Etc/GMT+1 (= UTC-01:00)", "value": "Etc/GMT+1"}
+    east = await sam.autocomplete(world.lobby, "mini-session timezone", "zone", "Etc/GMT-5")
+    assert east == [{"name": "Etc/GMT-5 (= UTC+05:00)", "value": "Etc/GMT-5"}]
+    assert {"name": "Etc/GMT", "value": "Etc/GMT"} in await sam.autocomplete(
+        world.lobby, "mini-session timezone", "zone", "etc/gmt"
+    )
+    chosen = await sam.slash(world.lobby, "mini-session timezone", zone="Etc/GMT+1")
+    assert chosen.response.content.startswith("Your time zone is now **Etc/GMT+1 (= UTC-01:00)**.")
     wrong = await sam.slash(world.lobby, "mini-session timezone", zone="Mars/Olympus")
     assert wrong.response.content.startswith("Please give an IANA zone such as Europe/Berlin.")
     await sam.slash(world.lobby, "mini-session timezone", zone="Pacific/Kiritimati")
