@@ -507,7 +507,12 @@ class Delivery:
         """The student or mentor we could not DM is missing something; tell the other one, once."""
         request = outgoing.request
         mentor = request.claimed_by or (request.session.mentor if request.session else None)
-        other = mentor if unreachable.id == request.student.id else request.student
+        if unreachable.id == request.student.id:
+            other = mentor
+        elif mentor is not None and unreachable.id == mentor.id:
+            other = request.student
+        else:
+            return  # someone else (a mentor the request was only offered to): nobody to tell
         if other is None or other.id == unreachable.id:
             return
         async with self.db.transaction() as session:

@@ -764,6 +764,8 @@ async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict
             Notification.request_id.in_(request_ids),
             Notification.audience.in_(["dm", "shared"]),
             Notification.status == "failed",
+            # Offers of the request to mentors (and their edits) are nobody's concern on it.
+            Notification.kind.not_in(["match_suggested", "claim_retired"]),
         )
         .order_by(Notification.id)
     )

@@ -3,9 +3,11 @@ Claim button; losing the mentor role takes a mentor out of the suggestions at on
 
 from __future__ import annotations
 
+import pytest
 import simcord
 
 from tests.discord.conftest import World
+from tests.discord.test_delivery import close_dms
 
 
 async def save_profile(world: World, who: simcord.MemberActor, skills: str) -> None:
@@ -37,3 +39,17 @@ async def test_a_mentor_without_the_role_is_not_suggested(world: World) -> None:
     suggested = next(f for f in card.embeds[0].fields if f.name == "Suggested")
     assert str(world.mia.id) in suggested.value and str(world.max.id) not in suggested.value
     assert world.dms(world.max) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_suggested_mentor_with_dms_closed_is_no_concern_of_the_student(world: World) -> None:
+    """Max was only offered the request; the student has nobody to contact about it."""
+    await save_profile(world, world.max, "python, interviews")
+    close_dms(world, world.max)
+    request_id, _ = await world.post_request()
+    await world.deliver()
+    [offer] = await world.outbox(request_id=request_id, kind="match_suggested")
+    assert (offer.status, offer.failed_reason) == ("failed", "DMs closed (50007)")  # still recorded
+    assert [m.content for m in world.dms(world.sam)] == ["Your request is posted"]
+    mine = await world.sam.slash(world.lobby, "mini-session list")
+    assert "Couldn't DM" not in (mine.response.embeds[0].description or "")
