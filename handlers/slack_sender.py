@@ -52,6 +52,8 @@ UNDELIVERABLE = frozenset(
         "no_text",
     }
 )
+# A new post to the mentors' channel that waits for an admin instead of failing for good.
+FEED_NEEDS_AN_ADMIN = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 # Why a group DM can't be opened, for good (the DMs carry on alone): a person deactivated or
 # gone, or an install from before the app asked for mpim:write.
 GROUP_DM_UNDELIVERABLE = frozenset(
@@ -198,6 +200,22 @@ class SlackSender:
         channel = self.settings.slack_mentor_channel
         if not channel:
             return Undeliverable("SLACK_MENTOR_CHANNEL is not set")
+        try:
+            return await self._feed_in(channel, outgoing)
+        except SlackApiError as exc:
+            data = exc.response.data
+            error = str(data.get("error") or "") if isinstance(data, dict) else ""
+            if outgoing.feed_ref is None and error in FEED_NEEDS_AN_ADMIN:
+                # Nothing is in the feed yet, and only an admin can let it in (the app removed
+                # from the channel, the channel archived): it waits, however long that takes.
+                return RetryLater(
+                    f"can't post in the mentors' channel ({error}): invite the app to "
+                    "SLACK_MENTOR_CHANNEL again, or unarchive it",
+                    until_fixed=True,
+                )
+            raise
+
+    async def _feed_in(self, channel: str, outgoing: Outgoing) -> DeliveryResult:
         zone = forms.zone(self.settings.default_timezone)
         text, blocks = fallback_text(outgoing.message), message_blocks(outgoing.message, zone)
         ref = outgoing.feed_ref

@@ -131,15 +131,26 @@ async def test_timeouts_and_connection_errors_are_retried(
     assert isinstance(result, RetryLater)
 
 
-@pytest.mark.parametrize(
-    "error", ["channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive"]
-)
+@pytest.mark.parametrize("error", ["user_not_found", "account_inactive", "invalid_blocks"])
 async def test_permanent_errors_are_undeliverable(
     slack_lite: SlackHarness, outgoing: Outgoing, error: str
 ) -> None:
     slack_lite.fake.fail_next("chat.postMessage", error=error)
     result = await SlackSender(slack_lite.runtime.settings, min_interval=0).deliver(outgoing)
     assert result == Undeliverable(error)
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
+async def test_a_new_card_waits_until_an_admin_lets_the_app_back_in(
+    slack_lite: SlackHarness, outgoing: Outgoing, error: str
+) -> None:
+    """The app removed from the mentors' channel (or the channel archived) while it runs: a card
+    given up on would never reach the mentors, though the student was told it did. It waits,
+    never given up on, and names what the admin should do."""
+    slack_lite.fake.fail_next("chat.postMessage", error=error)
+    result = await SlackSender(slack_lite.runtime.settings, min_interval=0).deliver(outgoing)
+    assert isinstance(result, RetryLater) and result.until_fixed, result
+    assert error in result.reason and "SLACK_MENTOR_CHANNEL" in result.reason
 
 
 async def test_card_post_returns_its_place(slack_lite: SlackHarness, outgoing: Outgoing) -> None:
