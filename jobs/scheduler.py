@@ -3,6 +3,8 @@ jobs; every tick asks the database what is due, so a restart loses nothing."""
 
 from __future__ import annotations
 
+import logging
+
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from jobs.sweeps import Sweeps
@@ -15,6 +17,20 @@ DEFAULT_INTERVALS = {
     "digest": 60.0,
     "deliver": 5.0,
 }
+
+
+class _SkippedTick(logging.Filter):
+    """APScheduler warns when a tick comes while the last one still runs. With max_instances=1
+    that skip is what we asked for (a deliver pass pacing a burst into one channel outlasts its
+    5 s interval), not something to act on: logged at INFO like the runs themselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "maximum number of running instances" in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkippedTick())
 
 
 def build_scheduler(sweeps: Sweeps, intervals: dict[str, float] | None = None) -> AsyncIOScheduler:
