@@ -75,6 +75,7 @@ logging.getLogger("slack_bolt.AsyncApp").addFilter(_NoTokenWarning())
 COMMAND = "/mini-session"
 ACTION_ID = re.compile(r"^mm_(" + "|".join(a.value for a in Action) + r")(?:\.\d+)?$")
 SHUTDOWN_GRACE = 5.0
+CUT_SHORT_GRACE = 2.0  # then, for work cut short to say "try again"
 # Background interactions doing their work at once. Acks don't wait for the work, so a burst can
 # start thousands; unbounded, they all queue for a database connection and those waiting longer
 # than the pool's timeout fail ("try again"). Bounded below the pool size, the rest wait here,
@@ -289,6 +290,16 @@ class SlackBot:
                     with contextlib.suppress(Exception):
                         # generic: on a Home tab, the notice alone (building it would record them)
                         await self.tell(reply, refused.message, generic=True)
+            except asyncio.CancelledError:
+                # Stopping, and the grace ran out (close()): Slack had its 200 and won't retry.
+                log.warning(
+                    "slack interaction cut short by shutdown after %g s; the person was asked to try again",
+                    SHUTDOWN_GRACE,
+                )
+                if reply is not None:
+                    with contextlib.suppress(Exception):
+                        await self.tell(reply, ui.GENERIC_ERROR, generic=True)
+                raise
             except Exception:
                 log.exception("slack interaction failed")
                 if reply is not None:
@@ -1024,6 +1035,10 @@ class SlackBot:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SHUTDOWN_GRACE):
+                await self.idle()
+        # The grace over, the work still running was cancelled; it tells its clicker to try again.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CUT_SHORT_GRACE):
                 await self.idle()
         await self.http.close()
 

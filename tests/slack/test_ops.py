@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.runtime import Runtime
 from fakes.slack_api import FakeSlack
-from handlers.slack import build_app
+from handlers.slack import _bot, build_app
 from jobs.scheduler import build_scheduler
 from jobs.sweeps import SWEEP_ORDER, Sweeps
+from storage.models import Request
 from tests.conftest import make_settings
 from tests.slack.conftest import MakeSlack
 from tests.slack.harness import MENTOR, MENTORS, SlackHarness, slack_settings
@@ -180,3 +182,27 @@ async def test_a_restarted_clock_process_gets_three_intervals_before_old_runs_co
     problems = (await restarted.get("/healthz")).json()["problems"]
     minutely = {f"sweep {name} has not succeeded for 786 s (interval 60 s)" for name in SWEEP_ORDER[:-1]}
     assert set(problems) == minutely | {"sweep deliver has not succeeded for 170 s (interval 5 s)"}
+
+
+async def test_a_click_cut_short_by_shutdown_asks_the_clicker_to_try_again(
+    slack_lite: SlackHarness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM ends `slack` after letting interactions in flight finish for a grace period. Slack
+    got its 200 long before, so it won't retry a click still waiting on Slack after that: the
+    clicker is told to try again and the log says so, instead of the click vanishing silently."""
+    slack, fake = slack_lite, slack_lite.fake
+    await _request(slack)
+    monkeypatch.setattr("handlers.slack.SHUTDOWN_GRACE", 0.2)
+    fake.fail_next("users.info", delay=3)  # who is clicking: Slack is slow to say
+    answer = await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    assert answer.status == 200
+    caplog.set_level(logging.INFO)
+    await _bot(slack.app).close()  # what `serve` does when the process is told to stop
+
+    assert "try again" in slack.reply_text(answer)
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "cut short" in warning.getMessage() and "try again" in warning.getMessage()
+    assert not warning.exc_info
+    async with slack.runtime.db.transaction() as session:
+        [request] = (await session.scalars(select(Request))).all()
+    assert request.status == "open"  # nothing half-done: the click simply didn't happen
