@@ -176,8 +176,9 @@ class Stats:
             capacity = await aggregates.mentor_capacity(
                 actor.platform, actor.workspace, default_capacity=self.settings.mentor_default_capacity
             )
-            # Per mentor: the last session's mentor, else whoever holds the claim.
-            who = func.coalesce(MentorSession.mentor_id, Request.claimed_by_id)
+            # Per mentor: whoever holds the claim (kept once the request is done). A released
+            # request counts for nobody, even when the releaser's cancelled session is its last.
+            who = Request.claimed_by_id
             done = func.sum(case((MentorSession.status == SessionStatus.COMPLETED.value, 1), else_=0))
             missed = func.sum(case((MentorSession.status == SessionStatus.NO_SHOW.value, 1), else_=0))
             per_mentor = (

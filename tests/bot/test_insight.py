@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.clock import ManualClock
 from bot.config import Settings
 from bot.insight import (
     Aggregates,
@@ -17,6 +18,7 @@ from bot.insight import (
     parse_range,
     percentile_cont,
 )
+from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Member, MentorProfile, MentorSession, MentorSkill, Request
 
@@ -471,3 +473,28 @@ async def test_the_csv_joins_any_tags_the_same_on_both_engines(
     assert isinstance(report, Ok)
     rows = list(csv.DictReader(io.StringIO(report.value.csv.decode(), newline="")))
     assert [row["tags"] for row in rows] == [";".join(tags) for tags in cases]
+
+
+async def test_a_released_and_reclaimed_request_counts_for_the_mentor_who_holds_it(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Max claims and books a session, then releases it; Mia claims it. The per-mentor table
+    counted it for Max (his cancelled session was the request's last) and not for Mia."""
+    from bot.domain import Ok
+    from tests.conftest import ADMIN, MENTOR, MENTOR_2, STUDENT, request_form
+
+    m = runtime.mentorship
+    created = await m.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    rid = created.value.id
+    clock.advance(hours=1)
+    assert isinstance(await m.claim(MENTOR_2, rid), Ok)
+    assert isinstance(await m.schedule(MENTOR_2, rid, {"starts_at": "2030-01-08 15:00"}), Ok)
+    assert isinstance(await m.release(MENTOR_2, rid), Ok)
+    clock.advance(hours=1)
+    assert isinstance(await m.claim(MENTOR, rid), Ok)
+    report = await runtime.stats.report(ADMIN)
+    assert isinstance(report, Ok)
+    assert [(x.name, x.claimed, x.completed, x.no_shows) for x in report.value.mentors] == [
+        ("Mia Mentor", 1, 0, 0)
+    ]
