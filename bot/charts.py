@@ -178,7 +178,11 @@ def _volume(ax: Any, f: Figures) -> bool:
     ax.set_title(TITLES["volume"])
     ax.set_ylabel("requests")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(frameon=False)
+    # Headroom above the tallest bar for the legend, in one row: in a busy program every week
+    # reaches about as high, and no place among the bars is free.
+    tallest = max(max(w.posted, w.claimed, w.completed) for w in f.weekly)
+    ax.set_ylim(0, max(tallest, 1) * 1.25)
+    ax.legend(frameon=False, loc="upper right", ncols=3)
     return True
 
 
@@ -240,10 +244,7 @@ def _tags(ax: Any, f: Figures) -> bool:
             label="mentors",
             color="#55A868",
         )
-        # Room on the right for the legend: with every bar as long as the longest (one request,
-        # a few tags) no place inside the bars is free.
-        ax.set_xlim(0, max(max(t.requests, t.mentors or 0) for t in f.tags) * 1.3)
-        ax.legend(frameon=False, loc="lower right")
+        _legend_below(ax)
     ax.set_yticks(list(y), [t.tag[:24] for t in f.tags])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -278,6 +279,12 @@ def _mentors(ax: Any, f: Figures) -> bool:
     ax.set_yticks(list(y), [m.name[:24] for m in f.mentors])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(frameon=False, loc="lower right")
+    _legend_below(ax)
     ax.set_title(TITLES["mentors"])
     return True
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, at the right: with every bar about as long as the longest
+    (one request with a few tags; mentors with as many sessions each) no place inside is free."""
+    ax.legend(frameon=False, loc="upper right", bbox_to_anchor=(1.0, -0.08), ncols=2)

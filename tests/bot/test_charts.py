@@ -236,11 +236,13 @@ def _legend_overlaps(drawer_name: str, f: Figures) -> list[str]:
     if legend is None:
         return []
     box = legend.get_window_extent()
-    return [
+    bars = [
         f"bar {i} ({bar.get_label()})"
         for i, bar in enumerate(axes.patches)
         if bar.get_width() > 0 and bar.get_height() > 0 and box.overlaps(bar.get_window_extent())
     ]
+    notes = [f"label {t.get_text()!r}" for t in axes.texts if box.overlaps(t.get_window_extent())]
+    return bars + notes
 
 
 def test_a_legend_never_covers_the_bars_of_a_small_program() -> None:
@@ -257,3 +259,20 @@ def test_a_legend_never_covers_the_bars_of_a_small_program() -> None:
     )
     for drawer in ("_volume", "_tags", "_mentors"):
         assert _legend_overlaps(drawer, one_request) == [], drawer
+
+
+def test_a_legend_never_covers_the_bars_of_a_busy_program() -> None:
+    """Every week about as busy as the others, ten mentors with ten sessions each: the volume
+    chart's legend ("best" place) sat on the last weeks' bars, the mentor chart's ("lower
+    right") on the last mentors' bars and ratings."""
+    week = date(2030, 2, 11)
+    busy = Figures(
+        12,
+        week,
+        [WeekCounts(week + timedelta(weeks=i), 40 + i % 3, 38, 35) for i in range(12)],
+        [ClaimTimes("normal", 400, H, 2 * H, 3 * H, 5 * H, 9 * H, target=24 * H)],
+        [TagDemand(f"tag{i}", 50, mentors=50) for i in range(10)],
+        [MentorLoad(f"U{i}", f"Mentor {i}", 10, 1, 4.5, 8) for i in range(10)],
+    )
+    for drawer in ("_volume", "_tags", "_mentors"):
+        assert _legend_overlaps(drawer, busy) == [], drawer
