@@ -20,6 +20,7 @@ EMPTY = (
     "Charts appear here once students post requests."
 )
 WIDTH, HEIGHT, DPI = 8.0, 4.0, 100  # 800 × 400 px
+LABEL_CHARS = 22  # a tag or name beside a bar, at most (the alt text has them whole)
 # Draws run in worker threads; matplotlib's caches (fonts, text layout) are not thread-safe.
 _DRAWING = threading.Lock()
 
@@ -245,7 +246,7 @@ def _tags(ax: Any, f: Figures) -> bool:
             color="#55A868",
         )
         _legend_below(ax)
-    ax.set_yticks(list(y), [t.tag[:24] for t in f.tags])
+    _bar_labels(ax, [t.tag for t in f.tags])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Demand vs supply per tag" if supply else TITLES["tags"])
@@ -276,12 +277,21 @@ def _mentors(ax: Any, f: Figures) -> bool:
             fontsize=8,
         )
     ax.set_xlim(0, max(m.sessions + m.no_shows for m in f.mentors) * 1.15 + 0.5)  # room for the ratings
-    ax.set_yticks(list(y), [m.name[:24] for m in f.mentors])
+    _bar_labels(ax, [m.name for m in f.mentors])
     ax.invert_yaxis()
     ax.xaxis.get_major_locator().set_params(integer=True)
     _legend_below(ax)
     ax.set_title(TITLES["mentors"])
     return True
+
+
+def _bar_labels(ax: Any, names: list[str]) -> None:
+    """Tags or names beside horizontal bars, shortened with an ellipsis, in a left margin wide
+    enough for them: the default one holds about 16 characters, and a longer label ran off."""
+    ax.figure.subplots_adjust(left=0.25)
+    ax.set_yticks(
+        range(len(names)), [n if len(n) <= LABEL_CHARS else n[: LABEL_CHARS - 1] + "…" for n in names]
+    )
 
 
 def _legend_below(ax: Any) -> None:

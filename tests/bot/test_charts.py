@@ -276,3 +276,38 @@ def test_a_legend_never_covers_the_bars_of_a_busy_program() -> None:
     )
     for drawer in ("_volume", "_tags", "_mentors"):
         assert _legend_overlaps(drawer, busy) == [], drawer
+
+
+def _clipped_labels(drawer_name: str, f: Figures) -> list[str]:
+    """Draw one chart as bot.charts does and name the tick labels that run off the image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bot import charts
+
+    figure = Figure(figsize=(charts.WIDTH, charts.HEIGHT), dpi=charts.DPI)
+    figure.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.2)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    assert getattr(charts, drawer_name)(axes, f)
+    figure.canvas.draw()
+    return [label.get_text() for label in axes.get_yticklabels() if label.get_window_extent().x0 < 0]
+
+
+def test_long_mentor_names_and_tags_stay_inside_the_image() -> None:
+    """Names and tags were cut to 24 characters, but the left margin holds about 16: the
+    start of a long name or tag ran off the image ("dria Konstantinopo")."""
+    week = date(2030, 2, 11)
+    long = Figures(
+        4,
+        week,
+        [WeekCounts(week + timedelta(weeks=i), 1, 1, 1) for i in range(4)],
+        [],
+        [TagDemand("kubernetes-observability", 3, mentors=1), TagDemand("python", 1, mentors=2)],
+        [
+            MentorLoad("U1", "Alexandria Konstantinopoulou", 3, 0, 4.5, 2),
+            MentorLoad("U2", "Mia", 1, 0, None, 0),
+        ],
+    )
+    for drawer in ("_tags", "_mentors"):
+        assert _clipped_labels(drawer, long) == [], drawer
