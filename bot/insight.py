@@ -420,7 +420,8 @@ class Aggregates:
 
     async def stamp(self, platform: str, workspace: str) -> str:
         """A cheap fingerprint of the workspace's data: any transition bumps a request's
-        version, any rating or session change its `updated_at`/`rated_at`."""
+        version, any rating or session change its `updated_at`/`rated_at`, any saved mentor
+        profile its `updated_at`."""
         requests = self._scope(
             select(func.count(), func.max(Request.id), func.coalesce(func.sum(Request.version), 0)),
             platform,
@@ -437,9 +438,14 @@ class Aggregates:
             platform,
             workspace,
         )
+        # Mentors' profiles: the skills they list are the tag chart's supply.
+        profiles = select(func.count(), func.max(MentorProfile.updated_at)).where(
+            MentorProfile.platform == platform, MentorProfile.workspace == workspace
+        )
         first = (await self.session.execute(requests)).one()
         second = (await self.session.execute(sessions)).one()
-        return "|".join(str(v) for v in (*first, *second))
+        third = (await self.session.execute(profiles)).one()
+        return "|".join(str(v) for v in (*first, *second, *third))
 
 
 def percentile_cont(ordered: Sequence[float], fraction: float) -> float:

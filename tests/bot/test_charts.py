@@ -311,3 +311,21 @@ def test_long_mentor_names_and_tags_stay_inside_the_image() -> None:
     )
     for drawer in ("_tags", "_mentors"):
         assert _clipped_labels(drawer, long) == [], drawer
+
+
+async def test_a_mentor_saving_a_profile_redraws_the_tag_chart(runtime: Runtime) -> None:
+    """The tag chart becomes "Demand vs supply" once a mentor lists tags; the cached drawing
+    (stamped by requests and sessions only) kept showing requests alone for five minutes."""
+    assert isinstance(await runtime.mentorship.create_request(STUDENT, request_form()), Ok)
+    before = await runtime.stats.charts(ADMIN, 4)
+    assert isinstance(before, Ok)
+    assert {c.key: c.title for c in before.value.charts}["tags"] == "Requests per tag (top 10)"
+    saved = await runtime.mentorship.save_profile(MENTOR, {"skills": "python", "capacity": "2"})
+    assert isinstance(saved, Ok)
+    after = await runtime.stats.charts(ADMIN, 4)
+    assert isinstance(after, Ok)
+    [tags] = [c for c in after.value.charts if c.key == "tags"]
+    assert tags.title == "Demand vs supply per tag"
+    assert tags.alt_text == (
+        "Demand and supply per tag (requests, mentors), top 2: interviews 1/0, python 1/1."
+    )
