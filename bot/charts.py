@@ -57,9 +57,14 @@ def _volume_alt(f: Figures) -> str:
         sum(getattr(w, k) for w in f.weekly) for k in ("posted", "claimed", "completed")
     )
     busiest = max(f.weekly, key=lambda w: w.posted)
-    return (
+    head = (
         f"Requests per week over the last {f.weeks} weeks: {posted} posted, {claimed} claimed, "
-        f"{completed} completed. Busiest week: {busiest.week:%d %b %Y} with {busiest.posted} posted; "
+        f"{completed} completed. "
+    )
+    if not posted:  # claims or completions of older requests only: no week is the busiest
+        return head + "No request was posted in these weeks."
+    return head + (
+        f"Busiest week: {busiest.week:%d %b %Y} with {busiest.posted} posted; "
         f"this week {f.weekly[-1].posted} posted."
     )
 

@@ -329,3 +329,25 @@ async def test_a_mentor_saving_a_profile_redraws_the_tag_chart(runtime: Runtime)
     assert tags.alt_text == (
         "Demand and supply per tag (requests, mentors), top 2: interviews 1/0, python 1/1."
     )
+
+
+async def test_weeks_with_claims_but_no_new_requests_name_no_busiest_week(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A request posted on a Sunday and claimed on the Monday, seen three weeks later over 4
+    weeks: nothing was posted in the range, and the alt text named its first week the busiest,
+    "with 0 posted"."""
+    sunday = request_form(available_from="2030-01-13", available_until="2030-01-17")
+    clock.set(clock.now() + timedelta(days=6))  # Sunday 2030-01-13
+    created = await runtime.mentorship.create_request(STUDENT, sunday)
+    assert isinstance(created, Ok)
+    clock.advance(timedelta(days=1))  # Monday 2030-01-14: a new week
+    assert isinstance(await runtime.mentorship.claim(MENTOR, created.value.id), Ok)
+    clock.advance(timedelta(weeks=3))
+    charts = await runtime.stats.charts(ADMIN, 4)
+    assert isinstance(charts, Ok)
+    [volume] = [c for c in charts.value.charts if c.key == "volume"]
+    assert volume.alt_text == (
+        "Requests per week over the last 4 weeks: 0 posted, 1 claimed, 0 completed. "
+        "No request was posted in these weeks."
+    )
