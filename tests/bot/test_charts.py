@@ -221,17 +221,11 @@ async def test_the_charts_carry_the_configured_targets(runtime: Runtime, clock: 
 
 def _legend_overlaps(drawer_name: str, f: Figures) -> list[str]:
     """Draw one chart as bot.charts does and name the bars its legend covers."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from bot import charts
 
-    figure = Figure(figsize=(charts.WIDTH, charts.HEIGHT), dpi=charts.DPI)
-    figure.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.2)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    axes = charts._axes()
     assert getattr(charts, drawer_name)(axes, f)
-    figure.canvas.draw()
+    axes.figure.canvas.draw()
     legend = axes.get_legend()
     if legend is None:
         return []
@@ -280,17 +274,11 @@ def test_a_legend_never_covers_the_bars_of_a_busy_program() -> None:
 
 def _clipped_labels(drawer_name: str, f: Figures) -> list[str]:
     """Draw one chart as bot.charts does and name the tick labels that run off the image."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from bot import charts
 
-    figure = Figure(figsize=(charts.WIDTH, charts.HEIGHT), dpi=charts.DPI)
-    figure.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.2)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    axes = charts._axes()
     assert getattr(charts, drawer_name)(axes, f)
-    figure.canvas.draw()
+    axes.figure.canvas.draw()
     return [label.get_text() for label in axes.get_yticklabels() if label.get_window_extent().x0 < 0]
 
 
