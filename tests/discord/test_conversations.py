@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from simcord.builders import ChannelHandle
@@ -153,3 +155,29 @@ class _Runtime:
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
+
+
+async def test_a_lost_answer_after_making_the_thread_finds_it_instead_of_making_another(
+    world: World,
+) -> None:
+    """Discord made the thread but its answer never arrived (the connection dropped): the row is
+    retried, and the retry finds the thread by its name instead of making a second one."""
+    sessions = sessions_channel(world)
+    http = world.env.bot.http
+    make = http.start_thread_without_message
+    made: list[object] = []
+
+    async def made_then_lost(*args: Any, **kwargs: Any) -> Any:
+        made.append(await make(*args, **kwargs))
+        raise aiohttp.ServerDisconnectedError()
+
+    http.start_thread_without_message = made_then_lost  # type: ignore[method-assign]
+    rid = await claim(world)
+    http.start_thread_without_message = make  # type: ignore[method-assign]
+    [opened] = await world.outbox(audience="shared", kind="conversation_opened")
+    assert opened.status == "pending" and opened.attempts == 1 and len(made) == 1
+    world.clock.advance(minutes=5)
+    await world.deliver()
+    [thread] = sessions.threads
+    assert [m.content for m in thread.history()] == ["A place to talk about your session"]
+    assert rid
