@@ -643,10 +643,14 @@ def compose(
         ]
         if request.session is not None and request.status is Status.SCHEDULED:
             kept.append((t("When: ", bold=True), When(request.session.starts_at)))
+        # The time stands, but the student may still not make it: they can ask again (a new
+        # reason) or cancel, as from the scheduled DM.
+        own = student_buttons(request)
+        live = request.session is not None and request.status is Status.SCHEDULED
         return Message(
             headline="Your session keeps its time",
             lines=tuple(kept),
-            buttons=student_buttons(request),
+            buttons=(ask_to_reschedule(request), *own) if live else own,
         )
     if kind is Kind.CANT_MAKE_IT:
         by_student = payload.get("by") == "student"

@@ -121,6 +121,13 @@ async def test_keep_the_time_once_under_concurrent_clicks(world: World) -> None:
     assert len(kept) == 1
     late = await world.mia.user.click(asked, label="Propose new times")  # type: ignore[arg-type]
     assert late.modal is None and "already been answered" in late.response.content
+    # The time stands, but the student is not stuck: they can ask again from the same DM.
+    assert labels(kept[0]) == ["Ask to reschedule", "Cancel request"]
+    again = await world.sam.user.click(kept[0], label="Ask to reschedule")
+    await world.sam.user.submit_modal(again, {"reason": "Still clashes, sorry"})
+    await world.deliver()
+    asked_again = newest(world, world.mia, "Your student asks to reschedule")
+    assert "Still clashes, sorry" in str(asked_again.embeds[0].to_dict())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)

@@ -142,6 +142,14 @@ async def test_keep_the_time_once(slack: SlackHarness) -> None:
     await slack.settle()
     assert "already been answered" in slack.reply_text(late)
     assert not [v for v in slack.fake.views.values() if v.get("callback_id") == "mm_propose"]
+    # The time stands, but the student is not stuck: they can ask again from the same DM.
+    again = find_button(kept[0]["blocks"], "mm_ask_reschedule")
+    assert again is not None and find_button(kept[0]["blocks"], "mm_cancel") is not None
+    await slack.click(STUDENT, again, channel="DUSTUDENT")
+    await slack.settle()
+    await slack.submit(STUDENT, slack.latest_view("mm_reschedule_ask"), {"reason": "Still clashes, sorry"})
+    await slack.settle()
+    assert "Still clashes, sorry" in block_text(_newest(slack, MENTOR, "asks to reschedule")["blocks"])
 
 
 async def _reminders(slack: SlackHarness, clock: ManualClock) -> None:
