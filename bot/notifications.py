@@ -267,12 +267,17 @@ def escalation(request: RequestView, payload: dict[str, Any], now: datetime) -> 
     )
 
 
-def retired(request: RequestView) -> Message:
-    """What a Claim message (suggestion DM, escalation) becomes once the request is taken."""
+def retired(request: RequestView, reader: MemberRef | None = None) -> Message:
+    """What a Claim message (suggestion DM, escalation) becomes once the request is taken;
+    `reader` is the mentor whose DM it is (None in the feed)."""
     taker = request.claimed_by or (request.session.mentor if request.session else None)
-    if taker is not None and request.status in (Status.CLAIMED, Status.SCHEDULED, Status.COMPLETED):
+    taken = request.status in (Status.CLAIMED, Status.SCHEDULED, Status.COMPLETED)
+    if taker is not None and taken and reader is not None and reader.id == taker.id:
+        headline = "You claimed this"  # from the card or this DM: either way, it is theirs now
+        says: Line = (t("You claimed this request; it is on your dashboard."),)
+    elif taker is not None and taken:
         headline = f"Claimed by {taker.display_name}"
-        says: Line = (t("This request was claimed by "), person(taker), t(". Nothing to do."))
+        says = (t("This request was claimed by "), person(taker), t(". Nothing to do."))
     elif request.status is Status.OPEN:  # released again since: the card has the live button
         headline = "Back in the feed"
         says = (t("Claim it from its card in the mentors' feed."),)
@@ -408,7 +413,7 @@ def compose(
             buttons=student_buttons(request),
         )
     if kind is Kind.CLAIM_RETIRED:
-        return retired(request)
+        return retired(request, reader)
     if kind is Kind.NUDGE:
         hours = int((now - request.created_at).total_seconds() // 3600)
         return Message(

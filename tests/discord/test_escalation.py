@@ -55,10 +55,12 @@ async def test_ladder_pings_the_role_and_retires_claim_buttons(world: World) -> 
     await world.deliver()
     [retired] = [m for m in world.feed.history() if m.id == escalation.id]
     assert retired.embeds[0].title == "Claimed by Mia Mentor" and retired.components == []
-    for who in (world.mia, world.max):  # each suggestion DM, edited in place
+    # Each suggestion DM, edited in place: Mia's own says she has it, not "claimed by Mia".
+    for who, says in ((world.mia, "You claimed this"), (world.max, "Claimed by Mia Mentor")):
         assert fits_you(world, who) == []
-        [dm] = [m for m in world.dms(who) if (m.content or "").startswith("Claimed by Mia Mentor")]
+        [dm] = [m for m in world.dms(who) if (m.content or "").startswith(says)]
         assert dm.components == []
+    assert not [m for m in world.dms(world.mia) if (m.content or "").startswith("Claimed by")]
     card = await world.card(rid)
     assert any(f.name == "Status" and f.value == Status.CLAIMED.badge for f in card.embeds[0].fields)
 
