@@ -607,13 +607,22 @@ def parse_schedule(values: Values, *, tz: ZoneInfo, now: datetime) -> ScheduleIn
     return ScheduleInput(starts_at=starts_at, meeting_url=url, note=note)
 
 
+_NOT_IN_LINKS = frozenset('<>"')  # never raw in a real URL (RFC 3986): copied links have them encoded
+
+
 def _link_and_note(values: Values, errors: Errors) -> tuple[str | None, str]:
     """The optional meeting link and note both scheduling forms share."""
     url = _text(values, "meeting_url")
+    if url.startswith("<") and url.endswith(">"):
+        url = url[1:-1].strip()  # pasted as <https://…> (mail and markdown do that): the same link
     if url:
         parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc or " " in url:
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in url):
             errors["meeting_url"] = "Please give a full http:// or https:// link, or leave it empty."
+        elif any(c in _NOT_IN_LINKS for c in url):
+            # Slack would cut the link at them, and a link we change is not the one they sent.
+            shown = " ".join(sorted({c for c in url if c in _NOT_IN_LINKS}))
+            errors["meeting_url"] = f"A link can't contain {shown}; please paste the meeting link as it is."
         elif len(url) > URL_LENGTH:
             errors["meeting_url"] = f"Please keep the link to {URL_LENGTH} characters."
     note = _text(values, "note")

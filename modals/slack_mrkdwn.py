@@ -31,11 +31,12 @@ def escape(text: str) -> str:
 
 def safe_url(url: str) -> str | None:
     """An http(s) URL fit for `<url|label>`, or None. `|`, `<` and `>` would end the link early
-    (and could smuggle markup into it), so they are dropped; `&` is escaped as Slack expects."""
+    (and could smuggle markup into it): `|` is percent-encoded (the same link to any server), and
+    `<`/`>`, which the forms refuse, are dropped; `&` is escaped as Slack expects."""
     url = url.strip()
     if not url or any(ch.isspace() for ch in url):
         return None
-    cleaned = url.translate({ord("|"): None, ord("<"): None, ord(">"): None})
+    cleaned = url.translate({ord("|"): "%7C", ord("<"): None, ord(">"): None})
     parsed = urlparse(cleaned)
     if parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
         return None

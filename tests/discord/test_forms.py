@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.runtime import Runtime
 from handlers.discord import build_bot
 from modals import forms
-from storage.models import Request
+from storage.models import MentorSession, Request
 from tests.discord.conftest import World, attach_sender, modal_fields, request_values
 
 
@@ -147,6 +147,26 @@ async def test_schedule_errors_are_per_field(world: World) -> None:
     assert (
         "Please pick a time inside the student's dates (2030-01-07 – 2030-01-14)." in outside.response.content
     )
+
+
+async def test_a_meeting_link_with_angle_brackets_is_refused_on_its_field(world: World) -> None:
+    """Not quietly changed into a link the mentor never typed; pasted wrapped in <…>, it is taken."""
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
+    bad = await world.mia.submit_modal(
+        shown, {"starts_at": "2030-01-09 10:00", "meeting_url": "https://zoom.us/j/1<2>"}
+    )
+    assert bad.response.content.splitlines()[1].startswith("• **Meeting link**: A link can't contain < >")
+    again = await world.mia.click(bad.response, label="Edit and resubmit")
+    done = await world.mia.submit_modal(
+        again, {"starts_at": "2030-01-09 10:00", "meeting_url": "<https://zoom.us/j/12>"}
+    )
+    assert done.response.content.startswith(f"Scheduled request #{rid} for"), done.response.content
+    async with world.runtime.db.transaction() as session:
+        urls = list(await session.scalars(select(MentorSession.meeting_url)))
+    assert urls == ["https://zoom.us/j/12"]
 
 
 async def test_a_schedule_form_opened_before_the_students_pick_is_refused(world: World) -> None:

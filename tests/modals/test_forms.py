@@ -91,9 +91,25 @@ def test_schedule_parsing() -> None:
     assert set(forms.parse_schedule({"starts_at": "soon"}, tz=berlin, now=NOW)) == {"starts_at"}  # type: ignore[arg-type]
     long_note = forms.parse_schedule({"starts_at": "2030-01-08 18:30", "note": "n" * 501}, tz=berlin, now=NOW)
     assert set(long_note) == {"note"}  # type: ignore[arg-type]
-    for url in ("ftp://x.org", "https://", "not a url", "https://a b.com"):
+    for url in ("ftp://x.org", "https://", "not a url", "https://a b.com", "https://a.com/x\ty"):
         bad = forms.parse_schedule({"starts_at": "2030-01-08 18:30", "meeting_url": url}, tz=berlin, now=NOW)
         assert set(bad) == {"meeting_url"}, url  # type: ignore[arg-type]
+
+
+def test_a_link_with_angle_brackets_or_quotes_is_refused_not_changed() -> None:
+    """Slack would cut a link at `<`/`>`: refusing it beats sending a link the mentor never typed.
+    Pasted wrapped in <…> (as mail and markdown show links), it is the same link: taken."""
+    berlin = ZoneInfo("Europe/Berlin")
+    for url, shown in (("https://zoom.us/j/1<2>", "< >"), ('https://meet.example/"x"', '"')):
+        bad = forms.parse_schedule({"starts_at": "2030-01-08 18:30", "meeting_url": url}, tz=berlin, now=NOW)
+        assert set(bad) == {"meeting_url"}, url  # type: ignore[arg-type]
+        assert f"can't contain {shown}" in bad["meeting_url"]  # type: ignore[index]
+    wrapped = forms.parse_schedule(
+        {"starts_at": "2030-01-08 18:30", "meeting_url": " <https://zoom.us/j/123?pwd=a|b> "},
+        tz=berlin,
+        now=NOW,
+    )
+    assert isinstance(wrapped, forms.ScheduleInput) and wrapped.meeting_url == "https://zoom.us/j/123?pwd=a|b"
 
 
 def test_a_time_the_clocks_skip_is_refused_on_its_field() -> None:

@@ -114,6 +114,7 @@ SCHEDULE_CASES = [
     ("slot", {"slot": "2031-01-01T10:00:00+00:00"}),  # a stale suggestion outside the dates
     ("slot", {"slot": "yesterday"}),
     ("meeting_url", {"slot": "2030-01-07T15:00:00+00:00", "meeting_url": "ftp://example.com/room"}),
+    ("meeting_url", {"slot": "2030-01-07T15:00:00+00:00", "meeting_url": "https://zoom.us/j/1<2>"}),
     ("note", {"slot": "2030-01-07T15:00:00+00:00", "note": "n" * 501}),
 ]
 

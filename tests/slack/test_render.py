@@ -46,7 +46,7 @@ def test_links() -> None:
     assert inline(Link("https://a.example/x?a=1&b=2", "Join <now>"), BERLIN) == (
         "<https://a.example/x?a=1&amp;b=2|Join &lt;now&gt;>"
     )
-    assert inline(Link("https://a.example/<!channel>|x", "x"), BERLIN) == "<https://a.example/!channelx|x>"
+    assert inline(Link("https://a.example/<!channel>|x", "x"), BERLIN) == "<https://a.example/!channel%7Cx|x>"
     for bad in ("javascript:alert(1)", "ftp://x.example", "https://", "https://a b.example", ""):
         assert safe_url(bad) is None
         assert inline(Link(bad, "label <b>"), BERLIN) == "label &lt;b&gt;"

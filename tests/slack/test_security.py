@@ -134,14 +134,15 @@ async def test_user_text_never_pings(slack: SlackHarness) -> None:
     await slack.click_in(MENTOR, MENTORS, "mm_schedule")
     await slack.settle()
     view = slack.latest_view("mm_schedule")
+    hostile = {"slot": "2030-01-07T15:00:00+00:00", "note": f"Note {PINGS}"}
+    # A link with markup in it is refused on its field, not quietly changed ...
+    refused = await slack.submit(
+        MENTOR, view, {**hostile, "meeting_url": "https://meet.example.org/room?a=<!channel>&b=<@UADMIN>|x"}
+    )
+    assert refused.json()["response_action"] == "errors" and list(refused.json()["errors"]) == ["meeting_url"]
+    # ... and one whose `|` would end Slack's link early keeps its target.
     answer = await slack.submit(
-        MENTOR,
-        view,
-        {
-            "slot": "2030-01-07T15:00:00+00:00",
-            "meeting_url": "https://meet.example.org/room?a=<!channel>&b=<@UADMIN>|x",
-            "note": f"Note {PINGS}",
-        },
+        MENTOR, view, {**hostile, "meeting_url": "https://meet.example.org/room?a=!channel&b=@UADMIN|x"}
     )
     assert answer.text == "", answer.text
     await slack.settle()
@@ -167,7 +168,7 @@ async def test_user_text_never_pings(slack: SlackHarness) -> None:
     # ... yet the only mentions in anything we sent are the two people we mean.
     assert set(fake.raw_mentions()) == {"<@USTUDENT>", "<@UMENTOR>"}
     # The link keeps its target but cannot carry markup; the label is escaped text.
-    assert "<https://meet.example.org/room?a=!channel&amp;b=@UADMINx|" in sent
+    assert "<https://meet.example.org/room?a=!channel&amp;b=@UADMIN%7Cx|" in sent
     # Nothing else in angle brackets either: only our mentions, dates, links and the feed channel.
     ours = re.compile(r"<@(USTUDENT|UMENTOR)>|<!date\^[^>]+>|<https?://[^>|]+\|[^>]*>|<#CMENTORS>")
     for call in fake.calls:
