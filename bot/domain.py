@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Generic, TypeVar
 
 
@@ -29,6 +29,9 @@ class Status(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset({Status.COMPLETED, Status.CANCELLED, Status.EXPIRED})
+# A session the sweep (or the mentor, by mistake) marked done can still be reported as a no-show
+# this long after it ended, while the student has not rated it: mentors often tell us the next day.
+LATE_NO_SHOW = timedelta(days=7)
 # Statuses that count against a student's cap on open requests.
 ACTIVE_STATUSES = frozenset({Status.OPEN, Status.CLAIMED, Status.SCHEDULED})
 STATUS_BADGES = {
@@ -159,6 +162,17 @@ class RequestView:
     def times_proposed(self) -> bool:
         # A scheduled session may have new times on offer too: the current time holds until a pick.
         return self.status in (Status.CLAIMED, Status.SCHEDULED) and self.proposal_id is not None
+
+    def late_no_show_open(self, now: datetime | None) -> bool:
+        """May the mentor still report this done session as a no-show (LATE_NO_SHOW)?"""
+        done = self.session
+        return (
+            self.status is Status.COMPLETED
+            and done is not None
+            and done.status is SessionStatus.COMPLETED
+            and done.rating is None
+            and (now is None or now <= done.ends_at + LATE_NO_SHOW)
+        )
 
 
 @dataclass(frozen=True)

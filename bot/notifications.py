@@ -167,7 +167,9 @@ def suggestion_line(request: RequestView) -> Line:
     return tuple(line)
 
 
-def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
+def mentor_buttons(request: RequestView, now: datetime | None = None) -> tuple[Button, ...]:
+    """The claimer's buttons for the request's state (anyone's Claim while open). A session marked
+    done may still be reported as a no-show for a while (`now`: None when the time doesn't matter)."""
     rid = str(request.id)
     if request.status is Status.OPEN:
         return (Button("Claim", Action.CLAIM, rid, "primary"),)
@@ -184,6 +186,8 @@ def mentor_buttons(request: RequestView) -> tuple[Button, ...]:
             Button("No-show", Action.NO_SHOW, rid),
             Button("Release", Action.RELEASE, rid, "danger"),
         )
+    if request.late_no_show_open(now):
+        return (Button("No-show", Action.NO_SHOW, rid),)
     return ()
 
 
@@ -234,7 +238,7 @@ def card(request: RequestView, now: datetime | None = None) -> Message:
             (t(_shorten(request.description, CARD_DESCRIPTION_LIMIT)),),
         ),
         fields=request_fields(request, with_match=True, now=now),
-        buttons=mentor_buttons(request),
+        buttons=mentor_buttons(request, now),
         footer=(t(f"Request #{request.id} · posted "), When(request.created_at, "relative")),
         accent=accent,
     )

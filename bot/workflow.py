@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings, format_offset
 from bot.domain import (
     ACTIVE_STATUSES,
+    LATE_NO_SHOW,
     Actor,
     Availability,
     Invalid,
@@ -1004,6 +1005,12 @@ class Mentorship:
             view = await self._load(session, actor, request_id, act)
             if isinstance(view, Refused):
                 return view
+            if outcome is SessionStatus.NO_SHOW and view.status is Status.COMPLETED:
+                late = await self._late_no_show(session, view, now)
+                if isinstance(late, Refused):
+                    return late
+                self._owed()
+                return Ok(late)
             if view.status is not Status.SCHEDULED or view.session is None:
                 return self._refuse_state(view, wanted)
             if now < view.session.starts_at:
@@ -1017,6 +1024,65 @@ class Mentorship:
                 return self._refuse_state(current, wanted)
         self._owed()
         return Ok(after)
+
+    async def _late_no_show(
+        self, session: AsyncSession, view: RequestView, now: datetime
+    ) -> RequestView | Refused:
+        """A no-show reported after the session was marked done (by the sweep, 10 minutes after
+        its end, or by the mentor): while the student has not rated it, within LATE_NO_SHOW."""
+        done = view.session
+        if done is None or done.status is SessionStatus.NO_SHOW:
+            return Refused("wrong_state", "This session is already reported as a no-show.", view)
+        if done.status is not SessionStatus.COMPLETED:
+            return self._refuse_state(view, "reported as a no-show")
+        if done.rating is not None:
+            return Refused(
+                "already_rated",
+                "The student has already rated this session, so it can't be reported as a no-show.",
+                view,
+            )
+        if now > done.ends_at + LATE_NO_SHOW:
+            return Refused(
+                "too_late",
+                f"A no-show can be reported up to {LATE_NO_SHOW.days} days after the session; "
+                "this one ended longer ago. Please tell your organisers instead.",
+                view,
+            )
+        # The request row first (as every use case takes it), then the session: only from done
+        # and unrated, so a rating committed meanwhile wins and this changes nothing.
+        held = await repo.transition(session, view.id, [Status.COMPLETED])
+        if not held or not await repo.update_session(
+            session,
+            done.id,
+            [SessionStatus.COMPLETED],
+            unrated=True,
+            status=SessionStatus.NO_SHOW.value,
+            updated_at=now,
+        ):
+            current = await repo.request_view(session, view.id)
+            assert current is not None and current.session is not None
+            if current.session.rating is not None:
+                return Refused(
+                    "already_rated",
+                    "The student has just rated this session, so it can't be reported as a no-show.",
+                    current,
+                )
+            return Refused("wrong_state", "This session is already reported as a no-show.", current)
+        # A rating prompt not sent yet is no longer owed; one already sent is refused when used.
+        await repo.retire_pending(
+            session, status="superseded", session_id=done.id, kinds=[Kind.RATING_PROMPT.value]
+        )
+        after = await self._card_changed(session, view.id, now)
+        await owe_dm(
+            session,
+            request=after,
+            to=after.student,
+            kind=Kind.NO_SHOW,
+            now=now,
+            key=f"session:{done.id}",
+            session_id=done.id,
+        )
+        return after
 
     async def _complete_session(
         self, session: AsyncSession, view: RequestView, outcome: SessionStatus, now: datetime
@@ -1084,6 +1150,9 @@ class Mentorship:
             if not await repo.rate_session(session, s.id, rating, review, now):
                 if review and await repo.add_review(session, s.id, review, rating, now):
                     pass  # rated earlier from the buttons; this adds the review
+                elif await repo.session_status(session, s.id) is SessionStatus.NO_SHOW:
+                    # The mentor reported a no-show just before: nothing to rate.
+                    return Refused("not_rateable", "You can rate a session once it has taken place.", view)
                 else:
                     return Refused("already_rated", "You've already rated this session. Thank you!", view)
             after = await repo.request_view(session, request_id)

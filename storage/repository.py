@@ -402,27 +402,40 @@ async def add_session(session: AsyncSession, **values: Any) -> MentorSession:
 
 
 async def update_session(
-    session: AsyncSession, session_id: int, expected: Iterable[SessionStatus], **values: Any
+    session: AsyncSession,
+    session_id: int,
+    expected: Iterable[SessionStatus],
+    *,
+    unrated: bool = False,
+    **values: Any,
 ) -> bool:
+    """The guarded change of one session row; `unrated`: only while nobody has rated it."""
+    guard = [MentorSession.id == session_id, MentorSession.status.in_([s.value for s in expected])]
+    if unrated:
+        guard.append(MentorSession.rating.is_(None))
     result = await session.execute(
-        update(MentorSession)
-        .where(
-            MentorSession.id == session_id,
-            MentorSession.status.in_([s.value for s in expected]),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(MentorSession).where(*guard).values(**values).execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def session_status(session: AsyncSession, session_id: int) -> SessionStatus | None:
+    found = await session.scalar(select(MentorSession.status).where(MentorSession.id == session_id))
+    return None if found is None else SessionStatus(found)
 
 
 async def rate_session(
     session: AsyncSession, session_id: int, rating: int, review: str | None, now: datetime
 ) -> bool:
-    """Once only: the guard is `rating IS NULL`."""
+    """Once only, and only a session that took place: the guard is `rating IS NULL` on a
+    completed session (a no-show reported meanwhile wins)."""
     result = await session.execute(
         update(MentorSession)
-        .where(MentorSession.id == session_id, MentorSession.rating.is_(None))
+        .where(
+            MentorSession.id == session_id,
+            MentorSession.rating.is_(None),
+            MentorSession.status == SessionStatus.COMPLETED.value,
+        )
         .values(rating=rating, review=review, rated_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )

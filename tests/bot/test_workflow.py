@@ -14,6 +14,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.domain import Actor, Invalid, Ok, Refused, RequestView, SessionStatus, Status
 from bot.runtime import Runtime
+from storage import repository as repo
 from storage.db import Database
 from storage.models import MentorSession, Notification, Request
 from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT, request_form
@@ -38,6 +39,13 @@ async def owed(runtime: Runtime, **filters: Any) -> list[Notification]:
 
 async def create(runtime: Runtime, **form: str) -> RequestView:
     return ok(await runtime.mentorship.create_request(STUDENT, request_form(**form)))  # type: ignore[no-any-return]
+
+
+async def view_of(runtime: Runtime, request_id: int) -> RequestView:
+    async with runtime.db.transaction() as session:
+        view = await repo.request_view(session, request_id)
+    assert view is not None
+    return view
 
 
 async def scheduled(runtime: Runtime, when: str = "2030-01-08 15:00") -> RequestView:
@@ -506,6 +514,68 @@ async def test_the_review_forms_stars_are_kept_after_a_star_click(
     assert (reviewed.session.rating, reviewed.session.review) == (5, "Better than I first thought")
     told = await owed(runtime, kind="rated")
     assert [n.payload["rating"] for n in told] == [3, 5]
+
+
+async def test_a_no_show_can_be_reported_after_the_sweep_marked_the_session_done(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """The sweep completes a session 10 minutes after its end and asks for a rating; the mentor
+    who tells us the next day that nobody came can still say so, until the student rates it."""
+    m = runtime.mentorship
+    request = await scheduled(runtime)
+    clock.set(request.session.ends_at + timedelta(hours=20))
+    assert await m.complete_due() == 1
+    done = await view_of(runtime, request.id)
+    assert done.session.status is SessionStatus.COMPLETED and done.late_no_show_open(clock.now())
+    stranger = await m.no_show(MENTOR_2, request.id)
+    assert isinstance(stranger, Refused) and stranger.code == "not_claimer"
+    reported = ok(await m.no_show(MENTOR, request.id))
+    assert reported.status is Status.COMPLETED and reported.session.status is SessionStatus.NO_SHOW
+    [told] = await owed(runtime, kind="no_show_reported")
+    assert told.member_id == request.student.id
+    again = await m.no_show(MENTOR, request.id)
+    assert isinstance(again, Refused) and again.message == "This session is already reported as a no-show."
+    stars = await m.rate(STUDENT, request.id, 5)
+    assert isinstance(stars, Refused) and stars.code == "not_rateable"
+    assert not reported.late_no_show_open(clock.now())
+    assert len(await owed(runtime, kind="no_show_reported")) == 1
+
+
+async def test_a_rated_or_long_past_session_cannot_become_a_no_show(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    m = runtime.mentorship
+    rated = await scheduled(runtime)
+    old = await scheduled(runtime, "2030-01-09 15:00")
+    clock.set(rated.session.ends_at + timedelta(minutes=30))
+    assert await m.complete_due() == 1
+    ok(await m.rate(STUDENT, rated.id, 4))
+    refused = await m.no_show(MENTOR, rated.id)
+    assert isinstance(refused, Refused) and refused.code == "already_rated"
+    assert (await view_of(runtime, rated.id)).session.status is SessionStatus.COMPLETED
+
+    clock.set(old.session.ends_at + timedelta(minutes=30))
+    assert await m.complete_due() == 1
+    clock.set(old.session.ends_at + timedelta(days=8))
+    late = await m.no_show(MENTOR, old.id)
+    assert isinstance(late, Refused) and late.code == "too_late"
+    assert (await view_of(runtime, old.id)).session.status is SessionStatus.COMPLETED
+    assert await owed(runtime, kind="no_show_reported") == []
+
+
+async def test_a_rating_and_a_late_no_show_at_once_one_wins(runtime: Runtime, clock: ManualClock) -> None:
+    m = runtime.mentorship
+    request = await scheduled(runtime)
+    clock.set(request.session.ends_at + timedelta(minutes=30))
+    assert await m.complete_due() == 1
+    results = await asyncio.gather(
+        m.rate(STUDENT, request.id, 5), m.no_show(MENTOR, request.id), m.rate(STUDENT, request.id, 2)
+    )
+    assert sum(isinstance(r, Ok) for r in results) == 1
+    after = await view_of(runtime, request.id)
+    rated = after.session.rating is not None
+    assert rated != (after.session.status is SessionStatus.NO_SHOW)  # one or the other, never both
+    assert len(await owed(runtime, kind="no_show_reported")) == (0 if rated else 1)
 
 
 async def test_the_claimers_stale_buttons_say_the_state_not_their_own_name(

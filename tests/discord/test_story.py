@@ -237,6 +237,39 @@ async def test_typed_time_reschedule_release_and_cancel_from_a_dm(world: World) 
     assert await request_status(world, rid) is Status.CANCELLED
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_no_show_reported_after_the_sweep_marked_it_done(world: World) -> None:
+    """The mentor tells us the next day that nobody came: the completed card still has No-show."""
+    rid, _ = await world.post_request()
+    await world.mia.click(await world.card(rid), label="Claim")
+    await world.deliver()
+    shown = await world.mia.click(await world.card(rid), label="Schedule directly")
+    await world.mia.submit_modal(shown, {"starts_at": "2030-01-08 10:00"})
+    await world.deliver()
+    world.clock.set(datetime(2030, 1, 8, 11, 0, tzinfo=UTC))
+    assert await world.runtime.mentorship.complete_due() == 1
+    await world.deliver()
+    prompt = world.last_dm(world.sam)
+    assert prompt.content == "How was your session?"
+    card = await world.card(rid)
+    assert badge(card) == Status.COMPLETED.badge
+    assert [c.label for row in card.components for c in row.children] == ["No-show"]
+    other = await world.max.click(card, label="No-show")
+    assert other.response.content == "Only Mia Mentor, who claimed this request, can do that."
+
+    world.clock.set(datetime(2030, 1, 9, 9, 0, tzinfo=UTC))
+    marked = await world.mia.click(card, label="No-show")
+    assert marked.response.content == f"Recorded a no-show for request #{rid}."
+    twice = await world.mia.click(card, label="No-show")  # the same (old) button again
+    assert twice.response.content == "This session is already reported as a no-show."
+    await world.deliver()
+    assert world.last_dm(world.sam).content == "Session marked as a no-show"
+    card = await world.card(rid)
+    assert "No-show" in str(card.embeds[0].to_dict()) and card.components == []
+    stars = await world.sam.user.click(prompt, label="★★★★★")
+    assert stars.response.content == "You can rate a session once it has taken place."
+
+
 async def test_no_show_expiry_repost_and_nudge(world: World) -> None:
     rid, _ = await world.post_request()
     await world.mia.click(await world.card(rid), label="Claim")

@@ -16,6 +16,7 @@ from tests.slack.harness import (
     STUDENT,
     SlackHarness,
     block_text,
+    buttons,
     find_button,
 )
 
@@ -282,3 +283,38 @@ async def test_the_reschedule_form_shows_the_note_and_can_empty_it(slack: SlackH
     await slack.settle()
     async with slack.runtime.db.transaction() as session:
         assert (await session.scalars(select(MentorSession.note))).one() == ""
+
+
+async def test_a_no_show_reported_the_day_after_the_sweep_marked_it_done(
+    slack: SlackHarness, clock: ManualClock
+) -> None:
+    """The sweep marks the session done and asks the student for stars; the next day the mentor
+    reports that nobody came, from the card's No-show button: the student is told, and the
+    rating prompt they got no longer rates a session that didn't happen."""
+    await _request(slack)
+    await _availability(slack, "Mon 10:00-17:00")
+    await _claim_and_schedule(slack)
+    clock.advance(hours=7)
+    assert await slack.runtime.mentorship.complete_due() == 1
+    await slack.settle()
+    prompt = slack.dms(STUDENT)[-1]
+    assert "How was your session?" in block_text(prompt["blocks"])
+    card = slack.fake.messages[MENTORS][0]
+    assert "Completed" in block_text(card["blocks"])
+    assert [e["action_id"] for _, e in buttons(card["blocks"])] == ["mm_no_show"]
+
+    clock.advance(hours=20)
+    answer = await slack.click_in(MENTOR, MENTORS, "mm_no_show")
+    await slack.settle()
+    assert "as a no-show; the student has been told" in slack.reply_text(answer)
+    assert "Session marked as a no-show" in block_text(slack.dms(STUDENT)[-1]["blocks"])
+    card = slack.fake.messages[MENTORS][0]
+    assert "No-show" in block_text(card["blocks"]) and list(buttons(card["blocks"])) == []
+    stars = await slack.click(
+        STUDENT, find_button(prompt["blocks"], "mm_rate.5"), channel="DUSTUDENT", message_ts=prompt["ts"]
+    )
+    await slack.settle()
+    assert "once it has taken place" in slack.reply_text(stars)
+    async with slack.runtime.db.transaction() as session:
+        [meeting] = list(await session.scalars(select(MentorSession)))
+    assert meeting.status == "no_show" and meeting.rating is None
