@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, cast, exists, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Date, Float, Text
 
@@ -224,9 +224,15 @@ class Aggregates:
         since = range_start(now, weeks)
         start = _midnight(since)
         counts: dict[date, list[int]] = {since + timedelta(weeks=i): [0, 0, 0] for i in range(weeks)}
+        # "Completed" is sessions held: a no-show ends its request as completed, but nobody met.
+        no_show = exists().where(
+            MentorSession.request_id == Request.id, MentorSession.status == SessionStatus.NO_SHOW.value
+        )
         for slot, column in enumerate((Request.created_at, Request.claimed_at, Request.completed_at)):
             week = self._week(column).label("week")
             query = self._scope(select(week, func.count()), platform, workspace).where(column >= start)
+            if slot == 2:
+                query = query.where(~no_show)
             for day, n in (await self.session.execute(query.group_by(week))).all():
                 key = day if isinstance(day, date) else date.fromisoformat(str(day))
                 if key in counts:

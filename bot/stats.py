@@ -47,7 +47,9 @@ class Report:
     total: int
     by_status: dict[Status, int]
     median_time_to_claim: timedelta | None
-    completion_rate: float | None  # completed / (completed + cancelled + expired)
+    # Sessions that happened / requests that are over (completed, cancelled, expired): a no-show
+    # ends its request as completed, but it is not a completed session.
+    completion_rate: float | None
     average_rating: float | None
     ratings: int
     mentors: list[MentorFigures]
@@ -58,6 +60,7 @@ class Report:
     tags: list[insight.TagDemand] = field(default_factory=list)
     capacity: list[insight.MentorCapacity] = field(default_factory=list)
     summary_csv: bytes = b""
+    no_shows: int = 0  # of the completed requests, those whose session was a no-show
 
 
 CSV_COLUMNS = (
@@ -226,11 +229,13 @@ class Stats:
                 )
         mentors.sort(key=lambda m: (-m.completed, -m.claimed, m.name))
         finished = by_status[Status.COMPLETED] + by_status[Status.CANCELLED] + by_status[Status.EXPIRED]
+        missed_total = sum(m.no_shows for m in mentors)
+        held = by_status[Status.COMPLETED] - missed_total
         return Report(
             total=sum(by_status.values()),
             by_status=by_status,
             median_time_to_claim=median,
-            completion_rate=round(by_status[Status.COMPLETED] / finished, 3) if finished else None,
+            completion_rate=round(held / finished, 3) if finished else None,
             average_rating=round(rating_sum / ratings, 2) if ratings else None,
             ratings=ratings,
             mentors=mentors,
@@ -239,6 +244,7 @@ class Stats:
             tags=tags,
             capacity=capacity,
             summary_csv=summary_csv(within_target, tags, capacity),
+            no_shows=missed_total,
         )
 
     async def _export(self, actor: Actor) -> bytes:

@@ -778,6 +778,7 @@ def render_stats(report: Report) -> tuple[discord.Embed, discord.File]:
         name="Completion rate",
         value="—" if report.completion_rate is None else f"{report.completion_rate:.0%}",
     )
+    embed.add_field(name="No-shows", value=str(report.no_shows))
     embed.add_field(
         name="Average rating",
         value="—"

@@ -660,6 +660,7 @@ def stats_blocks(report: Report, *, csv_note: str) -> list[Block]:
         f"*Requests*\n{report.total}",
         f"*Median time to claim*\n{format_duration(report.median_time_to_claim)}",
         f"*Completion rate*\n{_percent(report.completion_rate)}",
+        f"*No-shows*\n{report.no_shows}",
         "*Average rating*\n"
         + ("—" if report.average_rating is None else f"{report.average_rating:.2f} ★ ({report.ratings})"),
     ]

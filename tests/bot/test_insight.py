@@ -144,14 +144,23 @@ async def test_weeks_with_gaps_and_week_boundaries_in_utc(database: Database) ->
     )
     # Another workspace: never counted.
     await seed.request(datetime(2030, 3, 5, tzinfo=UTC), workspace="T2")
+    # A no-show ends its request as completed, but no session was held: claimed, not completed.
+    await seed.request(
+        datetime(2030, 2, 25, 9, 0, tzinfo=UTC),
+        status="completed",
+        claimed=datetime(2030, 2, 25, 10, 0, tzinfo=UTC),
+        completed=datetime(2030, 3, 4, 12, 0, tzinfo=UTC),
+        mentor="M",
+        session_status="no_show",
+    )
     result = await figures(database)
     assert result.weekly == [
         WeekCounts(date(2030, 2, 11), 2, 0, 0),
         WeekCounts(date(2030, 2, 18), 1, 0, 0),
-        WeekCounts(date(2030, 2, 25), 0, 1, 0),  # nothing posted that week: a gap, shown as 0
+        WeekCounts(date(2030, 2, 25), 1, 2, 0),
         WeekCounts(date(2030, 3, 4), 0, 1, 1),
     ]
-    assert result.posted == 3 and not result.empty
+    assert result.posted == 4 and not result.empty
 
 
 async def test_time_to_claim_percentiles_per_urgency(database: Database) -> None:
@@ -276,7 +285,9 @@ async def test_report_summary_and_csv_from_aggregates(database: Database, settin
         Status.EXPIRED: 1,
     }
     assert report.median_time_to_claim == 4 * H  # 1, 3, 5, 7 hours
-    assert report.completion_rate == 0.75 and (report.average_rating, report.ratings) == (3.5, 2)
+    # Two sessions held of four requests over: the no-show ended its request, but nobody met.
+    assert report.completion_rate == 0.5 and report.no_shows == 1
+    assert (report.average_rating, report.ratings) == (3.5, 2)
     assert [(m.name, m.claimed, m.completed, m.no_shows, m.average_rating) for m in report.mentors] == [
         ("=Mia", 2, 2, 0, 3.5),
         ("Noor", 2, 0, 1, None),
