@@ -11,7 +11,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, Text, case, cast, exists, func, literal, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -285,7 +299,7 @@ class Stats:
                 .join(student, student.id == Request.student_id)
                 .outerjoin(claimer, claimer.id == Request.claimed_by_id)
                 .outerjoin(last, last.c.request_id == Request.id)
-                .outerjoin(MentorSession, MentorSession.id == last.c.session_id)
+                .outerjoin(MentorSession, and_(MentorSession.id == last.c.session_id, _session_counts()))
                 .where(*scope)
                 .order_by(Request.id)
             )
@@ -299,6 +313,16 @@ class Stats:
             async for part in csv_rows.partitions():
                 writer.writerows(_csv_row(row) for row in part)
             return buffer.getvalue().encode()
+
+
+def _session_counts() -> ColumnElement[bool]:
+    """Whether a request's last session is its own now: a scheduled or completed request's always
+    is; a cancelled one's when it was its claimer's. An open or claimed request (released, perhaps
+    claimed again) has none yet: the last one was an earlier mentor's, cancelled by the release."""
+    return or_(
+        Request.status.in_([Status.SCHEDULED.value, Status.COMPLETED.value]),
+        and_(Request.status == Status.CANCELLED.value, MentorSession.mentor_id == Request.claimed_by_id),
+    )
 
 
 def _last_sessions(postgres: bool) -> Any:

@@ -509,3 +509,17 @@ async def test_a_released_and_reclaimed_request_counts_for_the_mentor_who_holds_
     assert [(x.name, x.claimed, x.completed, x.no_shows) for x in report.value.mentors] == [
         ("Mia Mentor", 1, 0, 0)
     ]
+    # The export shows Mia's claim with no session yet, not Max's cancelled one as if current.
+    import csv
+    import io
+
+    [row] = list(csv.DictReader(io.StringIO(report.value.csv.decode(), newline="")))
+    assert (row["status"], row["claimed_by"]) == ("claimed", "Mia Mentor")
+    assert (row["session_starts_at"], row["session_status"], row["rating"]) == ("", "", "")
+    # Once Mia books it, that session is the one exported.
+    assert isinstance(await m.schedule(MENTOR, rid, {"starts_at": "2030-01-09 15:00"}), Ok)
+    booked = await runtime.stats.report(ADMIN)
+    assert isinstance(booked, Ok)
+    [row] = list(csv.DictReader(io.StringIO(booked.value.csv.decode(), newline="")))
+    # 15:00 in Mia's New York is 20:00 UTC.
+    assert row["session_starts_at"].startswith("2030-01-09T20:00") and row["session_status"] == "scheduled"
