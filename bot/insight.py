@@ -386,10 +386,11 @@ class Aggregates:
         return await self._tags(platform, workspace, None)
 
     async def mentor_capacity(
-        self, platform: str, workspace: str, *, default_capacity: int
+        self, platform: str, workspace: str, *, default_capacity: int, today: date | None = None
     ) -> list[MentorCapacity]:
         """Every mentor with a profile or an active claim: load now against capacity (the
-        profile's, else MENTOR_DEFAULT_CAPACITY), fullest first."""
+        profile's, else MENTOR_DEFAULT_CAPACITY), fullest first. `away_until` only while they are
+        still away on `today` (their return day is the first day they are back, as in matching)."""
         loads = (
             self._scope(
                 select(Request.claimed_by_id.label("who"), func.count().label("active")), platform, workspace
@@ -420,7 +421,14 @@ class Aggregates:
             .order_by((cast(active, Float) / capacity).desc(), Member.display_name, Member.id)
         )
         return [
-            MentorCapacity(str(ext), str(name), int(n), int(cap), away, bool(has))
+            MentorCapacity(
+                str(ext),
+                str(name),
+                int(n),
+                int(cap),
+                away if away and (today is None or today < away) else None,
+                bool(has),
+            )
             for ext, name, n, cap, away, has in (await self.session.execute(query)).all()
         ]
 

@@ -191,7 +191,10 @@ class Stats:
             )
             tags = await aggregates.tag_demand(actor.platform, actor.workspace)
             capacity = await aggregates.mentor_capacity(
-                actor.platform, actor.workspace, default_capacity=self.settings.mentor_default_capacity
+                actor.platform,
+                actor.workspace,
+                default_capacity=self.settings.mentor_default_capacity,
+                today=self.clock.now().date(),
             )
             # Per mentor: whoever holds the claim (kept once the request is done). A released
             # request counts for nobody, even when the releaser's cancelled session is its last.

@@ -381,6 +381,7 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
     await seed.member("M", "Mia")
     await seed.member("N", "Noor")
     await seed.member("P", "Pat")  # a profile, no claims
+    await seed.member("R", "Rae")  # back since Monday from time away: not "away until" a past day
     start = NOW - timedelta(days=10)  # long before the range of any chart: counted all the same
     # High (4 h): claimed in 4 h exactly (within), in 5 h (missed), open for 10 days (missed),
     # open for 3 h (not decided yet), cancelled unclaimed (left out).
@@ -401,7 +402,8 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
     # Low (72 h): nothing decided.
     await seed.request(NOW - H, urgency="low")
     async with database.transaction() as session:
-        for who, skills, capacity in (("M", ["python"], 2), ("P", ["python", "sql"], 4)):
+        away = {"P": date(2030, 3, 20), "R": date(2030, 3, 4)}
+        for who, skills, capacity in (("M", ["python"], 2), ("P", ["python", "sql"], 4), ("R", ["go"], 1)):
             session.add(
                 MentorProfile(
                     member_id=seed.members[who],
@@ -409,7 +411,7 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
                     workspace="T1",
                     skills=skills,
                     capacity=capacity,
-                    away_until=date(2030, 3, 20) if who == "P" else None,
+                    away_until=away.get(who),
                     last_suggested_at=NOW,
                     updated_at=NOW,
                 )
@@ -429,11 +431,13 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
         TargetShare("low", 72 * H, decided=0, within=0),
     ]
     assert [t.share for t in report.within_target] == [0.333, 0.5, None]
-    assert report.tags == [TagDemand("python", 3, 2), TagDemand("sql", 2, 1), TagDemand("go", 1, 0)]
-    # Mia carries 2 of her 2; Pat 0 of 4 (away); Noor, no profile and nothing active, is not listed.
+    assert report.tags == [TagDemand("python", 3, 2), TagDemand("sql", 2, 1), TagDemand("go", 1, 1)]
+    # Mia carries 2 of her 2; Pat 0 of 4 (away); Rae 0 of 1, back; Noor, no profile and nothing
+    # active, is not listed.
     assert report.capacity == [
         MentorCapacity("M", "Mia", 2, 2, None, True),
         MentorCapacity("P", "Pat", 0, 4, date(2030, 3, 20), True),
+        MentorCapacity("R", "Rae", 0, 1, None, True),
     ]
     assert report.capacity[0].load_text == "2 of 2 active"
     summary = report.summary_csv.decode().splitlines()
@@ -446,11 +450,12 @@ async def test_report_adds_targets_demand_supply_and_mentor_load(
         "tag,requests_posted,mentors_listing",
         "python,3,2",
         "sql,2,1",
-        "go,1,0",
+        "go,1,1",
         "",
         "mentor,active,capacity,away_until,profile",
         "Mia,2,2,,yes",
         "Pat,0,4,2030-03-20,yes",
+        "Rae,0,1,,yes",
     ]
 
 
