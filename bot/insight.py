@@ -148,10 +148,15 @@ def claim_targets(settings: Settings | None) -> Mapping[str, timedelta]:
 
 
 async def tag_supply(
-    session: AsyncSession, platform: str, workspace: str, tags: Sequence[str]
+    session: AsyncSession,
+    platform: str,
+    workspace: str,
+    tags: Sequence[str],
+    former: frozenset[int] = frozenset(),
 ) -> Mapping[str, int] | None:
-    """Mentors whose profile lists each tag (one GROUP BY over the indexed skills table); None
-    while no mentor has a profile, so a new program's chart shows requests only."""
+    """Mentors whose profile lists each tag (one GROUP BY over the indexed skills table), not
+    counting `former` mentors; None while no mentor has a profile, so a new program's chart
+    shows requests only."""
     if not tags:
         return None
     rows = await session.execute(
@@ -160,6 +165,7 @@ async def tag_supply(
             MentorSkill.platform == platform,
             MentorSkill.workspace == workspace,
             MentorSkill.tag.in_(list(tags)),
+            MentorSkill.member_id.not_in(list(former)) if former else true(),
         )
         .group_by(MentorSkill.tag)
     )
@@ -178,10 +184,19 @@ async def tag_supply(
 class Aggregates:
     """The queries, for one engine (PostgreSQL or SQLite)."""
 
-    def __init__(self, session: AsyncSession, targets: Mapping[str, timedelta] | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        targets: Mapping[str, timedelta] | None = None,
+        former_mentors: frozenset[int] = frozenset(),
+    ) -> None:
+        """`former_mentors`: member ids with a profile whom the platform no longer counts as
+        mentors (left the mentors' channel or lost the role): not supply, though their past
+        sessions still count."""
         self.session = session
         self.targets: Mapping[str, timedelta] = targets or {}
         self.postgres = session.get_bind().dialect.name == "postgresql"
+        self.former = former_mentors
 
     def _week(self, column: Any) -> ColumnElement[Any]:
         if self.postgres:
@@ -306,7 +321,7 @@ class Aggregates:
             .limit(TOP_TAGS)
         )
         rows = [(str(tag), int(count)) for tag, count in (await self.session.execute(query)).all()]
-        supply = await tag_supply(self.session, platform, workspace, [tag for tag, _ in rows])
+        supply = await tag_supply(self.session, platform, workspace, [tag for tag, _ in rows], self.former)
         return [TagDemand(tag, count, None if supply is None else supply.get(tag, 0)) for tag, count in rows]
 
     async def _mentors(self, platform: str, workspace: str, start: datetime) -> list[MentorLoad]:
@@ -385,6 +400,15 @@ class Aggregates:
         posted, against the mentors whose profile lists each."""
         return await self._tags(platform, workspace, None)
 
+    async def profile_holders(self, platform: str, workspace: str) -> list[tuple[int, str]]:
+        """(member id, external id) of everyone with a mentor profile in the workspace."""
+        rows = await self.session.execute(
+            select(Member.id, Member.external_id)
+            .join(MentorProfile, MentorProfile.member_id == Member.id)
+            .where(Member.platform == platform, Member.workspace == workspace)
+        )
+        return [(int(member_id), str(ext)) for member_id, ext in rows.all()]
+
     async def mentor_capacity(
         self, platform: str, workspace: str, *, default_capacity: int, today: date | None = None
     ) -> list[MentorCapacity]:
@@ -403,6 +427,7 @@ class Aggregates:
         capacity = func.coalesce(MentorProfile.capacity, default_capacity)
         query = (
             select(
+                Member.id,
                 Member.external_id,
                 Member.display_name,
                 active,
@@ -429,7 +454,9 @@ class Aggregates:
                 away if away and (today is None or today < away) else None,
                 bool(has),
             )
-            for ext, name, n, cap, away, has in (await self.session.execute(query)).all()
+            for member_id, ext, name, n, cap, away, has in (await self.session.execute(query)).all()
+            # A former mentor is listed only while they still hold sessions.
+            if n or member_id not in self.former
         ]
 
     async def stamp(self, platform: str, workspace: str) -> str:

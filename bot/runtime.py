@@ -33,7 +33,7 @@ class Runtime:
         self.sweep_intervals: dict[str, float] = dict(DEFAULT_INTERVALS)
         self.runs_sweeps = False
         self.mentorship = Mentorship(self.db, settings, self.clock)
-        self.stats = Stats(self.db, settings, self.clock)
+        self.stats = Stats(self.db, settings, self.clock, self.mentorship.directories)
         self.delivery = Delivery(self.db, self.clock, metrics=self.metrics, outage=self.outage)
         self.mentorship.on_owed(self.delivery.wake)
         self.mentorship.target_missed = self._target_missed

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,8 +38,11 @@ from bot.charts import ChartSet
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import Actor, Ok, Result, SessionStatus, Status
+from bot.matching import MentorDirectory
 from storage.db import Database
 from storage.models import Member, MentorSession, Request
+
+log = logging.getLogger(__name__)
 
 # Charts are redrawn when the data changes (the stamp) and at least this often (an admin clicking
 # around the App Home reuses them in between).
@@ -95,19 +100,59 @@ CSV_COLUMNS = (
 )
 
 
+# Who of the profile holders is still a mentor is asked for at most this many people, waiting at
+# most this long; otherwise (or if it fails) every profile counts as supply.
+DIRECTORY_ASKS = 50
+DIRECTORY_WAIT = 3.0
+
+
 class Stats:
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        directories: Mapping[str, MentorDirectory] | None = None,
+    ) -> None:
+        """`directories`: per platform, who is a mentor now (the same the matching asks), so
+        supply figures leave out people who left; shared with the caller, filled as adapters start."""
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.directories: Mapping[str, MentorDirectory] = directories if directories is not None else {}
         self._charts: OrderedDict[tuple[str, str, int], tuple[str, datetime, ChartSet]] = OrderedDict()
         self.drawn = 0  # how many chart sets were drawn (not served from the cache)
+
+    async def _former_mentors(self, actor: Actor) -> frozenset[int]:
+        """Profile holders the platform no longer counts as mentors; asked outside any
+        transaction (a platform call holds no database lock). Unknown (no directory here, or it
+        failed): nobody is left out, as before."""
+        directory = self.directories.get(actor.platform)
+        if directory is None:
+            return frozenset()
+        async with self.db.transaction() as session:
+            holders = await insight.Aggregates(session).profile_holders(actor.platform, actor.workspace)
+        if not holders or len(holders) > DIRECTORY_ASKS:
+            # Discord checks each person apart: past a small program, the reply would wait on it.
+            return frozenset()
+        try:
+            async with asyncio.timeout(DIRECTORY_WAIT):
+                current = await directory.current_mentors(actor.workspace, [ext for _, ext in holders])
+        except Exception:
+            log.warning("could not ask %s who the mentors are; stats count every profile", actor.platform)
+            return frozenset()
+        if not current:
+            # Directories answer "nobody" when they cannot tell (no role set, the server not
+            # reachable): that is not proof everyone left, so nobody is left out.
+            return frozenset()
+        return frozenset(member_id for member_id, ext in holders if ext not in current)
 
     async def figures(self, actor: Actor, weeks: int = insight.DEFAULT_WEEKS) -> Result[insight.Figures]:
         if refused := authorize(Act.STATS, actor):
             return refused
+        former = await self._former_mentors(actor)
         async with self.db.transaction() as session:
-            figures = await insight.Aggregates(session, insight.claim_targets(self.settings)).figures(
+            figures = await insight.Aggregates(session, insight.claim_targets(self.settings), former).figures(
                 actor.platform, actor.workspace, self.clock.now(), weeks
             )
         return Ok(figures)
@@ -118,10 +163,13 @@ class Stats:
             return refused
         key = (actor.platform, actor.workspace, weeks)
         now = self.clock.now()
+        former = await self._former_mentors(actor)
         async with self.db.transaction() as session:
-            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
-            # The current week is part of the stamp: a new week moves every bar.
-            stamp = f"{insight.week_start(now)}|{await aggregates.stamp(actor.platform, actor.workspace)}"
+            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings), former)
+            # The current week is part of the stamp: a new week moves every bar; so does a mentor
+            # leaving (the supply of their tags).
+            data = await aggregates.stamp(actor.platform, actor.workspace)
+            stamp = f"{insight.week_start(now)}|{data}|{sorted(former)}"
             cached = self._charts.get(key)
             if cached is not None and cached[0] == stamp and now - cached[1] < CHART_TTL:
                 self._charts.move_to_end(key)
@@ -178,8 +226,9 @@ class Stats:
         scope = (Request.platform == actor.platform, Request.workspace == actor.workspace)
         last = _last_sessions(self.db.is_postgres)
         mentor = aliased(Member)
+        former = await self._former_mentors(actor)
         async with self.db.transaction() as session:
-            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings))
+            aggregates = insight.Aggregates(session, insight.claim_targets(self.settings), former)
             by_status = dict.fromkeys(Status, 0)
             for status, n in await session.execute(
                 select(Request.status, func.count()).where(*scope).group_by(Request.status)

@@ -8,7 +8,7 @@ outbox so delivery starts at once. A caller that loses a race gets a `Refused` s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -111,6 +111,11 @@ class Mentorship:
     def use_directory(self, platform: str, directory: matching.MentorDirectory) -> None:
         """The adapter's check of who is a mentor now, used when matching (see bot/matching.py)."""
         self._directories[platform] = directory
+
+    @property
+    def directories(self) -> Mapping[str, matching.MentorDirectory]:
+        """Per platform, who is a mentor now (shared with the stats: supply leaves out who left)."""
+        return self._directories
 
     def on_owed(self, wake: Callable[[], None]) -> None:
         """Called after every commit that owes messages (the delivery worker listens)."""

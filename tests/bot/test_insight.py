@@ -528,3 +528,49 @@ async def test_a_released_and_reclaimed_request_counts_for_the_mentor_who_holds_
     [row] = list(csv.DictReader(io.StringIO(booked.value.csv.decode(), newline="")))
     # 15:00 in Mia's New York is 20:00 UTC.
     assert row["session_starts_at"].startswith("2030-01-09T20:00") and row["session_status"] == "scheduled"
+
+
+async def test_a_mentor_who_left_is_not_counted_as_supply(runtime: Runtime, clock: ManualClock) -> None:
+    """Mia, Max and Mo list python; Max and Mo have left the mentors (the platform says so). The
+    tag's supply and the load table count Mia only, and Mo while he still holds a claim; their
+    past figures stay. If the platform can't be asked, every profile counts, as before."""
+    from collections.abc import Sequence
+
+    from bot.domain import Actor, Ok
+    from tests.conftest import ADMIN, MENTOR, MENTOR_2, STUDENT, request_form
+
+    mo = Actor("slack", "T1", "U_MO", "Mo Mentor", "UTC", is_mentor=True)
+
+    class Directory:
+        def __init__(self, *gone: str) -> None:
+            self.gone = set(gone)
+            self.fails = False
+
+        async def current_mentors(self, workspace: str, external_ids: Sequence[str]) -> set[str]:
+            if self.fails:
+                raise RuntimeError("the platform is down")
+            return {e for e in external_ids if e not in self.gone}
+
+    m = runtime.mentorship
+    for who in (MENTOR, MENTOR_2, mo):
+        assert isinstance(await m.save_profile(who, {"skills": "python", "capacity": "2"}), Ok)
+    created = await m.create_request(STUDENT, request_form())
+    assert isinstance(created, Ok)
+    assert isinstance(await m.claim(mo, created.value.id), Ok)
+    directory = Directory(MENTOR_2.user_id, mo.user_id)
+    m.use_directory("slack", directory)
+
+    report = await runtime.stats.report(ADMIN)
+    assert isinstance(report, Ok)
+    assert {t.tag: t.mentors for t in report.value.tags}["python"] == 1
+    assert sorted(c.name for c in report.value.capacity) == ["Mia Mentor", "Mo Mentor"]
+    assert [(x.name, x.claimed) for x in report.value.mentors] == [("Mo Mentor", 1)]  # history stays
+    charts = await runtime.stats.figures(ADMIN)
+    assert isinstance(charts, Ok)
+    assert {t.tag: t.mentors for t in charts.value.tags}["python"] == 1
+
+    directory.fails = True
+    unknown = await runtime.stats.report(ADMIN)
+    assert isinstance(unknown, Ok)
+    assert {t.tag: t.mentors for t in unknown.value.tags}["python"] == 3
+    assert len(unknown.value.capacity) == 3
