@@ -1152,7 +1152,8 @@ class Mentorship:
             s = view.session
             if view.status is not Status.COMPLETED or s is None or s.status is not SessionStatus.COMPLETED:
                 return Refused("not_rateable", "You can rate a session once it has taken place.", view)
-            if not await repo.rate_session(session, s.id, rating, review, now):
+            first = await repo.rate_session(session, s.id, rating, review, now)
+            if not first:
                 if review and await repo.add_review(session, s.id, review, rating, now):
                     pass  # rated earlier from the buttons; this adds the review
                 elif await repo.session_status(session, s.id) is SessionStatus.NO_SHOW:
@@ -1160,8 +1161,15 @@ class Mentorship:
                     return Refused("not_rateable", "You can rate a session once it has taken place.", view)
                 else:
                     return Refused("already_rated", "You've already rated this session. Thank you!", view)
-            after = await repo.request_view(session, request_id)
-            assert after is not None and after.session is not None
+            if first and view.late_no_show_open(now):
+                # The card offered a late No-show; rated, the session took place: it goes.
+                await repo.transition(session, request_id, [Status.COMPLETED])
+                after = await self._card_changed(session, request_id, now)
+            else:
+                found = await repo.request_view(session, request_id)
+                assert found is not None
+                after = found
+            assert after.session is not None
             await owe_dm(
                 session,
                 request=after,

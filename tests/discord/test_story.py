@@ -144,6 +144,8 @@ async def test_whole_story_student_to_review(world: World) -> None:
     assert labels == ["★", "★★", "★★★", "★★★★", "★★★★★", "Write a review"]
     completed = await world.card(1)
     assert badge(completed) == Status.COMPLETED.badge
+    # Marked done by the sweep: Mia may still report a no-show, until Sam rates it.
+    assert [c.label for row in completed.components for c in row.children] == ["No-show"]
     # Who mentored and when stay on the completed card.
     assert {"Mentor", "When"} <= {f.name for f in completed.embeds[0].fields}
 
@@ -151,6 +153,7 @@ async def test_whole_story_student_to_review(world: World) -> None:
     assert rated.response.content == "Thanks for rating your session ★★★★★! You can add a few words too."
     await world.deliver()
     assert world.last_dm(mia).content == "You got a rating"
+    assert (await world.card(1)).components == []  # rated: it took place, No-show goes
 
     shown = await sam.user.click(prompt, label="Write a review")
     assert shown.modal["custom_id"] == "mm:form:review:1"
