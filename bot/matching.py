@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import MemberRef, RequestView
+from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.notifications import Kind
 from bot.outbox import owe_dm
 from storage import mentor_profiles
@@ -145,6 +145,24 @@ def match_note(rows: Sequence[CandidateRow], tags: Sequence[str]) -> dict[str, A
     """What the card says about matching: who was suggested and the tags they share."""
     shared = [t for t in tags if any(t in r.skills for r in rows)]
     return {"mentors": [[r.external_id, r.display_name] for r in rows], "tags": shared}
+
+
+async def left_out_of_copy(session: AsyncSession, old: RequestView) -> frozenset[int]:
+    """Who a copy of `old` (Post again, Put it back in the feed) is never offered to: the mentor
+    who called off its session (not when the student did), read from the cancelled session
+    row; and whoever earlier copies left out, unless they claimed `old` from the feed since
+    (then only calling it off again leaves them out). From stored rows, so it survives restarts."""
+    out = await mentor_profiles.called_off(session, old.id)
+    if old.claimed_by is not None:
+        out.discard(old.claimed_by.id)
+    if (
+        old.status is Status.CANCELLED
+        and old.cancelled_by == "mentor"
+        and old.session is not None
+        and old.session.status is SessionStatus.CANCELLED
+    ):
+        out.add(old.session.mentor.id)
+    return frozenset(out)
 
 
 def member_ref(view: RequestView, row: CandidateRow) -> MemberRef:

@@ -266,10 +266,11 @@ class Mentorship:
         return result
 
     async def _suggest(
-        self, actor: Actor, data: forms.RequestInput, tz_name: str
+        self, actor: Actor, data: forms.RequestInput, tz_name: str, exclude: frozenset[int] = frozenset()
     ) -> list[CandidateRow] | None:
         """The mentors to offer a new request to (asked before the write transaction, so the
-        platform's membership check never holds a database lock); None if matching failed."""
+        platform's membership check never holds a database lock), never those in `exclude`;
+        None if matching failed."""
         try:
             return await matching.pick(
                 self.db,
@@ -282,6 +283,7 @@ class Mentorship:
                 today=self.today_for(tz_name),
                 count=self.settings.match_notify_count,
                 now=self.clock.now(),
+                exclude=exclude,
             )
         except Exception:
             log.exception("matching failed; the request goes to the whole feed")
@@ -295,9 +297,14 @@ class Mentorship:
         data: forms.RequestInput,
         now: datetime,
         suggest: list[CandidateRow] | None = None,
+        keep_out: frozenset[int] = frozenset(),
     ) -> Result[RequestView]:
+        """`keep_out`: member ids never offered this request (recorded with it, so a widening
+        leaves them out too)."""
         if refused := await self._over_request_cap(session, me.id):
             return refused
+        if suggest is not None:
+            suggest = [row for row in suggest if row.member_id not in keep_out]
         request = await repo.add_request(
             session,
             platform=actor.platform,
@@ -323,6 +330,8 @@ class Mentorship:
             **escalation.ladder_start(self.settings, data.urgency, now, nobody_matched=suggest == []),
             match_note=None if suggest is None else matching.match_note(suggest, data.tags),
         )
+        if keep_out:
+            await mentor_profiles.keep_out(session, request.id, keep_out, now=now)
         view = await repo.request_view(session, request.id)
         assert view is not None
         expectations = await matching.expectations(session, view, now=now)
@@ -372,13 +381,17 @@ class Mentorship:
         final = (Status.EXPIRED.value, Status.CANCELLED.value)
         # The copy is matched like a new request; matching reads in a transaction of its own, so
         # it runs on what the old request says now, and the insert below checks everything again.
+        # Whoever called off the old one's session is not offered the copy (matching.left_out_of_copy).
+        left_out: frozenset[int] = frozenset()
         async with self.db.transaction() as session:
             seen = await self._load(session, actor, request_id, Act.CANCEL)
             stored = await repo.find_member(session, actor.platform, actor.workspace, actor.user_id)
+            if not isinstance(seen, Refused) and seen.status.value in final:
+                left_out = await matching.left_out_of_copy(session, seen)
         suggest = None
-        if not isinstance(seen, Refused) and seen.status in (Status.EXPIRED, Status.CANCELLED):
+        if not isinstance(seen, Refused) and seen.status.value in final:
             tz_name = self.tz_of(stored, actor)
-            suggest = await self._suggest(actor, _repost_input(seen, now, tz_name), tz_name)
+            suggest = await self._suggest(actor, _repost_input(seen, now, tz_name), tz_name, left_out)
         try:
             async with self.db.transaction() as session:
                 old = await self._load(session, actor, request_id, Act.CANCEL)
@@ -393,7 +406,8 @@ class Mentorship:
                 if copy is not None:
                     return _already_reposted(old, copy)
                 data = _repost_input(old, now, self.tz_of(me, actor))
-                result = await self._insert_request(session, me, actor, data, now, suggest)
+                left_out = await matching.left_out_of_copy(session, old)
+                result = await self._insert_request(session, me, actor, data, now, suggest, left_out)
                 if isinstance(result, Ok):
                     won = await session.execute(
                         update(Request)

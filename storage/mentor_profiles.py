@@ -34,6 +34,9 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 TAG_POOL = 40  # best tag matches considered (away and full mentors left out in SQL, as in the fair pool)
 FAIR_POOL = 20  # least recently suggested profiles considered besides
 RELEASED_ROUND = -1  # request_suggestions.round of a mentor who released the request (not asked)
+# request_suggestions.round of a mentor who called off a session of an earlier copy of the
+# request (never asked; carried to the next copy, see bot/matching.py `left_out_of_copy`).
+CALLED_OFF_ROUND = -2
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,34 @@ async def not_to_ask_again(session: AsyncSession, request_id: int, member_id: in
                 request_id=request_id, member_id=member_id, round=RELEASED_ROUND, created_at=now
             )
         )
+        await session.flush()
+
+
+async def called_off(session: AsyncSession, request_id: int) -> set[int]:
+    """The mentors a request was never offered to because they called off an earlier copy."""
+    return set(
+        await session.scalars(
+            select(RequestSuggestion.member_id).where(
+                RequestSuggestion.request_id == request_id, RequestSuggestion.round == CALLED_OFF_ROUND
+            )
+        )
+    )
+
+
+async def keep_out(
+    session: AsyncSession, request_id: int, member_ids: Collection[int], *, now: datetime
+) -> None:
+    """Count `member_ids` as asked about a new copy without offering it (they called off a
+    session of an earlier copy), so neither posting nor a widening DMs it to them; fairness
+    (last_suggested_at) is untouched and they may still claim it from the feed."""
+    fresh = set(member_ids) - await asked(session, request_id)
+    for member_id in sorted(fresh):
+        session.add(
+            RequestSuggestion(
+                request_id=request_id, member_id=member_id, round=CALLED_OFF_ROUND, created_at=now
+            )
+        )
+    if fresh:
         await session.flush()
 
 

@@ -372,7 +372,8 @@ class MentorSkill(Base):
 
 class RequestSuggestion(Base):
     """A mentor the bot asked about a request (round 0 at posting, 1 when the circle widened), or
-    one who released it (round -1: never offered it again)."""
+    one who released it (round -1: never offered it again), or one who called off a session of
+    an earlier copy of it (round -2: never offered this copy, nor later ones)."""
 
     __tablename__ = "request_suggestions"
 

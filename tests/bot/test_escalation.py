@@ -19,7 +19,8 @@ from bot.runtime import Runtime
 from storage import repository as repo
 from storage.db import Database
 from storage.models import Member, Notification, Request
-from tests.conftest import STUDENT, make_settings, request_form
+from tests.bot.test_workflow import scheduled
+from tests.conftest import MENTOR, STUDENT, make_settings, request_form
 
 
 def ok(result: Any) -> Any:
@@ -449,3 +450,35 @@ async def test_the_student_is_not_told_organisers_were_asked_when_nobody_was_men
         view = ok(await runtime.mentorship.get_request(who, request.id))
         text = _said(compose(Kind.MORE_MENTORS_ASKED, told.payload, view, view.student, clock.now()))
         assert "organisers" not in text and "escalation group" not in text, text
+
+
+async def test_widening_a_copy_leaves_out_the_mentor_who_couldnt_make_it(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia, the best fit, claimed, scheduled and said she can't make it; the student put it back
+    from a restarted process: the copy goes to one of Max and Mo, and half its target later (in
+    another fresh process: nothing is remembered but the database) to the other, never to Mia."""
+    runtime.settings.match_notify_count = 1
+    runtime.mentorship.use_directory("slack", Directory())
+    ok(
+        await runtime.mentorship.save_profile(
+            MENTOR, {"skills": "python, interviews", "capacity": "3", "away_until": ""}
+        )
+    )
+    await profiles(runtime, MAX, MO)
+    request = await scheduled(runtime)
+    assert [name for _, name in request.suggested] == ["Mia Mentor"]
+    assert request.session is not None
+    session_button = (request.id, request.session.id, request.session.schedule_version)
+    ok(await runtime.mentorship.cant_make_it(MENTOR, *session_button, {"reason": "Flight delayed"}))
+
+    def restarted() -> Runtime:
+        fresh = Runtime(runtime.settings, clock=clock, db=runtime.db)
+        fresh.mentorship.use_directory("slack", Directory())
+        return fresh
+
+    copy = ok(await restarted().mentorship.repost(STUDENT, request.id))
+    assert [name for _, name in copy.suggested] in (["Max"], ["Mo"])
+    clock.set(copy.created_at + timedelta(hours=12))
+    assert await restarted().mentorship.nudge_due() == 1  # widen
+    assert await asked_ids(runtime, copy.id) == ["U_MAX", "U_MO"]

@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.domain import Actor, Ok
+from bot.domain import Actor, Ok, RequestView
 from bot.matching import rank
 from bot.notifications import card as draw_card
 from bot.runtime import Runtime
 from storage.mentor_profiles import CandidateRow
-from storage.models import Notification
-from tests.conftest import STUDENT, request_form
+from storage.models import Member, Notification
+from tests.bot.test_workflow import scheduled
+from tests.conftest import MENTOR, MENTOR_2, STUDENT, request_form
 
 TODAY = date(2030, 1, 7)
 TAGS = ("python", "interviews", "career", "go")
@@ -355,3 +356,59 @@ async def test_the_card_stops_suggesting_the_mentor_who_released_it(runtime: Run
     assert isinstance(released, Ok)
     assert [name for _, name in released.value.suggested] == ["Max"]
     assert released.value.matched_tags == ("python",)
+
+
+async def _repost(runtime: Runtime, request_id: int) -> tuple[RequestView, list[str]]:
+    """The copy, and the external ids of the mentors suggested for it."""
+    again = await runtime.mentorship.repost(STUDENT, request_id)
+    assert isinstance(again, Ok), again
+    async with runtime.db.transaction() as session:
+        dmd = (
+            await session.scalars(
+                select(Member.external_id)
+                .join(Notification, Notification.member_id == Member.id)
+                .where(Notification.kind == "match_suggested", Notification.request_id == again.value.id)
+            )
+        ).all()
+    named = [external_id for external_id, _ in again.value.suggested]
+    assert sorted(named) == sorted(dmd)  # the card names whoever was DM'd, and only them
+    return again.value, named
+
+
+def _session_button(view: RequestView) -> tuple[int, int, int]:
+    assert view.session is not None
+    return view.id, view.session.id, view.session.schedule_version
+
+
+async def test_down_the_chain_of_copies_the_mentor_who_couldnt_make_it_stays_left_out(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia called off the session; the copy expired unclaimed and was posted again: that copy
+    is not offered to her either."""
+    await profile(runtime, MENTOR, "python, interviews")
+    await profile(runtime, MENTOR_2, "python")
+    request = await scheduled(runtime)
+    assert isinstance(await runtime.mentorship.cant_make_it(MENTOR, *_session_button(request), {}), Ok)
+    copy, named = await _repost(runtime, request.id)
+    assert named == ["U_MENTOR2"]
+    clock.set(copy.expires_at)
+    assert await runtime.mentorship.expire_due() == 1
+    assert (await _repost(runtime, copy.id))[1] == ["U_MENTOR2"]
+
+
+async def test_a_mentor_who_claimed_the_copy_themself_is_left_out_only_if_they_call_it_off_again(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia called off the session, then claimed the copy from the feed herself; when the student
+    calls that one off, the next copy is offered to Mia again."""
+    await profile(runtime, MENTOR, "python, interviews")
+    await profile(runtime, MENTOR_2, "python")
+    request = await scheduled(runtime)
+    assert isinstance(await runtime.mentorship.cant_make_it(MENTOR, *_session_button(request), {}), Ok)
+    copy, named = await _repost(runtime, request.id)
+    assert named == ["U_MENTOR2"]
+    assert isinstance(await runtime.mentorship.claim(MENTOR, copy.id), Ok)
+    booked = await runtime.mentorship.schedule(MENTOR, copy.id, {"starts_at": "2030-01-08 15:00"})
+    assert isinstance(booked, Ok), booked
+    assert isinstance(await runtime.mentorship.cant_make_it(STUDENT, *_session_button(booked.value), {}), Ok)
+    assert (await _repost(runtime, copy.id))[1] == ["U_MENTOR", "U_MENTOR2"]

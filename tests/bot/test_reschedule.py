@@ -20,6 +20,7 @@ from bot.runtime import Runtime
 from bot.workflow import day_before_offset
 from storage import repository as repo
 from storage.models import MentorSession, Notification, RescheduleAsk
+from tests.bot.test_escalation import Directory
 from tests.bot.test_workflow import ok, owed, scheduled
 from tests.conftest import MENTOR, MENTOR_2, OTHER_STUDENT, STUDENT
 
@@ -289,6 +290,54 @@ async def test_the_mentor_cant_make_it(runtime: Runtime, clock: ManualClock) -> 
     assert "Mia Mentor" in str(told.lines) and "can't make" in str(told.lines)
     assert [b.label for b in told.buttons] == ["Put it back in the feed"]
     ok(await runtime.mentorship.repost(STUDENT, request.id))
+
+
+async def fits(runtime: Runtime) -> None:
+    """Mia fits best (both tags), Max fits too; the platform counts both as mentors."""
+    runtime.mentorship.use_directory("slack", Directory())
+    for who, skills in ((MENTOR, "python, interviews"), (MENTOR_2, "python")):
+        ok(await runtime.mentorship.save_profile(who, {"skills": skills, "capacity": "3", "away_until": ""}))
+
+
+async def member_id(runtime: Runtime, who: Actor) -> int:
+    async with runtime.db.transaction() as session:
+        member = await repo.find_member(session, who.platform, who.workspace, who.user_id)
+    assert member is not None
+    return member.id
+
+
+async def suggestion_dms(runtime: Runtime, request_id: int) -> list[int]:
+    return sorted(n.member_id for n in await owed(runtime, request_id=request_id, kind="match_suggested"))
+
+
+async def test_the_copy_is_not_offered_to_the_mentor_who_couldnt_make_it(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Mia was suggested, claimed, scheduled and called it off; the student puts it back: the
+    copy is suggested and DM'd to Max only, yet Mia may still claim it from the feed."""
+    await fits(runtime)
+    request = await scheduled(runtime)
+    assert [name for _, name in request.suggested] == ["Mia Mentor", "Max Mentor"]
+    mia, max_ = request.session.mentor.id, await member_id(runtime, MENTOR_2)
+    ok(await runtime.mentorship.cant_make_it(MENTOR, *button(request), {"reason": "Flight delayed"}))
+    copy = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    assert [name for _, name in copy.suggested] == ["Max Mentor"]
+    assert await suggestion_dms(runtime, copy.id) == [max_]
+    assert "Mia Mentor" not in str(card(copy).fields)
+    claimed = ok(await runtime.mentorship.claim(MENTOR, copy.id))
+    assert claimed.claimed_by.id == mia
+
+
+async def test_the_copy_after_the_student_cant_make_it_is_offered_to_the_mentor_again(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    await fits(runtime)
+    request = await scheduled(runtime)
+    mia = request.session.mentor.id
+    ok(await runtime.mentorship.cant_make_it(STUDENT, *button(request), {"reason": "I'm ill"}))
+    copy = ok(await runtime.mentorship.repost(STUDENT, request.id))
+    assert [name for _, name in copy.suggested] == ["Mia Mentor", "Max Mentor"]
+    assert mia in await suggestion_dms(runtime, copy.id)
 
 
 async def test_cant_make_it_refusals_and_the_race_of_both_people(
