@@ -11,6 +11,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
+from bot.domain import Actor, Ok
 from storage.models import MentorSession, Request, RescheduleAsk
 from tests.slack.harness import (
     MENTOR,
@@ -18,6 +19,7 @@ from tests.slack.harness import (
     MENTORS,
     OTHER,
     STUDENT,
+    TEAM,
     SlackHarness,
     block_text,
     find_button,
@@ -211,3 +213,51 @@ async def test_the_mentor_cant_make_it(slack: SlackHarness, clock: ManualClock) 
     assert "Flight delayed" in block_text(told["blocks"])  # type: ignore[arg-type]
     find_button(told["blocks"], "mm_repost")  # type: ignore[arg-type]
     assert "mentor couldn't make it" in block_text(slack.card(0)["blocks"])
+
+
+def _texts(slack: SlackHarness, user: str) -> list[str]:
+    return [str(m.get("text", "")) for m in slack.fake.messages.get("D" + user, [])]
+
+
+def _fits_you(slack: SlackHarness, user: str) -> list[str]:
+    return [text for text in _texts(slack, user) if "fits you" in text]
+
+
+async def test_the_mentor_who_cant_make_it_gets_no_suggestion_dm_for_the_copy(
+    slack: SlackHarness, clock: ManualClock
+) -> None:
+    """Mia, the best fit, was DM'd the request, claimed, booked and called it off; the student's
+    Put it back posts a copy that Max is DM'd about and Mia is not, and the copy's card does not
+    suggest her. She can still claim it from the card."""
+    for user, name, skills in ((MENTOR, "mia", "python, interviews"), (MENTOR_2, "max", "python")):
+        saved = await slack.runtime.mentorship.save_profile(
+            Actor("slack", TEAM, user, name, is_mentor=True), {"skills": skills, "capacity": "3"}
+        )
+        assert isinstance(saved, Ok)
+    await _scheduled(slack)
+    # Both were DM'd the first request; once Mia claimed it, those DMs were edited to say so.
+    assert _texts(slack, MENTOR)[0] == "You claimed this: Mock interview for a backend role"
+    assert _texts(slack, MENTOR_2) == ["Claimed by mia: Mock interview for a backend role"]
+    await _reminders(slack, clock)
+    cant = find_button(_newest(slack, MENTOR, "Reminder")["blocks"], "mm_cant_make_it")  # type: ignore[arg-type]
+    await slack.click(MENTOR, cant, channel="DUMENTOR")
+    await slack.settle()
+    await slack.submit(MENTOR, slack.latest_view("mm_cant_make_it"), {"reason": "Flight delayed"})
+    await slack.settle()
+    before = _texts(slack, MENTOR)
+    put_back = find_button(_newest(slack, STUDENT, "can't make the session")["blocks"], "mm_repost")  # type: ignore[arg-type]
+    answer = await slack.click(STUDENT, put_back, channel="DUSTUDENT")
+    await slack.settle()
+    assert "Posted again" in slack.reply_text(answer)
+
+    assert len(_fits_you(slack, MENTOR_2)) == 1  # the copy was offered to Max
+    assert _texts(slack, MENTOR) == before and _fits_you(slack, MENTOR) == []  # and Mia got nothing
+    copy_card = block_text(slack.card()["blocks"])
+    assert "Open" in copy_card and f"<@{MENTOR_2}>" in copy_card and f"<@{MENTOR}>" not in copy_card
+    claimed = await slack.click_in(MENTOR, MENTORS, "mm_claim")
+    assert claimed.status == 200
+    await slack.settle()
+    async with slack.runtime.db.transaction() as session:
+        statuses = (await session.scalars(select(Request.status).order_by(Request.id))).all()
+    assert statuses == ["cancelled", "claimed"]
+    assert _texts(slack, MENTOR_2)[-1] == "Claimed by mia: Mock interview for a backend role"
