@@ -180,3 +180,32 @@ async def test_the_student_cant_make_it(world: World) -> None:
     assert labels(told) == []
     mine = world.last_dm(world.sam)
     assert mine.content == "Session called off" and labels(mine) == ["Put it back in the feed"]
+
+
+async def test_the_copy_put_back_after_the_mentor_called_it_off_is_not_offered_to_them(world: World) -> None:
+    """Mia couldn't make it; Sam puts the request back: the copy's suggestion DMs go to Max, not
+    to Mia, who may still claim it from the card if she changes her mind."""
+    from tests.discord.test_escalation import fits_you
+    from tests.discord.test_matching import save_profile
+
+    await save_profile(world, world.mia, "python")
+    await save_profile(world, world.max, "python")
+    rid = await scheduled(world)
+    world.clock.set(datetime(2030, 1, 8, 15, 0, tzinfo=UTC))  # 24 hours before
+    await world.deliver()
+    form = await world.mia.user.click(world.last_dm(world.mia), label="Can't make it")
+    await world.mia.user.submit_modal(form, {"reason": "Flight delayed"})
+    await world.deliver()
+    before = {who: len(fits_you(world, who)) for who in (world.mia, world.max)}
+    told = world.last_dm(world.sam)
+    assert (
+        "Posted again" in (await world.sam.user.click(told, label="Put it back in the feed")).response.content
+    )
+    await world.deliver()
+    assert len(fits_you(world, world.mia)) == before[world.mia]
+    assert len(fits_you(world, world.max)) == before[world.max] + 1
+    async with world.runtime.db.transaction() as session:
+        copy = await session.scalar(select(Request.reposted_as_id).where(Request.id == rid))
+    assert copy is not None
+    claimed = await world.mia.click(await world.card(copy), label="Claim")
+    assert claimed.response.content.startswith(f"You claimed request #{copy}.")
