@@ -400,7 +400,10 @@ async def _story(driver: DemoDriver, runtime: Runtime, clock: ManualClock, scree
     await settle()
 
     clock.set(request.session.ends_at + timedelta(minutes=10))
-    await step("The session ended 10 minutes ago: it is completed and Sam is asked for a rating")
+    await step(
+        "The session ended 10 minutes ago: it is completed and Sam is asked for a rating (until he"
+        " rates, Mia could still report a no-show from the card)"
+    )
     await sweeps.run_all_once()
     await settle()
 
