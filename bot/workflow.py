@@ -1092,15 +1092,7 @@ class Mentorship:
             session, status="superseded", session_id=done.id, kinds=[Kind.RATING_PROMPT.value]
         )
         after = await self._card_changed(session, view.id, now)
-        await owe_dm(
-            session,
-            request=after,
-            to=after.student,
-            kind=Kind.NO_SHOW,
-            now=now,
-            key=f"session:{done.id}",
-            session_id=done.id,
-        )
+        await _owe_outcome(session, after, SessionStatus.NO_SHOW, now)
         return after
 
     async def _complete_session(
@@ -1118,27 +1110,7 @@ class Mentorship:
         await repo.supersede_proposals(session, view.id, now)
         await self._close_session(session, view, outcome, now)
         after = await self._card_changed(session, view.id, now)
-        assert after.session is not None
-        if outcome is SessionStatus.COMPLETED:
-            await owe_dm(
-                session,
-                request=after,
-                to=after.student,
-                kind=Kind.RATING_PROMPT,
-                now=now,
-                key=f"session:{after.session.id}",
-                session_id=after.session.id,
-            )
-        else:
-            await owe_dm(
-                session,
-                request=after,
-                to=after.student,
-                kind=Kind.NO_SHOW,
-                now=now,
-                key=f"session:{after.session.id}",
-                session_id=after.session.id,
-            )
+        await _owe_outcome(session, after, outcome, now)
         return after
 
     async def rate(
@@ -1318,6 +1290,22 @@ class Mentorship:
 
     async def stats_allowed(self, actor: Actor) -> Refused | None:
         return authorize(Act.STATS, actor)
+
+
+async def _owe_outcome(
+    session: AsyncSession, after: RequestView, outcome: SessionStatus, now: datetime
+) -> None:
+    """The student's DM once a session is over: the rating prompt, or the no-show notice."""
+    assert after.session is not None
+    await owe_dm(
+        session,
+        request=after,
+        to=after.student,
+        kind=Kind.RATING_PROMPT if outcome is SessionStatus.COMPLETED else Kind.NO_SHOW,
+        now=now,
+        key=f"session:{after.session.id}",
+        session_id=after.session.id,
+    )
 
 
 DAY_BEFORE = timedelta(hours=24)
