@@ -134,7 +134,7 @@ async def _candidates(m: Mentorship, view: RequestView, asked: frozenset[int]) -
             dates=(view.available_from, view.available_until),
             student_external_id=view.student.external_id,
             directory=directory,
-            today=m.today_for(m.tz_of(view.student)),
+            default_timezone=m.settings.default_timezone,
             count=m.settings.match_notify_count,
             now=m.clock.now(),
             exclude=asked,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.notifications import Kind
 from bot.outbox import owe_dm
+from modals.forms import zone
 from storage import mentor_profiles
 from storage.db import Database
 from storage.mentor_profiles import CandidateRow
@@ -40,8 +41,13 @@ def weekdays_between(start: date, end: date) -> frozenset[int]:
     return frozenset((start + timedelta(days=i)).weekday() for i in range(max(days, 0)))
 
 
-def eligible(row: CandidateRow, *, student_external_id: str, today: date) -> bool:
-    away = row.away_until is not None and today < row.away_until
+def mentor_today(row: CandidateRow, now: datetime, default_timezone: str) -> date:
+    """The date in the mentor's own zone (the zone "away until" is meant in)."""
+    return now.astimezone(zone(row.timezone, default_timezone)).date()
+
+
+def eligible(row: CandidateRow, *, student_external_id: str, now: datetime, default_timezone: str) -> bool:
+    away = row.away_until is not None and mentor_today(row, now, default_timezone) < row.away_until
     return not away and row.load < row.capacity and row.external_id != student_external_id
 
 
@@ -51,7 +57,8 @@ def rank(
     tags: Sequence[str],
     weekdays: frozenset[int],
     student_external_id: str,
-    today: date,
+    now: datetime,
+    default_timezone: str,
 ) -> list[CandidateRow]:
     """The eligible rows, best first (see the module docstring for the order)."""
     wanted = set(tags)
@@ -61,9 +68,12 @@ def rank(
         fits = 1 if row.weekdays & weekdays else 0
         return (-shared, -fits, row.load, row.last_suggested_at, row.member_id)
 
-    return sorted(
-        (r for r in rows if eligible(r, student_external_id=student_external_id, today=today)), key=key
+    fit = (
+        r
+        for r in rows
+        if eligible(r, student_external_id=student_external_id, now=now, default_timezone=default_timezone)
     )
+    return sorted(fit, key=key)
 
 
 POOL_READS = 2  # a second read of the pool when people who left the platform's mentors filled it
@@ -78,7 +88,7 @@ async def pick(
     dates: tuple[date, date],
     student_external_id: str,
     directory: MentorDirectory | None,
-    today: date,
+    default_timezone: str,
     count: int,
     now: datetime,
     exclude: frozenset[int] = frozenset(),
@@ -96,7 +106,7 @@ async def pick(
     for _ in range(POOL_READS):
         async with db.transaction() as session:
             rows = await mentor_profiles.candidates(
-                session, platform=platform, workspace=workspace, tags=tags, today=today, exclude=skip
+                session, platform=platform, workspace=workspace, tags=tags, now=now, exclude=skip
             )
         ranked = [
             r
@@ -105,7 +115,8 @@ async def pick(
                 tags=tags,
                 weekdays=weekdays_between(*dates),
                 student_external_id=student_external_id,
-                today=today,
+                now=now,
+                default_timezone=default_timezone,
             )
             if r.member_id not in skip
         ]

@@ -253,7 +253,7 @@ class Mentorship:
                     f"{parsed.duration_minutes}-minute session; please pick a later date."
                 }
             )
-        suggest = await self._suggest(actor, parsed, tz_name)
+        suggest = await self._suggest(actor, parsed)
         async with self.db.transaction() as session:
             if once is not None and (earlier := await self._replayed(session, actor, once)) is not None:
                 return earlier
@@ -266,7 +266,7 @@ class Mentorship:
         return result
 
     async def _suggest(
-        self, actor: Actor, data: forms.RequestInput, tz_name: str, exclude: frozenset[int] = frozenset()
+        self, actor: Actor, data: forms.RequestInput, exclude: frozenset[int] = frozenset()
     ) -> list[CandidateRow] | None:
         """The mentors to offer a new request to (asked before the write transaction, so the
         platform's membership check never holds a database lock), never those in `exclude`;
@@ -280,7 +280,7 @@ class Mentorship:
                 dates=(data.available_from, data.available_until),
                 student_external_id=actor.user_id,
                 directory=self._directories.get(actor.platform),
-                today=self.today_for(tz_name),
+                default_timezone=self.settings.default_timezone,
                 count=self.settings.match_notify_count,
                 now=self.clock.now(),
                 exclude=exclude,
@@ -391,7 +391,7 @@ class Mentorship:
         suggest = None
         if not isinstance(seen, Refused) and seen.status.value in final:
             tz_name = self.tz_of(stored, actor)
-            suggest = await self._suggest(actor, _repost_input(seen, now, tz_name), tz_name, left_out)
+            suggest = await self._suggest(actor, _repost_input(seen, now, tz_name), left_out)
         try:
             async with self.db.transaction() as session:
                 old = await self._load(session, actor, request_id, Act.CANCEL)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -37,6 +37,7 @@ RELEASED_ROUND = -1  # request_suggestions.round of a mentor who released the re
 # request_suggestions.round of a mentor who called off a session of an earlier copy of the
 # request (never asked; carried to the next copy, see bot/matching.py `left_out_of_copy`).
 CALLED_OFF_ROUND = -2
+LATEST_ZONE_OFFSET = timedelta(hours=14)  # UTC+14 (Kiribati): the first zone into a new day
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class CandidateRow:
     last_suggested_at: datetime
     load: int
     weekdays: frozenset[int]  # weekdays of the mentor's weekly availability
+    timezone: str | None = None  # the mentor's own zone: "away until" ends on their date
 
 
 async def candidates(
@@ -58,12 +60,17 @@ async def candidates(
     platform: str,
     workspace: str,
     tags: Sequence[str],
-    today: date,
+    now: datetime,
     exclude: Collection[int] = (),
 ) -> list[CandidateRow]:
     """A bounded pool of profiles for matching, found through indexes: the best tag matches
     plus the least recently suggested; then their load and availability in two grouped reads.
-    Its cost follows the pool, not the number of profiles. `exclude`: member ids left out."""
+    Its cost follows the pool, not the number of profiles. `exclude`: member ids left out.
+
+    "Away until" is a date in the mentor's own zone, which the query does not know: it keeps
+    everyone back by the latest date anywhere (UTC+14), and the ranking checks each mentor's
+    own date (bot/matching.py `eligible`)."""
+    latest_today = (now.astimezone(UTC) + LATEST_ZONE_OFFSET).date()
     ids: dict[int, None] = {}
     # Away and full mentors are never suggested, so they would be the least recently suggested:
     # both pools leave them out, or enough of them would fill the pools. The full ones are found
@@ -80,7 +87,7 @@ async def candidates(
         .group_by(Request.claimed_by_id, MentorProfile.capacity)
         .having(func.count() >= MentorProfile.capacity)
     )
-    here = ((MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= today)) & (
+    here = ((MentorProfile.away_until.is_(None)) | (MentorProfile.away_until <= latest_today)) & (
         MentorProfile.member_id.not_in(full)
     )
     if exclude:
@@ -145,6 +152,7 @@ async def candidates(
             last_suggested_at=profile.last_suggested_at,
             load=int(loads.get(profile.member_id, 0)),
             weekdays=frozenset(days.get(profile.member_id, ())),
+            timezone=member.timezone,
         )
         for profile, member in rows
     ]

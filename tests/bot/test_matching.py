@@ -22,6 +22,7 @@ from tests.bot.test_workflow import scheduled
 from tests.conftest import MENTOR, MENTOR_2, STUDENT, request_form
 
 TODAY = date(2030, 1, 7)
+NOW = datetime(2030, 1, 7, 12, tzinfo=UTC)
 TAGS = ("python", "interviews", "career", "go")
 
 
@@ -56,7 +57,12 @@ rows = st.builds(
 @given(st.lists(rows, max_size=30), st.lists(st.sampled_from(TAGS), max_size=3, unique=True))
 def test_ranking_never_suggests_away_full_or_self(candidates: list[CandidateRow], tags: list[str]) -> None:
     ranked = rank(
-        candidates, tags=tags, weekdays=frozenset({0, 1}), student_external_id="U_STUDENT", today=TODAY
+        candidates,
+        tags=tags,
+        weekdays=frozenset({0, 1}),
+        student_external_id="U_STUDENT",
+        now=NOW,
+        default_timezone="UTC",
     )
     for row in ranked:
         assert row.load < row.capacity
@@ -76,7 +82,14 @@ def test_ties_go_to_the_least_recently_suggested(n: int, rnd: object) -> None:
     ]
     shuffled = list(same)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
-    ranked = rank(shuffled, tags=["python"], weekdays=frozenset(), student_external_id="U0", today=TODAY)
+    ranked = rank(
+        shuffled,
+        tags=["python"],
+        weekdays=frozenset(),
+        student_external_id="U0",
+        now=NOW,
+        default_timezone="UTC",
+    )
     assert [r.member_id for r in ranked] == list(range(1, n + 1))
 
 
@@ -412,3 +425,18 @@ async def test_a_mentor_who_claimed_the_copy_themself_is_left_out_only_if_they_c
     assert isinstance(booked, Ok), booked
     assert isinstance(await runtime.mentorship.cant_make_it(STUDENT, *_session_button(booked.value), {}), Ok)
     assert (await _repost(runtime, copy.id))[1] == ["U_MENTOR", "U_MENTOR2"]
+
+
+async def test_away_until_ends_on_the_mentors_own_date(runtime: Runtime, clock: ManualClock) -> None:
+    """"Away until 9 January" is the mentor's 9 January. At 03:00 UTC that day Tokyo is already
+    on the 9th and Los Angeles still on the 8th, whatever the student's own date (Berlin: 9th)."""
+    tokyo = Actor("slack", "T1", "U_KEN", "Ken", "Asia/Tokyo", is_mentor=True)
+    los_angeles = Actor("slack", "T1", "U_LEA", "Lea", "America/Los_Angeles", is_mentor=True)
+    await profile(runtime, tokyo, "python", away="2030-01-09")
+    await profile(runtime, los_angeles, "python", away="2030-01-09")
+    clock.set(datetime(2030, 1, 9, 3, 0, tzinfo=UTC))
+    created = await runtime.mentorship.create_request(
+        STUDENT, request_form(tags="python", available_from="2030-01-09", available_until="2030-01-11")
+    )
+    assert isinstance(created, Ok), created
+    assert [name for _, name in created.value.suggested] == ["Ken"]
