@@ -20,6 +20,7 @@ from sqlalchemy.types import Date, Float, Text
 
 from bot.config import Settings
 from bot.domain import SessionStatus, Status, Urgency
+from modals import forms
 from storage.models import Member, MentorProfile, MentorSession, MentorSkill, Request, UTCDateTime
 
 RANGES = (4, 12, 52)
@@ -410,11 +411,18 @@ class Aggregates:
         return [(int(member_id), str(ext)) for member_id, ext in rows.all()]
 
     async def mentor_capacity(
-        self, platform: str, workspace: str, *, default_capacity: int, today: date | None = None
+        self,
+        platform: str,
+        workspace: str,
+        *,
+        default_capacity: int,
+        now: datetime | None = None,
+        default_timezone: str = "UTC",
     ) -> list[MentorCapacity]:
         """Every mentor with a profile or an active claim: load now against capacity (the
         profile's, else MENTOR_DEFAULT_CAPACITY), fullest first. `away_until` only while they are
-        still away on `today` (their return day is the first day they are back, as in matching)."""
+        still away at `now` on their own date (the return day is the first day they are back,
+        as in matching)."""
         loads = (
             self._scope(
                 select(Request.claimed_by_id.label("who"), func.count().label("active")), platform, workspace
@@ -434,6 +442,7 @@ class Aggregates:
                 capacity,
                 MentorProfile.away_until,
                 MentorProfile.member_id.is_not(None),
+                Member.timezone,
             )
             .select_from(Member)
             .outerjoin(MentorProfile, MentorProfile.member_id == Member.id)
@@ -451,10 +460,12 @@ class Aggregates:
                 str(name),
                 int(n),
                 int(cap),
-                away if away and (today is None or today < away) else None,
+                away if away and (now is None or _date_in(now, zone_name, default_timezone) < away) else None,
                 bool(has),
             )
-            for member_id, ext, name, n, cap, away, has in (await self.session.execute(query)).all()
+            for member_id, ext, name, n, cap, away, has, zone_name in (
+                await self.session.execute(query)
+            ).all()
             # A former mentor is listed only while they still hold sessions.
             if n or member_id not in self.former
         ]
@@ -515,3 +526,7 @@ __all__ = [
     "percentile_cont",
     "tag_supply",
 ]
+
+
+def _date_in(now: datetime, zone_name: str | None, default_timezone: str) -> date:
+    return now.astimezone(forms.zone(zone_name, default_timezone)).date()

@@ -243,7 +243,8 @@ class Stats:
                 actor.platform,
                 actor.workspace,
                 default_capacity=self.settings.mentor_default_capacity,
-                today=self.clock.now().date(),
+                now=self.clock.now(),
+                default_timezone=self.settings.default_timezone,
             )
             # Per mentor: whoever holds the claim (kept once the request is done). A released
             # request counts for nobody, even when the releaser's cancelled session is its last.

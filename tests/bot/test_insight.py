@@ -574,3 +574,45 @@ async def test_a_mentor_who_left_is_not_counted_as_supply(runtime: Runtime, cloc
     assert isinstance(unknown, Ok)
     assert {t.tag: t.mentors for t in unknown.value.tags}["python"] == 3
     assert len(unknown.value.capacity) == 3
+
+
+async def test_capacity_shows_away_by_the_mentors_own_date(database: Database, settings: Settings) -> None:
+    """At 03:00 UTC on 7 March, Tokyo is on the 7th and Los Angeles on the 6th: a mentor away
+    until the 7th is back in Tokyo and still away in Los Angeles."""
+    from bot.domain import Actor, Ok
+    from bot.insight import MentorCapacity
+    from bot.stats import Stats
+
+    seed = Seed(database)
+    async with database.transaction() as session:
+        for who, name, zone_name in (("K", "Ken", "Asia/Tokyo"), ("L", "Lea", "America/Los_Angeles")):
+            member = Member(
+                platform="slack",
+                workspace="T1",
+                external_id=who,
+                display_name=name,
+                timezone=zone_name,
+                created_at=NOW,
+            )
+            session.add(member)
+            await session.flush()
+            seed.members[who] = member.id
+            session.add(
+                MentorProfile(
+                    member_id=member.id,
+                    platform="slack",
+                    workspace="T1",
+                    skills=["python"],
+                    capacity=2,
+                    away_until=date(2030, 3, 7),
+                    last_suggested_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+    stats = Stats(database, settings, ManualClock(datetime(2030, 3, 7, 3, 0, tzinfo=UTC)))
+    result = await stats.report(Actor("slack", "T1", "U_ADMIN", "Ada", is_admin=True))
+    assert isinstance(result, Ok)
+    assert sorted(result.value.capacity, key=lambda c: c.external_id) == [
+        MentorCapacity("K", "Ken", 0, 2, None, True),
+        MentorCapacity("L", "Lea", 0, 2, date(2030, 3, 7), True),
+    ]

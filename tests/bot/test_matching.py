@@ -428,7 +428,7 @@ async def test_a_mentor_who_claimed_the_copy_themself_is_left_out_only_if_they_c
 
 
 async def test_away_until_ends_on_the_mentors_own_date(runtime: Runtime, clock: ManualClock) -> None:
-    """"Away until 9 January" is the mentor's 9 January. At 03:00 UTC that day Tokyo is already
+    """ "Away until 9 January" is the mentor's 9 January. At 03:00 UTC that day Tokyo is already
     on the 9th and Los Angeles still on the 8th, whatever the student's own date (Berlin: 9th)."""
     tokyo = Actor("slack", "T1", "U_KEN", "Ken", "Asia/Tokyo", is_mentor=True)
     los_angeles = Actor("slack", "T1", "U_LEA", "Lea", "America/Los_Angeles", is_mentor=True)
