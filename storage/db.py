@@ -5,6 +5,10 @@ interactions at once, plus the outbox and the sweeps), so a burst reuses its con
 of opening and closing overflow ones (a backend fork each). A connection is pinged before use only
 when it has been idle a while (see `_configure_postgres`), not on every checkout.
 
+On PostgreSQL the sessions are `AppSession`s: the statements of the hot paths marked with
+`storage.driver.on_driver` are sent on psycopg itself, inside the same transaction (see
+storage/driver.py); every other statement goes through SQLAlchemy as usual.
+
 SQLite: WAL so readers never block the writer, foreign keys on, a busy timeout, and every
 transaction opened with BEGIN IMMEDIATE. Taking the write lock up front means two writers queue
 on the busy timeout instead of one failing with "database is locked" when it upgrades a read.
@@ -28,6 +32,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage import driver
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 POOL_SIZE = 30
@@ -54,7 +60,8 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             _configure_postgres(self.engine)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        session_class = AppSession if self.is_postgres else AsyncSession
+        self._sessions = async_sessionmaker(self.engine, class_=session_class, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -69,6 +76,36 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class AppSession(AsyncSession):
+    """A PostgreSQL session whose `execute` sends statements marked `driver.on_driver` on the
+    driver (storage/driver.py); `scalar` and `scalars` follow, since they call `execute`."""
+
+    _DRIVER = "driver_connection"  # info key: (transaction, its AsyncConnection, pooled connection)
+
+    async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and driver.wanted(statement, params):
+            transaction = self.sync_session.get_transaction()
+            held = self.info.get(self._DRIVER)
+            if held is None or held[0] is not transaction or held[1].invalidated:
+                conn = await self.connection()
+                held = (transaction, conn, await conn.get_raw_connection())
+                self.info[self._DRIVER] = held
+            result = await driver.execute(held[1], held[2], statement, params)
+            if result is not None:
+                return result
+        return await super().execute(statement, params, **kw)
+
+    async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and driver.wanted(statement, params):
+            return (await self.execute(statement, params)).scalar()
+        return await super().scalar(statement, params, **kw)
+
+    async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and driver.wanted(statement, params):
+            return (await self.execute(statement, params)).scalars()
+        return await super().scalars(statement, params, **kw)
 
 
 def _ensure_sqlite_folder(url: str) -> None:

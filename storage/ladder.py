@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Status
+from storage.driver import on_driver
 from storage.models import Notification, Request
 
 
@@ -52,16 +54,15 @@ async def take_step(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def delivered_claim_messages(
-    session: AsyncSession, request_id: int, kinds: Iterable[str]
-) -> list[Notification]:
-    """The request's delivered messages of `kinds` whose place is known (to edit them)."""
-    rows = await session.scalars(_DELIVERED_CLAIM_MESSAGES, {"request_id": request_id, "kinds": list(kinds)})
+async def delivered_claim_messages(session: AsyncSession, request_id: int, kinds: Iterable[str]) -> list[Any]:
+    """The request's delivered messages of `kinds` whose place is known (to edit them): rows
+    of id, audience and member_id."""
+    rows = await session.execute(_DELIVERED_CLAIM_MESSAGES, {"request_id": request_id, "kinds": list(kinds)})
     return list(rows.all())
 
 
-_DELIVERED_CLAIM_MESSAGES = (  # built once: it runs on every claim
-    select(Notification)
+_DELIVERED_CLAIM_MESSAGES = on_driver(  # built once: it runs on every claim
+    select(Notification.id, Notification.audience, Notification.member_id)
     .where(
         Notification.request_id == bindparam("request_id"),
         Notification.kind.in_(bindparam("kinds", expanding=True)),

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from bot.domain import Status
+from storage.driver import on_driver
 from storage.models import (
     AvailabilityWindow,
     Member,
@@ -343,7 +344,7 @@ def _claim_within_capacity() -> Any:
     )
 
 
-_CLAIM_WITHIN_CAPACITY = _claim_within_capacity()
+_CLAIM_WITHIN_CAPACITY = on_driver(_claim_within_capacity())
 
 
 async def mentors_listing(

@@ -27,6 +27,7 @@ from bot.domain import (
     Status,
     Urgency,
 )
+from storage.driver import on_driver
 from storage.models import (
     AvailabilityWindow,
     Conversation,
@@ -110,9 +111,11 @@ def _upsert_member_stmt(dialect: str, refresh_name: bool, refresh_timezone: bool
         refresh["display_name"] = stmt.excluded.display_name
     if refresh_timezone:
         refresh["timezone"] = stmt.excluded.timezone
-    return stmt.on_conflict_do_update(
-        index_elements=["platform", "workspace", "external_id"], set_=refresh
-    ).returning(*table.c)
+    return on_driver(
+        stmt.on_conflict_do_update(
+            index_elements=["platform", "workspace", "external_id"], set_=refresh
+        ).returning(*table.c)
+    )
 
 
 async def find_member(
@@ -134,7 +137,8 @@ async def set_member_timezone(session: AsyncSession, member_id: int, timezone: s
 _MEMBER_REF_FIELDS = tuple(field.name for field in fields(MemberRef))  # each a `members` column
 
 
-def member_ref(member: Member) -> MemberRef:
+def member_ref(member: Member | Any) -> MemberRef:
+    """The member as a view holds it, from an ORM object or a row of the members table."""
     return MemberRef(**{name: getattr(member, name) for name in _MEMBER_REF_FIELDS})
 
 
@@ -355,12 +359,14 @@ async def request_view(session: AsyncSession, request_id: int) -> RequestView | 
 
 @functools.cache
 def _request_view_by_id() -> Select[Any]:
-    return _request_views_query().where(table_of(Request).c.id == bindparam("request_id"))
+    return on_driver(_request_views_query().where(table_of(Request).c.id == bindparam("request_id")))
 
 
 @functools.cache
 def _request_views_by_ids() -> Select[Any]:
-    return _request_views_query().where(table_of(Request).c.id.in_(bindparam("ids", expanding=True)))
+    return on_driver(
+        _request_views_query().where(table_of(Request).c.id.in_(bindparam("ids", expanding=True)))
+    )
 
 
 async def request_views_by_id(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, RequestView]:
@@ -539,11 +545,12 @@ async def members_by_id(session: AsyncSession, member_ids: Iterable[int]) -> dic
     ids = sorted(set(member_ids))
     if not ids:
         return {}
-    rows = await session.scalars(_MEMBERS_BY_ID, {"ids": ids})
+    rows = await session.execute(_MEMBERS_BY_ID, {"ids": ids})
     return {member.id: member_ref(member) for member in rows}
 
 
-_MEMBERS_BY_ID = select(Member).where(Member.id.in_(bindparam("ids", expanding=True)))
+_members = table_of(Member)
+_MEMBERS_BY_ID = on_driver(select(*_members.c).where(_members.c.id.in_(bindparam("ids", expanding=True))))
 _FEED_POSTS = select(FeedPost).where(FeedPost.request_id.in_(bindparam("ids", expanding=True)))
 
 
@@ -588,7 +595,9 @@ async def add_conversation(session: AsyncSession, **values: Any) -> int | None:
 def _add_conversation_stmt(dialect: str) -> Any:
     table = table_of(Conversation)
     stmt = _insert_for(dialect, table)
-    return stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]).returning(table.c.id)
+    return on_driver(
+        stmt.on_conflict_do_nothing(index_elements=["request_id", "claim_version"]).returning(table.c.id)
+    )
 
 
 async def conversations_by_id(
@@ -730,7 +739,7 @@ def _add_notification_stmt(dialect: str) -> Any:
     # RETURNING, not rowcount: psycopg reports no row count for an INSERT … ON CONFLICT.
     table = table_of(Notification)
     stmt = _insert_for(dialect, table)
-    return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    return on_driver(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
 
 
 async def notification_exists(session: AsyncSession, dedupe_key: str) -> bool:
@@ -762,7 +771,7 @@ def _retire_pending_stmt(by_request: bool, by_session: bool) -> Any:
         conditions.append(table.c.request_id == bindparam("by_request"))
     if by_session:
         conditions.append(table.c.session_id == bindparam("by_session"))
-    return update(table).where(*conditions).values(status=bindparam("new_status"))
+    return on_driver(update(table).where(*conditions).values(status=bindparam("new_status")))
 
 
 async def undelivered_dms(session: AsyncSession, request_ids: list[int]) -> dict[int, list[str]]:
@@ -877,7 +886,7 @@ def _lease_stmt(dialect: str, kinds: tuple[str, ...] | None = None) -> Any:
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     # The leased rows come back from the UPDATE itself (RETURNING): one round trip per lease.
-    return (
+    return on_driver(
         update(table)
         .where(table.c.id.in_(candidates.scalar_subquery()), due)
         .values(
@@ -954,7 +963,7 @@ async def finish_sent(
 
 
 _notifications = table_of(Notification)
-_FINISH_SENT = (
+_FINISH_SENT = on_driver(
     update(_notifications)
     .where(
         _notifications.c.id.in_(bindparam("ids", expanding=True)),
