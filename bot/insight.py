@@ -460,7 +460,9 @@ class Aggregates:
                 str(name),
                 int(n),
                 int(cap),
-                away if away and (now is None or _date_in(now, zone_name, default_timezone) < away) else None,
+                away
+                if away and (now is None or forms.date_in(now, zone_name, default_timezone) < away)
+                else None,
                 bool(has),
             )
             for member_id, ext, name, n, cap, away, has, zone_name in (
@@ -526,7 +528,3 @@ __all__ = [
     "percentile_cont",
     "tag_supply",
 ]
-
-
-def _date_in(now: datetime, zone_name: str | None, default_timezone: str) -> date:
-    return now.astimezone(forms.zone(zone_name, default_timezone)).date()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import MemberRef, RequestView, SessionStatus, Status
 from bot.notifications import Kind
 from bot.outbox import owe_dm
-from modals.forms import zone
+from modals.forms import date_in
 from storage import mentor_profiles
 from storage.db import Database
 from storage.mentor_profiles import CandidateRow
@@ -41,13 +41,9 @@ def weekdays_between(start: date, end: date) -> frozenset[int]:
     return frozenset((start + timedelta(days=i)).weekday() for i in range(max(days, 0)))
 
 
-def mentor_today(row: CandidateRow, now: datetime, default_timezone: str) -> date:
-    """The date in the mentor's own zone (the zone "away until" is meant in)."""
-    return now.astimezone(zone(row.timezone, default_timezone)).date()
-
-
 def eligible(row: CandidateRow, *, student_external_id: str, now: datetime, default_timezone: str) -> bool:
-    away = row.away_until is not None and mentor_today(row, now, default_timezone) < row.away_until
+    # "Away until" is a date in the mentor's own zone.
+    away = row.away_until is not None and date_in(now, row.timezone, default_timezone) < row.away_until
     return not away and row.load < row.capacity and row.external_id != student_external_id
 
 

@@ -151,7 +151,7 @@ class Mentorship:
         return name if name and forms.is_timezone(name) else self.settings.default_timezone
 
     def today_for(self, tz_name: str) -> date:
-        return self.clock.now().astimezone(forms.zone(tz_name)).date()
+        return forms.date_in(self.clock.now(), tz_name)
 
     async def _load(
         self, session: AsyncSession, actor: Actor, request_id: int, act: Act

@@ -459,6 +459,11 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
         return ZoneInfo(default)
 
 
+def date_in(now: datetime, name: str | None, default: str = "UTC") -> date:
+    """The date at `now` in zone `name` (`default` when it has none or it is not a zone)."""
+    return now.astimezone(zone(name, default)).date()
+
+
 def is_timezone(name: str) -> bool:
     if not name or name != name.strip():
         return False

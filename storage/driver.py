@@ -10,10 +10,10 @@ the same exceptions (psycopg's errors wrapped as SQLAlchemy's, and a connection 
 broke is invalidated, as SQLAlchemy does). See bench/README.md for what it saves.
 
 What this path does not take, so they go through `session.execute` as before: SQLite, ORM
-statements, executemany (a list of parameter sets), and statements that need Python-side
-column defaults. Several parameter sets of one INSERT go as psycopg's `executemany`, which
-sends them in one round trip (its pipeline mode), where SQLAlchemy would send one multi-row
-INSERT. `AppSession` (storage/db.py) decides per call.
+statements, statements that need Python-side column defaults, and several parameter sets of a
+statement with expanding (IN) parameters. Several parameter sets of one INSERT go as psycopg's
+`executemany`, which sends them in one round trip (its pipeline mode), where SQLAlchemy would
+send one multi-row INSERT. `AppSession` (storage/db.py) decides per call.
 """
 
 from __future__ import annotations

@@ -31,13 +31,16 @@ class Seed:
         self.db = db
         self.members: dict[str, int] = {}
 
-    async def member(self, external_id: str, name: str, workspace: str = "T1") -> int:
+    async def member(
+        self, external_id: str, name: str, workspace: str = "T1", timezone: str | None = None
+    ) -> int:
         async with self.db.transaction() as session:
             row = Member(
                 platform="slack",
                 workspace=workspace,
                 external_id=external_id,
                 display_name=name,
+                timezone=timezone,
                 created_at=NOW,
             )
             session.add(row)
@@ -584,22 +587,12 @@ async def test_capacity_shows_away_by_the_mentors_own_date(database: Database, s
     from bot.stats import Stats
 
     seed = Seed(database)
-    async with database.transaction() as session:
-        for who, name, zone_name in (("K", "Ken", "Asia/Tokyo"), ("L", "Lea", "America/Los_Angeles")):
-            member = Member(
-                platform="slack",
-                workspace="T1",
-                external_id=who,
-                display_name=name,
-                timezone=zone_name,
-                created_at=NOW,
-            )
-            session.add(member)
-            await session.flush()
-            seed.members[who] = member.id
+    for who, name, zone_name in (("K", "Ken", "Asia/Tokyo"), ("L", "Lea", "America/Los_Angeles")):
+        member_id = await seed.member(who, name, timezone=zone_name)
+        async with database.transaction() as session:
             session.add(
                 MentorProfile(
-                    member_id=member.id,
+                    member_id=member_id,
                     platform="slack",
                     workspace="T1",
                     skills=["python"],

@@ -25,6 +25,26 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
 
+def owed(member_id: int, key: str) -> dict[str, object]:
+    """An outbox row's values, as `bot.outbox` owes a DM."""
+    return {
+        "platform": "slack",
+        "workspace": "T1",
+        "audience": "dm",
+        "member_id": member_id,
+        "request_id": None,
+        "session_id": None,
+        "kind": "request_claimed",
+        "payload": {"n": key},
+        "dedupe_key": key,
+        "status": "pending",
+        "due_at": NOW,
+        "next_attempt_at": NOW,
+        "attempts": 0,
+        "created_at": NOW,
+    }
+
+
 async def test_a_view_read_on_the_driver_is_the_view_sqlalchemy_reads(runtime: Runtime) -> None:
     created = await runtime.mentorship.create_request(STUDENT, request_form())
     assert isinstance(created, Ok)
@@ -74,23 +94,7 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error_and_rolls_b
                 timezone=None,
                 now=NOW,
             )
-            await repo.add_notification(
-                session,
-                platform="slack",
-                workspace="T1",
-                audience="dm",
-                member_id=member.id + 1000,  # no such member
-                request_id=None,
-                session_id=None,
-                kind="request_claimed",
-                payload={},
-                dedupe_key="k",
-                status="pending",
-                due_at=NOW,
-                next_attempt_at=NOW,
-                attempts=0,
-                created_at=NOW,
-            )
+            await repo.add_notification(session, **owed(member.id + 1000, "k"))  # no such member
     assert isinstance(raised.value.orig, psycopg.errors.ForeignKeyViolation)
     assert not is_database_outage(raised.value)  # a bug, not the database being away
     async with database.transaction() as session:  # the member's insert was rolled back with it
@@ -151,24 +155,6 @@ async def test_the_driver_path_keeps_the_transaction_of_the_session(database: Da
 
 
 async def test_several_rows_of_one_insert_go_at_once_and_a_taken_key_is_left_out(database: Database) -> None:
-    def owed(member_id: int, key: str) -> dict[str, object]:
-        return {
-            "platform": "slack",
-            "workspace": "T1",
-            "audience": "dm",
-            "member_id": member_id,
-            "request_id": None,
-            "session_id": None,
-            "kind": "request_claimed",
-            "payload": {"n": key},
-            "dedupe_key": key,
-            "status": "pending",
-            "due_at": NOW,
-            "next_attempt_at": NOW,
-            "attempts": 0,
-            "created_at": NOW,
-        }
-
     async with database.transaction() as session:
         member = await repo.upsert_member(
             session,
