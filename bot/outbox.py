@@ -30,14 +30,15 @@ async def owing_together(session: AsyncSession) -> AsyncIterator[None]:
     Inside, the owe_* functions answer True: whether a row was new (not a duplicate of its
     dedupe key) is known only once the batch is written, so a caller that needs the answer
     owes outside the block. Rows are written in the order they were owed, after every other
-    statement of the block (e.g. `owe_card`'s superseding of older card rows)."""
+    statement of the block (e.g. `owe_card`'s superseding of older card rows); on PostgreSQL
+    the INSERT goes with the transaction's next statement or its COMMIT."""
     rows: list[dict[str, Any]] = []
     session.info[BATCH] = rows
     try:
         yield
     finally:
         del session.info[BATCH]
-    await repo.add_notifications(session, rows)
+    await repo.add_notifications_later(session, rows)
 
 
 async def _owe(

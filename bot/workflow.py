@@ -41,7 +41,7 @@ from bot.outbox import owe_card, owe_dm, owing_together
 from modals import forms
 from storage import mentor_profiles
 from storage import repository as repo
-from storage.db import Database
+from storage.db import Database, together
 from storage.mentor_profiles import CandidateRow
 from storage.models import Member, Request
 
@@ -498,13 +498,18 @@ class Mentorship:
     async def claim(self, actor: Actor, request_id: int) -> Result[RequestView]:
         now = self.clock.now()
         async with self.db.transaction() as session:
-            view = await self._load(session, actor, request_id, Act.CLAIM)
+            # The read and the clicker's upsert in one round trip (with BEGIN); a refusal
+            # before the claim itself rolls the upsert back, so it changes nothing.
+            view, me = await together(
+                session, self._load(session, actor, request_id, Act.CLAIM), self._me(session, actor)
+            )
             if isinstance(view, Refused):
+                await session.rollback()
                 return view
-            me = await self._me(session, actor)
             if view.student.id == me.id:
                 return Refused("own_request", "You can't claim your own request.", view)
             if view.status is Status.OPEN and self._dates_over(view, now):
+                await session.rollback()
                 return Refused(
                     "dates_passed",
                     "The student's dates for this request are over (no session fits before they "
@@ -536,17 +541,28 @@ class Mentorship:
             claimed = replace(
                 view, status=Status.CLAIMED, version=version, claimed_by=repo.member_ref(me), claimed_at=now
             )
+            after = claimed
             async with owing_together(session):  # card, retirements, DM and opening: one INSERT
-                after = await self._card_changed(session, request_id, now, after=claimed)
-                await owe_dm(
+
+                async def retirements_then_dm() -> None:
+                    await escalation.retire_claims(session, after, now)
+                    await owe_dm(
+                        session,
+                        request=after,
+                        to=after.student,
+                        kind=Kind.REQUEST_CLAIMED,
+                        now=now,
+                        key=f"request:{after.id}:v{after.version}",
+                    )
+
+                # Superseding older card rows, finding the Claim messages to retire and adding
+                # the conversation are independent: one round trip. Rows are owed in this order.
+                await together(
                     session,
-                    request=after,
-                    to=after.student,
-                    kind=Kind.REQUEST_CLAIMED,
-                    now=now,
-                    key=f"request:{after.id}:v{after.version}",
+                    owe_card(session, request=after, now=now),
+                    retirements_then_dm(),
+                    conversations.open_for_claim(session, self.settings, after, now),
                 )
-                await conversations.open_for_claim(session, self.settings, after, now)
         self._owed()
         return Ok(after)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
@@ -27,6 +27,7 @@ from bot.domain import (
     Status,
     Urgency,
 )
+from storage.db import send_later
 from storage.driver import on_driver
 from storage.models import (
     AvailabilityWindow,
@@ -551,14 +552,18 @@ async def members_by_id(session: AsyncSession, member_ids: Iterable[int]) -> dic
 
 _members = table_of(Member)
 _MEMBERS_BY_ID = on_driver(select(*_members.c).where(_members.c.id.in_(bindparam("ids", expanding=True))))
-_FEED_POSTS = select(FeedPost).where(FeedPost.request_id.in_(bindparam("ids", expanding=True)))
+_feed_posts = table_of(FeedPost)
+_FEED_POSTS = on_driver(
+    select(*_feed_posts.c).where(_feed_posts.c.request_id.in_(bindparam("ids", expanding=True)))
+)
 
 
-async def feed_posts(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, FeedPost]:
+async def feed_posts(session: AsyncSession, request_ids: Iterable[int]) -> dict[int, Row[Any]]:
+    """The requests' feed posts, as rows of the table's columns (by attribute: `.channel`)."""
     ids = sorted(set(request_ids))
     if not ids:
         return {}
-    rows = await session.scalars(_FEED_POSTS, {"ids": ids})
+    rows = await session.execute(_FEED_POSTS, {"ids": ids})
     return {post.request_id: post for post in rows}
 
 
@@ -600,20 +605,20 @@ def _add_conversation_stmt(dialect: str) -> Any:
     )
 
 
-async def conversations_by_id(
-    session: AsyncSession, conversation_ids: Iterable[int]
-) -> dict[int, Conversation]:
-    """Several conversations in one query (a delivery batch's shared rows)."""
+async def conversations_by_id(session: AsyncSession, conversation_ids: Iterable[int]) -> dict[int, Row[Any]]:
+    """Several conversations in one query (a delivery batch's shared rows), as rows of the
+    table's columns (by attribute: `.channel`), read afresh."""
     ids = sorted(set(conversation_ids))
     if not ids:
         return {}
-    rows = await session.scalars(
-        _CONVERSATIONS_BY_ID, {"ids": ids}, execution_options={"populate_existing": True}
-    )
+    rows = await session.execute(_CONVERSATIONS_BY_ID, {"ids": ids})
     return {row.id: row for row in rows}
 
 
-_CONVERSATIONS_BY_ID = select(Conversation).where(Conversation.id.in_(bindparam("ids", expanding=True)))
+_conversations = table_of(Conversation)
+_CONVERSATIONS_BY_ID = on_driver(
+    select(*_conversations.c).where(_conversations.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 async def conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
@@ -732,6 +737,15 @@ async def add_notifications(session: AsyncSession, rows: list[dict[str, Any]]) -
         return int(await add_notification(session, **rows[0]))
     # executemany of an INSERT … RETURNING: SQLAlchemy sends it as one multi-row VALUES.
     return len((await session.execute(_add_notification_stmt(_dialect(session)), rows)).all())
+
+
+async def add_notifications_later(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """`add_notifications` when nobody needs the count: on PostgreSQL the INSERT goes with the
+    transaction's next statement or its COMMIT (`storage.db.send_later`)."""
+    if rows:
+        await send_later(
+            session, _add_notification_stmt(_dialect(session)), rows if len(rows) > 1 else rows[0]
+        )
 
 
 @functools.cache
@@ -960,6 +974,17 @@ async def finish_sent(
     values = {"ids": list(notification_ids), "token": claim_token, "now": now}
     result = await session.execute(_FINISH_SENT, values)
     return int(getattr(result, "rowcount", 0))
+
+
+async def finish_sent_later(
+    session: AsyncSession, notification_ids: Sequence[int], claim_token: str | None, now: datetime
+) -> None:
+    """`finish_sent` when nobody needs the count: on PostgreSQL the UPDATE goes with the
+    transaction's next statement or its COMMIT (`storage.db.send_later`)."""
+    if notification_ids:
+        await send_later(
+            session, _FINISH_SENT, {"ids": list(notification_ids), "token": claim_token, "now": now}
+        )
 
 
 _notifications = table_of(Notification)

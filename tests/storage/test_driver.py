@@ -1,10 +1,13 @@
 """The hot-path statements sent on psycopg itself (storage/driver.py), on PostgreSQL: the same
 rows and conversions as SQLAlchemy's own path, the same exceptions, and a connection a broken
-statement left dead is dropped, not reused."""
+statement left dead is dropped, not reused; calls sent together (`storage.db.together`) keep
+their order, their transaction and their errors."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,8 +19,9 @@ from bot.domain import Ok
 from bot.outage import is_database_outage
 from bot.runtime import Runtime
 from storage import repository as repo
-from storage.db import Database
+from storage.db import Database, together
 from storage.driver import DriverResult
+from storage.models import Member
 from tests.conftest import MENTOR, STUDENT, _libpq, request_form
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -173,3 +177,99 @@ async def test_several_rows_of_one_insert_go_at_once_and_a_taken_key_is_left_out
             await session.execute(text("SELECT dedupe_key, payload FROM notifications ORDER BY id"))
         ).all()
     assert [(k, p["n"]) for k, p in keys] == [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")]
+
+
+def _member(session: AsyncSession, name: str) -> Coroutine[Any, Any, Member]:
+    return repo.upsert_member(
+        session, platform="slack", workspace="T1", external_id=name, display_name=name, timezone=None, now=NOW
+    )
+
+
+async def test_calls_together_run_in_order_inside_the_transaction(database: Database) -> None:
+    """Sent in one pipeline with the transaction's BEGIN: in the order given (the ids say so),
+    seen by the statements after them, and undone by a rollback like any other."""
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo):
+        async with database.transaction() as session:
+            first, second, third = await together(
+                session, _member(session, "U1"), _member(session, "U2"), _member(session, "U3")
+            )
+            assert first.id < second.id < third.id
+            found = await repo.members_by_id(session, [first.id, third.id])
+            assert sorted(ref.external_id for ref in found.values()) == ["U1", "U3"]
+            raw = (await session.connection()).sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            assert isinstance(raw, psycopg.AsyncConnection) and not raw.autocommit
+            raise Undo
+    async with database.transaction() as session:
+        assert await repo.find_member(session, "slack", "T1", "U1") is None  # it was a transaction
+
+
+async def test_a_failure_together_raises_the_first_error_and_keeps_nothing(database: Database) -> None:
+    async def bad_dm(session: AsyncSession) -> bool:
+        return await repo.add_notification(session, **owed(123456, "k"))  # no such member
+
+    with pytest.raises(sa_exc.IntegrityError) as raised:
+        async with database.transaction() as session:
+            await together(session, _member(session, "U1"), bad_dm(session), _member(session, "U2"))
+    assert isinstance(raised.value.orig, psycopg.errors.ForeignKeyViolation)
+    assert not is_database_outage(raised.value)
+    async with database.transaction() as session:  # a clean connection from the pool
+        assert await repo.find_member(session, "slack", "T1", "U1") is None
+        assert await repo.find_member(session, "slack", "T1", "U2") is None
+        await _member(session, "U4")
+    async with database.transaction() as session:
+        assert await repo.find_member(session, "slack", "T1", "U4") is not None
+
+
+async def test_a_statement_off_the_driver_inside_together_takes_its_turn(database: Database) -> None:
+    """A call whose statement goes through SQLAlchemy (an ORM read) waits for the queued ones
+    instead of using the connection at the same time."""
+
+    async def upsert_then_find(session: AsyncSession, name: str) -> Member | None:
+        await _member(session, name)
+        return await repo.find_member(session, "slack", "T1", name)
+
+    async with database.transaction() as session:
+        found, other, view = await together(
+            session,
+            upsert_then_find(session, "U1"),
+            upsert_then_find(session, "U2"),
+            repo.request_view(session, 999),
+        )
+    assert found is not None and found.external_id == "U1"
+    assert other is not None and other.external_id == "U2"
+    assert view is None
+
+
+async def test_a_statement_sent_later_goes_with_the_commit_or_the_next_statement(database: Database) -> None:
+    async with database.transaction() as session:
+        member = await _member(session, "U1")
+        await repo.add_notifications_later(session, [owed(member.id, "a"), owed(member.id, "b")])
+        # The next statement sees it: it went first.
+        assert await repo.notification_exists(session, "a")
+        await repo.add_notifications_later(session, [owed(member.id, "c")])  # goes with the COMMIT
+    async with database.transaction() as session:
+        assert await repo.notification_exists(session, "c")
+
+
+async def test_a_statement_sent_later_fails_its_transaction_and_a_rollback_drops_it(
+    database: Database,
+) -> None:
+    with pytest.raises(sa_exc.IntegrityError):
+        async with database.transaction() as session:
+            await _member(session, "U1")
+            await repo.add_notifications_later(session, [owed(123456, "bad")])  # no such member
+    async with database.transaction() as session:  # nothing of it was committed
+        assert await repo.find_member(session, "slack", "T1", "U1") is None
+        member = await _member(session, "U2")
+        await repo.add_notifications_later(session, [owed(member.id, "dropped")])
+        await session.rollback()  # the way a refused claim ends
+    async with database.transaction() as session:
+        assert not await repo.notification_exists(session, "dropped")
+        assert await repo.find_member(session, "slack", "T1", "U2") is None
+        await _member(session, "U3")  # the pool's connection is clean
+    async with database.transaction() as session:
+        assert await repo.find_member(session, "slack", "T1", "U3") is not None
