@@ -17,9 +17,10 @@ on the busy timeout instead of one failing with "database is locked" when it upg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -161,16 +162,18 @@ class AppSession(AsyncSession):
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         on_driver = not kw and driver.wanted(statement, params)
-        if self._queued is not None:
-            if on_driver:
-                done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._queued.append((statement, params, done))
-                if self._flush is None:
-                    self._flush = asyncio.ensure_future(self._send_queued())
-                return await done
-            async with self._turn:
-                return await self._execute(statement, params, on_driver, **kw)
-        return await self._execute(statement, params, on_driver, **kw)
+        if self._queued is not None and on_driver:
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._queued.append((statement, params, done))
+            if self._flush is None:
+                self._flush = asyncio.ensure_future(self._send_queued())
+            return await done
+        async with self._taking_turns():
+            return await self._execute(statement, params, on_driver, **kw)
+
+    def _taking_turns(self) -> AbstractAsyncContextManager[Any]:
+        """Inside `together`, a statement off the queue waits for the connection's turn."""
+        return self._turn if self._queued is not None else contextlib.nullcontext()
 
     async def _execute(self, statement: Any, params: Any, on_driver: bool, **kw: Any) -> Any:
         if on_driver:
@@ -210,19 +213,15 @@ class AppSession(AsyncSession):
             or held[1].invalidated
         ):
             return False
-        if not event.contains(self.sync_session, "do_orm_execute", self._before_orm):
+        if not event.contains(self.sync_session, "do_orm_execute", self._send_waiting):
             # SQLAlchemy's own statements (ORM reads, a flush) run inside its greenlet: these
             # hooks send what waits ahead of them there, so they see it as written.
-            event.listen(self.sync_session, "do_orm_execute", self._before_orm)
-            event.listen(self.sync_session, "before_flush", self._before_flush)
+            event.listen(self.sync_session, "do_orm_execute", self._send_waiting)
+            event.listen(self.sync_session, "before_flush", self._send_waiting)
         self._later.append((statement, params))
         return True
 
-    def _before_orm(self, _state: Any) -> None:
-        if self._later:
-            await_only(self._run([]))
-
-    def _before_flush(self, _session: Any, _context: Any, _instances: Any) -> None:
+    def _send_waiting(self, *_event: Any) -> None:
         if self._later:
             await_only(self._run([]))
 
@@ -263,24 +262,18 @@ class AppSession(AsyncSession):
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         if not kw and driver.wanted(statement, params):
             return (await self.execute(statement, params)).scalar()
-        if self._queued is not None:
-            async with self._turn:
-                return await super().scalar(statement, params, **kw)
-        return await super().scalar(statement, params, **kw)
+        async with self._taking_turns():
+            return await super().scalar(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         if not kw and driver.wanted(statement, params):
             return (await self.execute(statement, params)).scalars()
-        if self._queued is not None:
-            async with self._turn:
-                return await super().scalars(statement, params, **kw)
-        return await super().scalars(statement, params, **kw)
+        async with self._taking_turns():
+            return await super().scalars(statement, params, **kw)
 
     async def get(self, *args: Any, **kw: Any) -> Any:
-        if self._queued is not None:
-            async with self._turn:
-                return await super().get(*args, **kw)
-        return await super().get(*args, **kw)
+        async with self._taking_turns():
+            return await super().get(*args, **kw)
 
 
 def _ensure_sqlite_folder(url: str) -> None:

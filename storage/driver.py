@@ -202,11 +202,10 @@ async def execute(
     entry, sql, args = prepared
     raw = pooled.driver_connection
     assert isinstance(raw, psycopg.AsyncConnection)
-    if _begin_command(raw) is not None:
+    begin = _begin_command(raw)
+    if begin is not None:
         # The transaction's first statement: its BEGIN goes in the same round trip.
-        together = await execute_together(conn, pooled, [(stmt, params)])
-        assert together is not None
-        return together[0]
+        return (await _pipelined(conn, pooled, raw, [prepared], begin, commit=False))[0]
     cursor = raw.cursor()
     try:
         await _send(cursor, entry, sql, args)
@@ -234,25 +233,37 @@ async def execute_together(
     not run (the transaction is aborted, nothing committed) and the first error is raised, as
     SQLAlchemy's."""
     prepared = [_prepare(conn.dialect, stmt, params) for stmt, params in statements]
-    if any(p is None for p in prepared):
-        return None
     raw = pooled.driver_connection
     assert isinstance(raw, psycopg.AsyncConnection)
+    begin = _begin_command(raw)
+    ready = [p for p in prepared if p is not None]
+    if len(ready) < len(prepared) or (
+        commit and begin is None and raw.info.transaction_status is not INTRANS
+    ):
+        return None
+    return await _pipelined(conn, pooled, raw, ready, begin, commit=commit)
+
+
+async def _pipelined(
+    conn: AsyncConnection,
+    pooled: PoolProxiedConnection,
+    raw: psycopg.AsyncConnection[Any],
+    prepared: list[tuple[_Compiled, str, dict[str, Any] | list[dict[str, Any]]]],
+    begin: bytes | None,
+    *,
+    commit: bool,
+) -> list[DriverResult]:
+    """`execute_together` on statements already prepared; `begin`: the BEGIN to send first."""
     # psycopg sends a transaction's BEGIN with a sync of its own, a round trip by itself; at
     # the transaction's start this pipeline sends it instead, ahead of the statements. For
     # that, psycopg is told not to (its private flag: the public setter refuses to change it
     # back inside the transaction). Once BEGIN has run, the connection is an ordinary one in a
     # transaction, which psycopg and SQLAlchemy commit or roll back as usual (after a COMMIT
     # sent here, their commit finds nothing to do).
-    begin = _begin_command(raw)
-    if commit and begin is None and raw.info.transaction_status is not INTRANS:
-        return None
     # One cursor per parameter set: psycopg's executemany would open a pipeline of its own,
     # which syncs (a round trip) on the way in and out.
     sends: list[tuple[int, psycopg.AsyncCursor[Any], str, Any]] = []
-    for index, item in enumerate(prepared):
-        assert item is not None
-        _, sql, args = item
+    for index, (_, sql, args) in enumerate(prepared):
         for one in args if isinstance(args, list) else [args]:
             sends.append((index, raw.cursor(), sql, one))
     current: tuple[str, Any] = ("", None)
@@ -274,17 +285,13 @@ async def execute_together(
         counts = [0 for _ in prepared]
         for index, cursor, sql, args in sends:
             current = (sql, args)
-            entry = prepared[index]
-            assert entry is not None
-            found, count = await _fetch(cursor, entry[0], False)
+            found, count = await _fetch(cursor, prepared[index][0], False)
             rows[index] += found
             counts[index] += count
-        results = [
-            DriverResult(entry[0].keys, found, count)
-            for entry, found, count in zip(prepared, rows, counts, strict=True)
-            if entry is not None
+        return [
+            DriverResult(entry.keys, found, count)
+            for (entry, _, _), found, count in zip(prepared, rows, counts, strict=True)
         ]
-        return results
     except psycopg.Error as error:
         raise await _wrapped(conn, pooled, error, *current) from error
     finally:

@@ -106,29 +106,18 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error_and_rolls_b
 
 
 async def test_a_connection_killed_mid_transaction_is_an_outage_and_is_not_reused(database: Database) -> None:
-    async def member(session: AsyncSession, name: str) -> None:
-        await repo.upsert_member(
-            session,
-            platform="slack",
-            workspace="T1",
-            external_id=name,
-            display_name=name,
-            timezone=None,
-            now=NOW,
-        )
-
     with pytest.raises(sa_exc.DBAPIError) as raised:
         async with database.transaction() as session:
-            await member(session, "U1")
+            await _member(session, "U1")
             pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             with psycopg.connect(_libpq(database.url), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            await member(session, "U2")
+            await _member(session, "U2")
     assert raised.value.connection_invalidated
     assert is_database_outage(raised.value)
     # The pool dropped the dead connection: the next transaction gets a live one.
     async with database.transaction() as session:
-        await member(session, "U3")
+        await _member(session, "U3")
         assert await repo.find_member(session, "slack", "T1", "U1") is None
         assert (await repo.find_member(session, "slack", "T1", "U3")) is not None
 
